@@ -1,0 +1,85 @@
+"""Services: the one object that owns the engine, store, monitor, catalog and admission."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from backend.accounts import Accounts, User
+from backend.chat import ChatService
+from backend.conversations import ConversationService
+from backend.engines.base import Engine, EngineError, EngineStatus, InstalledModel, LoadedModel
+from backend.engines.embedded import EmbeddedEngine
+from backend.settings import Settings
+from backend.store import Store
+
+
+@dataclass(frozen=True)
+class EngineChoice:
+    engine: Engine
+    reason: str  # why this engine serves, shown in the page header
+
+
+def choose_engine(settings: Settings) -> EngineChoice:
+    """Ollama when asked for or when it answers (auto); else the embedded llama.cpp engine."""
+    embedded = EmbeddedEngine(settings.models_path)
+    if settings.engine == "embedded":
+        return EngineChoice(embedded, "embedded engine chosen with --engine embedded")
+    from backend.engines.ollama import OllamaEngine
+
+    ollama = OllamaEngine(settings.ollama_host)
+    if settings.engine == "ollama":
+        return EngineChoice(ollama, f"Ollama at {settings.ollama_host} (--engine ollama)")
+    status = ollama.status()
+    if status.reachable:
+        return EngineChoice(ollama, f"Ollama answered at {settings.ollama_host}")
+    return EngineChoice(
+        embedded,
+        f"Ollama is not reachable at {settings.ollama_host} ({status.detail}); "
+        "using the embedded llama.cpp engine",
+    )
+
+
+class Services:
+    """Built once in app.py and handed to the UI; tabs reach the backend only through it."""
+
+    def __init__(self, settings: Settings, store: Store, engine: EngineChoice) -> None:
+        self.settings = settings
+        self.store = store
+        self.engine = engine.engine
+        self.engine_reason = engine.reason
+        self.accounts = Accounts(store)
+        self.chat = ChatService(store, lambda: self.engine)
+        self.conversations = ConversationService(store)
+
+    @classmethod
+    def build(cls, settings: Settings) -> Services:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        return cls(settings, Store(settings.db_path), choose_engine(settings))
+
+    def start(self) -> None:
+        """Start background work (the hardware sampler)."""
+
+    def close(self) -> None:
+        close_engine = getattr(self.engine, "close", None)
+        if close_engine is not None:
+            close_engine()
+        self.store.close()
+
+    # -- engine facts for any signed-in user -----------------------------------------------
+
+    def engine_status(self) -> EngineStatus:
+        return self.engine.status()
+
+    def installed_models(self, user: User | None) -> list[InstalledModel]:
+        if user is None:
+            return []
+        try:
+            return self.engine.list_models()
+        except EngineError:
+            return []
+
+    def loaded_models(self) -> list[LoadedModel]:
+        try:
+            return self.engine.loaded_models()
+        except EngineError:
+            return []

@@ -1,0 +1,83 @@
+"""build_ui(services) -> gr.Blocks: theme, header with engine status, one tab per module."""
+
+from __future__ import annotations
+
+import html
+from typing import TYPE_CHECKING
+
+import gradio as gr
+
+from ui import chat
+
+if TYPE_CHECKING:
+    from backend.services import Services
+
+TITLE = "Hearth"
+CSS_PATH = __file__.rsplit("/", 1)[0] + "/hearth.css"
+
+
+_FLAME_SVG = (
+    '<svg viewBox="0 0 24 24" width="26" height="26" aria-hidden="true"><path fill="#fb923c" '
+    'd="M12 2c1 3.5-1.5 5.5-3 7.5C7.2 11.9 6 13.8 6 16a6 6 0 0 0 12 0c0-2.6-1.3-4.6-2.6-6.1'
+    '-.3 1.6-1.2 2.8-2.4 3.3.6-3.3-.1-7.3-1-11.2z"/></svg>'
+)
+
+
+def theme() -> gr.themes.Base:
+    return gr.themes.Soft(
+        primary_hue=gr.themes.colors.orange,
+        secondary_hue=gr.themes.colors.amber,
+        neutral_hue=gr.themes.colors.stone,
+        font=[
+            gr.themes.Font(name) for name in ("Inter", "ui-sans-serif", "system-ui", "sans-serif")
+        ],
+    ).set(body_background_fill="*neutral_50", block_radius="12px")
+
+
+def launch_options() -> dict[str, object]:
+    """What Gradio 6 wants at launch() rather than in gr.Blocks()."""
+    with open(CSS_PATH, encoding="utf-8") as handle:
+        css = handle.read()
+    return {"theme": theme(), "css": css}
+
+
+def header_html(services: Services, username: str | None) -> str:
+    status = services.engine_status()
+    dot = "ok" if status.reachable else "down"
+    version = f" {html.escape(status.version)}" if status.version else ""
+    user = f'<span class="who">{html.escape(username)}</span> · ' if username else ""
+    return (
+        '<div class="hearth-header"><div class="brand"><span class="logo">{_FLAME_SVG}</span>'
+        f"<span>{TITLE}</span><small>local LLM console</small></div>"
+        f'<div class="engine"><span class="dot {dot}"></span>'
+        f"<b>{html.escape(status.name.capitalize())}{version}</b>"
+        f'<span class="why">{html.escape(services.engine_reason)}</span></div>'
+        f'<div class="account">{user}<a href="/logout">Sign out</a></div></div>'
+    )
+
+
+def _coming(what: str) -> None:
+    gr.Markdown(f"### Coming soon\n{what}", elem_classes=["coming"])
+
+
+def build_ui(services: Services) -> gr.Blocks:
+    with gr.Blocks(title=f"{TITLE} · local LLM console", fill_width=True) as demo:
+        header = gr.HTML(header_html(services, None), elem_id="hearth-header")
+        with gr.Tabs():
+            with gr.Tab("Chat", id="chat"):
+                chat.build(services, demo)
+            with gr.Tab("Models", id="models"):
+                _coming(
+                    "The model catalog with per-quantization memory estimates, and pull, "
+                    "load, unload and delete with progress."
+                )
+            with gr.Tab("Hardware", id="hardware"):
+                _coming("Live GPU, CPU, memory and disk, and a readiness checklist.")
+            with gr.Tab("Admin", id="admin"):
+                _coming("Users, roles and the audit log.")
+
+        def refresh_header(request: gr.Request) -> str:
+            return header_html(services, request.username)
+
+        demo.load(refresh_header, None, header, api_visibility="private")
+    return demo

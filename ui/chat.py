@@ -1,0 +1,430 @@
+"""The Chat tab: conversation sidebar, streaming chat, generation settings."""
+
+from __future__ import annotations
+
+import functools
+import tempfile
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import gradio as gr
+
+from backend.accounts import PermissionDenied
+from backend.chat import (
+    DEFAULT_SYSTEM_PROMPT,
+    ChatInputError,
+    TurnFinished,
+    TurnSettings,
+    TurnStarted,
+    options_from_dict,
+)
+from backend.conversations import InvalidExport
+from backend.engines.base import ChatDelta, ChatOptions, EngineError
+from backend.store import ConversationNotFound
+from ui.chat_render import chat_history, conversation_card, reply_markdown, search_card
+from ui.common import acting_user, safe_markdown
+
+if TYPE_CHECKING:
+    from backend.services import Services
+
+CONTEXT_CHOICES = [512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072]
+DEFAULT_NUM_CTX = 4096
+PER_PAGE = 15
+USER_ERRORS = (
+    ChatInputError,
+    EngineError,
+    ConversationNotFound,
+    PermissionDenied,
+    InvalidExport,
+    ValueError,
+)
+PRIVATE: dict[str, Any] = {"api_visibility": "private"}
+
+
+def _html_dataset(label: str) -> gr.Dataset:
+    return gr.Dataset(
+        components=[gr.HTML(visible=False)],
+        samples=[],
+        type="index",
+        label=label,
+        layout="table",
+        samples_per_page=PER_PAGE,
+    )
+
+
+def build(services: Services, demo: gr.Blocks) -> None:
+    """Create the Chat tab's components inside the current gr.Tab and wire their events."""
+    running: dict[str, threading.Event] = {}  # session -> the Stop flag of its turn in flight
+
+    conv_id = gr.State(None)
+    page_ids = gr.State([])
+    page_no = gr.State(1)
+    hit_refs = gr.State([])
+
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1, min_width=270, elem_classes=["sidebar"]):
+            new_btn = gr.Button("+ New chat", variant="primary", elem_id="new-chat")
+            search_box = gr.Textbox(
+                placeholder="Search your chats…",
+                show_label=False,
+                elem_id="chat-search",
+                submit_btn="Search",
+            )
+            hits = _html_dataset("Search results")
+            hits.visible = False
+            conv_list = _html_dataset("Your chats")
+            with gr.Row():
+                prev_btn = gr.Button("‹ Newer", size="sm")
+                page_label = gr.Markdown("", elem_classes=["page-label"])
+                next_btn = gr.Button("Older ›", size="sm")
+            with gr.Accordion("This chat", open=False, elem_id="this-chat"):
+                title_box = gr.Textbox(label="Title", elem_id="chat-title")
+                rename_btn = gr.Button("Rename", size="sm")
+                with gr.Row():
+                    export_md_btn = gr.Button("Export .md", size="sm")
+                    export_json_btn = gr.Button("Export .json", size="sm")
+                export_file = gr.File(label="Download", visible=False, interactive=False)
+                delete_btn = gr.Button("Delete chat", variant="stop", size="sm")
+                with gr.Row(visible=False) as confirm_row:
+                    confirm_btn = gr.Button("Yes, delete it", variant="stop", size="sm")
+                    keep_btn = gr.Button("Keep", size="sm")
+            import_btn = gr.UploadButton("Import .json", file_types=[".json"], size="sm")
+        with gr.Column(scale=4):
+            model = gr.Dropdown(label="Model", choices=[], elem_id="model-picker", scale=2)
+            chatbot = gr.Chatbot(
+                elem_id="chatbot",
+                show_label=False,
+                height=540,
+                editable="user",
+                buttons=["copy"],
+                sanitize_html=True,
+                allow_tags=False,
+                render_markdown=True,
+                placeholder="### Ask anything\nReplies stream from the serving engine.",
+                feedback_options=None,
+                group_consecutive_messages=False,
+            )
+            notice = gr.Markdown("", elem_id="chat-notice")
+            with gr.Row(equal_height=True):
+                message = gr.Textbox(
+                    placeholder="Message (Enter to send, Shift+Enter for a new line)",
+                    show_label=False,
+                    lines=2,
+                    max_lines=10,
+                    scale=8,
+                    elem_id="message",
+                )
+                send_btn = gr.Button("Send", variant="primary", scale=1, elem_id="send")
+                stop_btn = gr.Button("Stop", variant="stop", scale=1, visible=False, elem_id="stop")
+            with gr.Accordion("Generation settings", open=False):
+                system_prompt = gr.Textbox(
+                    label="System prompt", value=DEFAULT_SYSTEM_PROMPT, lines=2
+                )
+                with gr.Row():
+                    temperature = gr.Slider(0.0, 2.0, value=0.7, step=0.05, label="Temperature")
+                    num_ctx = gr.Dropdown(
+                        CONTEXT_CHOICES, value=DEFAULT_NUM_CTX, label="Context length (num_ctx)"
+                    )
+
+    # -- sidebar ---------------------------------------------------------------------------
+
+    def list_page(page: int, current: int | None, request: gr.Request):
+        user = acting_user(services, request)
+        result = services.conversations.page(user, page, PER_PAGE)
+        samples = [[conversation_card(c, current)] for c in result.conversations]
+        label = f"{result.page} / {result.pages} · {result.total} chats"
+        return (
+            gr.Dataset(samples=samples),
+            [c.id for c in result.conversations],
+            result.page,
+            label,
+        )
+
+    sidebar_outputs = [conv_list, page_ids, page_no, page_label]
+
+    def open_conversation(conversation_id: int | None, request: gr.Request):
+        if conversation_id is None:
+            return _blank_chat(services, request)
+        user = acting_user(services, request)
+        conversation, messages = services.conversations.open(user, conversation_id)
+        options = options_from_dict(conversation.options)
+        return (
+            conversation.id,
+            chat_history(messages),
+            conversation.title,
+            gr.Dropdown(value=conversation.model or None),
+            conversation.system_prompt,
+            options.temperature,
+            options.num_ctx,
+            "",
+            gr.File(visible=False),
+        )
+
+    open_outputs = [
+        conv_id,
+        chatbot,
+        title_box,
+        model,
+        system_prompt,
+        temperature,
+        num_ctx,
+        notice,
+        export_file,
+    ]
+
+    def pick_conversation(index: int, ids: list[int], request: gr.Request):
+        return open_conversation(ids[index], request)
+
+    def search(query: str, request: gr.Request):
+        user = acting_user(services, request)
+        found = services.conversations.search(user, query)
+        refs = [(h.conversation_id, h.message_id) for h in found]
+        note = f"{len(found)} match(es) for “{safe_markdown(query)}”" if query.strip() else ""
+        return (
+            gr.Dataset(samples=[[search_card(h)] for h in found], visible=bool(query.strip())),
+            refs,
+            note,
+        )
+
+    def pick_hit(index: int, refs: list[tuple[int, int]], request: gr.Request):
+        conversation_id, message_id = refs[index]
+        opened = open_conversation(conversation_id, request)
+        user = acting_user(services, request)
+        _, messages = services.conversations.open(user, conversation_id)
+        shown = [m.id for m in messages if m.role in ("user", "assistant")]
+        position = shown.index(message_id) if message_id in shown else -1
+        return (*opened, position)
+
+    # -- chat turns ------------------------------------------------------------------------
+
+    def turn(kind: str):
+        def run(text, current, model_name, system, temp, ctx, history, request: gr.Request):
+            cancel = threading.Event()
+            running[request.session_hash] = cancel
+            try:
+                yield from _stream_turn(
+                    services,
+                    kind,
+                    text,
+                    current,
+                    model_name,
+                    system,
+                    temp,
+                    ctx,
+                    history,
+                    request,
+                    cancel,
+                )
+            finally:
+                running.pop(request.session_hash, None)
+
+        return run
+
+    def stop(request: gr.Request) -> None:
+        if (flag := running.get(request.session_hash)) is not None:
+            flag.set()
+
+    turn_inputs = [message, conv_id, model, system_prompt, temperature, num_ctx, chatbot]
+    turn_outputs = [chatbot, message, conv_id, notice, send_btn, stop_btn]
+    shared = {"concurrency_id": "engine", "concurrency_limit": 4, **PRIVATE}
+    for trigger in (send_btn.click, message.submit):
+        trigger(turn("send"), turn_inputs, turn_outputs, **shared).then(
+            list_page, [page_no, conv_id], sidebar_outputs, **PRIVATE
+        )
+    chatbot.retry(turn("regenerate"), turn_inputs, turn_outputs, **shared).then(
+        list_page, [page_no, conv_id], sidebar_outputs, **PRIVATE
+    )
+
+    def edit(
+        current, model_name, system, temp, ctx, history, edit_data: gr.EditData, request: gr.Request
+    ):
+        text = edit_data.value if isinstance(edit_data.value, str) else str(edit_data.value)
+        yield from turn("edit")(
+            text, current, model_name, system, temp, ctx, history[: edit_data.index], request
+        )
+
+    chatbot.edit(edit, turn_inputs[1:], turn_outputs, **shared)
+    stop_btn.click(stop, None, None, concurrency_limit=None, **PRIVATE)
+
+    # -- wiring ------------------------------------------------------------------------------
+
+    def new_chat(request: gr.Request):
+        return _blank_chat(services, request)
+
+    new_btn.click(new_chat, None, open_outputs, **PRIVATE).then(
+        list_page, [page_no, conv_id], sidebar_outputs, **PRIVATE
+    )
+    conv_list.click(pick_conversation, [conv_list, page_ids], open_outputs, **PRIVATE)
+    search_box.submit(search, [search_box], [hits, hit_refs, notice], **PRIVATE)
+    position = gr.Number(visible=False)
+    hits.click(pick_hit, [hits, hit_refs], [*open_outputs, position], **PRIVATE).then(
+        None, [position], None, js=_SCROLL_TO_MESSAGE
+    )
+
+    def newer(page: int, current: int | None, request: gr.Request):
+        return list_page(page - 1, current, request)
+
+    def older(page: int, current: int | None, request: gr.Request):
+        return list_page(page + 1, current, request)
+
+    prev_btn.click(newer, [page_no, conv_id], sidebar_outputs, **PRIVATE)
+    next_btn.click(older, [page_no, conv_id], sidebar_outputs, **PRIVATE)
+
+    def rename(current, title, page, request: gr.Request):
+        if current is None:
+            raise ChatInputError("Open a chat to rename it.")
+        services.conversations.rename(acting_user(services, request), current, title)
+        return list_page(page, current, request)
+
+    rename_btn.click(_guarded(rename), [conv_id, title_box, page_no], sidebar_outputs, **PRIVATE)
+    delete_btn.click(lambda: gr.Row(visible=True), None, confirm_row, **PRIVATE)
+    keep_btn.click(lambda: gr.Row(visible=False), None, confirm_row, **PRIVATE)
+
+    def delete(current, request: gr.Request):
+        if current is not None:
+            services.conversations.delete(acting_user(services, request), current)
+        return _blank_chat(services, request)
+
+    confirm_btn.click(_guarded(delete), [conv_id], open_outputs, **PRIVATE).then(
+        lambda: gr.Row(visible=False), None, confirm_row, **PRIVATE
+    ).then(list_page, [page_no, conv_id], sidebar_outputs, **PRIVATE)
+
+    def export(kind: str):
+        def run(current, request: gr.Request):
+            if current is None:
+                raise ChatInputError("Open a chat to export it.")
+            user = acting_user(services, request)
+            if kind == "md":
+                text = services.conversations.export_markdown(user, current)
+            else:
+                text = services.conversations.export_json(user, current)
+            path = Path(tempfile.mkdtemp(prefix="hearth-export-")) / f"chat-{current}.{kind}"
+            path.write_text(text, encoding="utf-8")
+            return gr.File(value=str(path), visible=True)
+
+        return _guarded(run)
+
+    export_md_btn.click(export("md"), [conv_id], export_file, **PRIVATE)
+    export_json_btn.click(export("json"), [conv_id], export_file, **PRIVATE)
+
+    def import_file(file, request: gr.Request):
+        raw = Path(file if isinstance(file, str) else file.name).read_bytes()
+        conversation = services.conversations.import_json(acting_user(services, request), raw)
+        gr.Info(f"Imported “{conversation.title}”.")
+        return open_conversation(conversation.id, request)
+
+    import_btn.upload(_guarded(import_file), [import_btn], open_outputs, **PRIVATE).then(
+        list_page, [page_no, conv_id], sidebar_outputs, **PRIVATE
+    )
+
+    def on_load(request: gr.Request):
+        user = services.accounts.resolve(request.username)
+        if user is None:
+            return gr.Dropdown(choices=[]), *list_page_empty()
+        names = [m.name for m in services.installed_models(user)]
+        return (
+            gr.Dropdown(choices=names, value=names[0] if names else None),
+            *list_page(1, None, request),
+        )
+
+    demo.load(on_load, None, [model, *sidebar_outputs], **PRIVATE)
+
+
+def list_page_empty():
+    return gr.Dataset(samples=[]), [], 1, ""
+
+
+def _blank_chat(services: Services, request: gr.Request):
+    acting_user(services, request)
+    return (
+        None,
+        [],
+        "",
+        gr.Dropdown(),
+        DEFAULT_SYSTEM_PROMPT,
+        0.7,
+        DEFAULT_NUM_CTX,
+        "",
+        gr.File(visible=False),
+    )
+
+
+def _guarded(fn):
+    """Run a handler; turn a user-facing error into a toast instead of a traceback."""
+
+    @functools.wraps(fn)  # keeps the signature, so Gradio still injects gr.Request
+    def run(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except USER_ERRORS as exc:
+            raise gr.Error(str(exc), print_exception=False) from exc
+
+    return run
+
+
+def _stream_turn(
+    services, kind, text, current, model_name, system, temp, ctx, history, request, cancel
+):
+    """Yield (chatbot, textbox, conversation id, notice, send button, stop button) updates."""
+    busy = (gr.Button(visible=False), gr.Button(visible=True))
+    idle = (gr.Button(visible=True), gr.Button(visible=False))
+    history = list(history or [])
+    try:
+        user = acting_user(services, request)
+        settings = TurnSettings(
+            model=model_name or "",
+            system_prompt=system or "",
+            options=ChatOptions(temperature=float(temp), num_ctx=int(ctx)),
+        )
+        if kind == "send":
+            events = services.chat.send(user, current, text, settings, cancel)
+        elif current is None:
+            raise ChatInputError("Open a chat first.")
+        elif kind == "regenerate":
+            events = services.chat.regenerate(user, current, settings, cancel)
+        else:
+            events = services.chat.edit_last(user, current, text, settings, cancel)
+        if kind == "send":
+            history.append({"role": "user", "content": safe_markdown(text.strip())})
+        elif kind == "regenerate":
+            while history and history[-1]["role"] == "assistant":
+                history.pop()
+        else:
+            history.append({"role": "user", "content": safe_markdown(text.strip())})
+        reply = ""
+        notice = ""
+        history.append({"role": "assistant", "content": ""})
+        for event in events:
+            if isinstance(event, TurnStarted):
+                current = event.conversation.id
+                if event.dropped_messages:
+                    notice = (
+                        f"ℹ {event.dropped_messages} older message(s) left out to fit "
+                        f"the {ctx}-token context."
+                    )
+                yield history, "", current, notice, *busy
+            elif isinstance(event, ChatDelta):
+                reply += event.text
+                history[-1] = {"role": "assistant", "content": safe_markdown(reply)}
+                yield history, "", current, notice, *busy
+            elif isinstance(event, TurnFinished):
+                history[-1] = {"role": "assistant", "content": reply_markdown(event.reply)}
+                if event.reply.status == "error":
+                    notice = f"⚠ {event.reply.error}"
+                yield history, "", current, notice, *idle
+    except USER_ERRORS as exc:
+        gr.Warning(str(exc))
+        yield gr.Chatbot(), gr.Textbox(), current, f"⚠ {exc}", *idle
+
+
+_SCROLL_TO_MESSAGE = """
+(position) => {
+  if (position === null || position < 0) return;
+  setTimeout(() => {
+    const rows = document.querySelectorAll('#chatbot .message-row');
+    const row = rows[position];
+    if (row) { row.scrollIntoView({block: 'center'}); row.classList.add('search-target'); }
+  }, 300);
+}
+"""
