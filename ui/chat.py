@@ -126,6 +126,13 @@ def build(services: Services, demo: gr.Blocks) -> None:
                     num_ctx = gr.Dropdown(
                         CONTEXT_CHOICES, value=DEFAULT_NUM_CTX, label="Context length (num_ctx)"
                     )
+                    max_tokens = gr.Number(
+                        value=0,
+                        minimum=0,
+                        precision=0,
+                        elem_id="max-tokens",
+                        label="Max reply tokens (0 = until the model stops)",
+                    )
 
     # -- sidebar ---------------------------------------------------------------------------
 
@@ -199,22 +206,15 @@ def build(services: Services, demo: gr.Blocks) -> None:
     # -- chat turns ------------------------------------------------------------------------
 
     def turn(kind: str):
-        def run(text, current, model_name, system, temp, ctx, history, request: gr.Request):
+        def run(
+            text, current, history, model_name, system, temp, ctx, max_new, request: gr.Request
+        ):
             cancel = threading.Event()
             running[request.session_hash] = cancel
             try:
+                settings = _turn_settings(model_name, system, temp, ctx, max_new)
                 yield from _stream_turn(
-                    services,
-                    kind,
-                    text,
-                    current,
-                    model_name,
-                    system,
-                    temp,
-                    ctx,
-                    history,
-                    request,
-                    cancel,
+                    services, kind, text, current, history, settings, request, cancel
                 )
             finally:
                 running.pop(request.session_hash, None)
@@ -225,7 +225,8 @@ def build(services: Services, demo: gr.Blocks) -> None:
         if (flag := running.get(request.session_hash)) is not None:
             flag.set()
 
-    turn_inputs = [message, conv_id, model, system_prompt, temperature, num_ctx, chatbot]
+    setting_inputs = [model, system_prompt, temperature, num_ctx, max_tokens]
+    turn_inputs = [message, conv_id, chatbot, *setting_inputs]
     turn_outputs = [chatbot, message, conv_id, notice, send_btn, stop_btn]
     shared = {"concurrency_id": "engine", "concurrency_limit": 4, **PRIVATE}
     for trigger in (send_btn.click, message.submit):
@@ -237,11 +238,32 @@ def build(services: Services, demo: gr.Blocks) -> None:
     )
 
     def edit(
-        current, model_name, system, temp, ctx, history, edit_data: gr.EditData, request: gr.Request
+        current,
+        history,
+        model_name,
+        system,
+        temp,
+        ctx,
+        max_new,
+        edit_data: gr.EditData,
+        request: gr.Request,
     ):
         text = edit_data.value if isinstance(edit_data.value, str) else str(edit_data.value)
+        last_question = max(i for i, m in enumerate(history) if m["role"] == "user")
+        if edit_data.index != last_question:
+            gr.Warning("Only the last question can be edited and sent again.")
+            yield history, gr.Textbox(), current, "", gr.Button(), gr.Button()
+            return
         yield from turn("edit")(
-            text, current, model_name, system, temp, ctx, history[: edit_data.index], request
+            text,
+            current,
+            history[: edit_data.index],
+            model_name,
+            system,
+            temp,
+            ctx,
+            max_new,
+            request,
         )
 
     chatbot.edit(edit, turn_inputs[1:], turn_outputs, **shared)
@@ -363,20 +385,22 @@ def _guarded(fn):
     return run
 
 
-def _stream_turn(
-    services, kind, text, current, model_name, system, temp, ctx, history, request, cancel
-):
+def _turn_settings(model_name, system, temperature, num_ctx, max_tokens) -> TurnSettings:
+    options = ChatOptions(
+        temperature=float(temperature),
+        num_ctx=int(num_ctx),
+        num_predict=int(max_tokens) if max_tokens else None,
+    )
+    return TurnSettings(model=model_name or "", system_prompt=system or "", options=options)
+
+
+def _stream_turn(services, kind, text, current, history, settings, request, cancel):
     """Yield (chatbot, textbox, conversation id, notice, send button, stop button) updates."""
     busy = (gr.Button(visible=False), gr.Button(visible=True))
     idle = (gr.Button(visible=True), gr.Button(visible=False))
     history = list(history or [])
     try:
         user = acting_user(services, request)
-        settings = TurnSettings(
-            model=model_name or "",
-            system_prompt=system or "",
-            options=ChatOptions(temperature=float(temp), num_ctx=int(ctx)),
-        )
         if kind == "send":
             events = services.chat.send(user, current, text, settings, cancel)
         elif current is None:
@@ -401,7 +425,7 @@ def _stream_turn(
                 if event.dropped_messages:
                     notice = (
                         f"ℹ {event.dropped_messages} older message(s) left out to fit "
-                        f"the {ctx}-token context."
+                        f"the {settings.options.num_ctx}-token context."
                     )
                 yield history, "", current, notice, *busy
             elif isinstance(event, ChatDelta):

