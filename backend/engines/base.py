@@ -126,6 +126,9 @@ class ModelSpec:
     sliding_window_layers: int = 0  # how many of block_count layers use the window
     file_size_bytes: int | None = None  # size of the weights as stored
     quantization: str = ""
+    feed_forward_length: int = 0  # FFN width (dense layers); 0 when unknown
+    expert_feed_forward_length: int = 0  # FFN width of one MoE expert; 0: feed_forward_length
+    tied_embeddings: bool = False  # no output.weight: the token embedding doubles as output
 
     @property
     def head_dim_k(self) -> int:

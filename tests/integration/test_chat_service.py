@@ -109,7 +109,7 @@ def test_edit_last_question_resends_it(chat, store, alice):
     conversation_id = first[0].conversation.id
     list(chat.edit_last(alice, conversation_id, "What is the capital of Spain?", GREEDY))
     rows = store.messages(alice.id, conversation_id)
-    assert [(m.role, m.content) for m in rows][0] == ("user", "What is the capital of Spain?")
+    assert (rows[0].role, rows[0].content) == ("user", "What is the capital of Spain?")
     assert len(rows) == 2
 
 

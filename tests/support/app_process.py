@@ -1,4 +1,4 @@
-"""Run the real app (`python app.py`) in a child process on a free port, for HTTP and browser tests."""
+"""Run the real app (`python app.py`) in a child process on a free port, for HTTP/browser tests."""
 
 from __future__ import annotations
 
