@@ -1,0 +1,398 @@
+"""OllamaEngine: the Engine protocol over an Ollama server, through the official `ollama` client."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from backend.engines.base import (
+    ChatDelta,
+    ChatMessage,
+    ChatOptions,
+    ChatStats,
+    EngineError,
+    EngineStatus,
+    EngineUnavailable,
+    InstalledModel,
+    LoadedModel,
+    ModelNotFound,
+    ModelSpec,
+    OutOfMemory,
+    PullProgress,
+)
+
+T = TypeVar("T")
+
+DEFAULT_TIMEOUT_S = 600.0  # a first chat waits for the model to load, which can take minutes
+CONNECT_TIMEOUT_S = 5.0
+STATUS_TIMEOUT_S = 3.0
+# The substrings Ollama itself uses to recognise an out-of-memory failure.
+OOM_MARKERS = ("out of memory", "cudamalloc failed", "failed to allocate", "insufficient memory")
+# What an unknown tag looks like when pulling ("pull model manifest: file does not exist").
+PULL_NOT_FOUND_MARKERS = ("file does not exist", "manifest unknown", "not found")
+# An expiry further away than this means keep_alive was negative: the model never expires.
+NEVER_EXPIRES_AFTER = timedelta(days=365 * 100)
+# llama.cpp's set_swa_pattern(n) per architecture: layer il uses the window when il % n < n - 1.
+SWA_PERIODS: dict[str, int] = {
+    "gemma2": 2, "gemma3": 6, "gemma3n": 5, "cohere2": 4, "gptoss": 2, "gpt-oss": 2,
+}  # fmt: skip
+
+
+class OllamaEngine:
+    """Talks to one Ollama server; every call is one HTTP request (or one streamed response)."""
+
+    name = "ollama"
+
+    def __init__(self, host: str, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+        import httpx
+        import ollama
+
+        self.host = host
+        self._timeout_s = timeout_s
+        timeout = httpx.Timeout(timeout_s, connect=min(CONNECT_TIMEOUT_S, timeout_s))
+        self._client = ollama.Client(host=host, timeout=timeout)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _call(self, model: str | None, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Run one client call, turning its exceptions into our EngineError family."""
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            raise map_error(exc, host=self.host, model=model) from exc
+
+    # -- state ---------------------------------------------------------------------------
+
+    def status(self) -> EngineStatus:
+        """GET /api/version; never raises."""
+        try:
+            # The client has no version() call; _request_raw is its own request-and-check path.
+            response = self._client._request_raw(
+                "GET", "/api/version", timeout=min(STATUS_TIMEOUT_S, self._timeout_s)
+            )
+            version = str(response.json().get("version", ""))
+        except Exception as exc:  # status() reports every failure instead of raising it
+            return EngineStatus(self.name, False, str(map_error(exc, host=self.host)))
+        return EngineStatus(self.name, True, f"Ollama {version} at {self.host}", version=version)
+
+    def list_models(self) -> list[InstalledModel]:
+        response = self._call(None, self._client.list)
+        models = []
+        for entry in response.models:
+            details = entry.details
+            models.append(
+                InstalledModel(
+                    name=entry.model or "",
+                    size_bytes=int(entry.size or 0),
+                    family=(details.family or "") if details else "",
+                    parameter_size=(details.parameter_size or "") if details else "",
+                    quantization=(details.quantization_level or "") if details else "",
+                    modified_at=entry.modified_at.isoformat() if entry.modified_at else "",
+                )
+            )
+        return models
+
+    def loaded_models(self) -> list[LoadedModel]:
+        response = self._call(None, self._client.ps)
+        return [
+            LoadedModel(
+                name=entry.model or entry.name or "",
+                size_bytes=int(entry.size or 0),
+                vram_bytes=int(entry.size_vram or 0),
+                context_length=entry.context_length,
+                expires_at=expiry_iso(entry.expires_at),
+            )
+            for entry in response.models
+        ]
+
+    def show(self, model: str) -> ModelSpec:
+        response = self._call(model, self._client.show, model)
+        quantization = response.details.quantization_level if response.details else None
+        file_size = next(
+            (m.size_bytes for m in self.list_models() if same_model(m.name, model)), None
+        )
+        return spec_from_model_info(
+            model,
+            response.modelinfo or {},
+            quantization=quantization or "",
+            file_size_bytes=file_size,
+        )
+
+    # -- inference -----------------------------------------------------------------------
+
+    def chat(
+        self,
+        model: str,
+        messages: Sequence[ChatMessage],
+        options: ChatOptions,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[ChatDelta | ChatStats]:
+        started = time.perf_counter()
+        if cancel is not None and cancel.is_set():
+            yield ChatStats("cancelled", total_ms=0.0)
+            return
+        stream = self._call(
+            model,
+            self._client.chat,
+            model=model,
+            messages=[{"role": m.role, "content": m.content} for m in messages],
+            options=options_to_ollama(options),
+            stream=True,
+        )
+        ttft_ms: float | None = None
+        final: dict[str, Any] | None = None
+        try:
+            for part in stream:
+                text = part.message.content or ""
+                if text:
+                    if ttft_ms is None:
+                        ttft_ms = _ms_since(started)
+                    yield ChatDelta(text)
+                if part.done:
+                    final = part.model_dump()
+                    break
+                if cancel is not None and cancel.is_set():
+                    break
+        except Exception as exc:
+            raise map_error(exc, host=self.host, model=model) from exc
+        finally:
+            stream.close()  # closes the HTTP response, which makes Ollama stop generating
+        if final is not None:
+            yield stats_from_final(final, ttft_ms=ttft_ms, wall_ms=_ms_since(started))
+        elif cancel is not None and cancel.is_set():
+            yield ChatStats("cancelled", ttft_ms=ttft_ms, total_ms=_ms_since(started))
+        else:
+            raise EngineError(
+                f"Ollama at {self.host} ended the reply from {model} before it was done."
+            )
+
+    # -- model management ----------------------------------------------------------------
+
+    def pull(self, model: str) -> Iterator[PullProgress]:
+        """Stream /api/pull; closing this generator closes the stream, which cancels the pull."""
+        stream = self._call(model, self._client.pull, model, stream=True)
+        try:
+            for part in stream:
+                yield PullProgress(
+                    status=part.status or "",
+                    digest=part.digest or "",
+                    total_bytes=part.total,
+                    completed_bytes=part.completed,
+                )
+        except Exception as exc:
+            text = str(getattr(exc, "error", ""))
+            if _is_response_error(exc) and _has_marker(text, PULL_NOT_FOUND_MARKERS):
+                message = f"'{model}' is not in the Ollama library ({text})."
+                raise ModelNotFound(model, message) from exc
+            raise map_error(exc, host=self.host, model=model) from exc
+        finally:
+            stream.close()
+
+    def delete(self, model: str) -> None:
+        self._call(model, self._client.delete, model)
+
+    def load(self, model: str, num_ctx: int) -> None:
+        """An empty /api/generate loads the model with this context size (default keep_alive)."""
+        self._call(model, self._client.generate, model=model, options={"num_ctx": num_ctx})
+
+    def unload(self, model: str) -> None:
+        self._call(model, self._client.generate, model=model, keep_alive=0)
+
+
+# -- pure mapping functions (unit tested) --------------------------------------------------
+
+
+def options_to_ollama(options: ChatOptions) -> dict[str, Any]:
+    """The request's `options` object: only the values that are set."""
+    values = {
+        "temperature": options.temperature,
+        "num_ctx": options.num_ctx,
+        "num_predict": options.num_predict,
+        "seed": options.seed,
+        "top_p": options.top_p,
+    }
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def stats_from_final(
+    final: Mapping[str, Any], *, ttft_ms: float | None, wall_ms: float
+) -> ChatStats:
+    """ChatStats from the last (done) chunk; Ollama reports durations in nanoseconds."""
+    eval_count = final.get("eval_count")
+    eval_ns = final.get("eval_duration")
+    total_ns = final.get("total_duration")
+    load_ns = final.get("load_duration")
+    return ChatStats(
+        done_reason=final.get("done_reason") or "stop",
+        prompt_tokens=final.get("prompt_eval_count"),
+        reply_tokens=eval_count,
+        ttft_ms=ttft_ms,
+        tokens_per_s=eval_count / eval_ns * 1e9 if eval_count and eval_ns else None,
+        total_ms=total_ns / 1e6 if total_ns is not None else wall_ms,
+        load_ms=load_ns / 1e6 if load_ns is not None else None,
+    )
+
+
+def map_error(exc: BaseException, *, host: str, model: str | None = None) -> EngineError:
+    """Turn what the ollama client or httpx raised into an EngineError a user can read."""
+    import httpx
+    from ollama import RequestError, ResponseError
+
+    if isinstance(exc, EngineError):
+        return exc
+    if isinstance(exc, ResponseError):
+        return error_from_response(str(exc.error), exc.status_code, host=host, model=model)
+    if isinstance(exc, ConnectionError | httpx.ConnectError | httpx.ConnectTimeout):
+        return EngineUnavailable(f"Ollama is not reachable at {host}: {_describe(exc)}")
+    if isinstance(exc, httpx.TimeoutException):
+        return EngineError(f"Ollama at {host} did not answer in time ({_describe(exc)}).")
+    if isinstance(exc, httpx.TransportError):
+        return EngineUnavailable(f"Lost the connection to Ollama at {host}: {_describe(exc)}")
+    if isinstance(exc, RequestError):
+        return EngineError(f"Ollama request was not valid: {exc.error}")
+    return EngineError(f"Ollama at {host} failed: {_describe(exc)}")
+
+
+def error_from_response(
+    text: str, status: int, *, host: str, model: str | None = None
+) -> EngineError:
+    """Classify Ollama's `{"error": text}` (status -1: it came inside a 200 stream)."""
+    if _has_marker(text, OOM_MARKERS):
+        subject = f" with {model}" if model else ""
+        return OutOfMemory(f"Ollama ran out of memory{subject}: {text}")
+    if model and (status == 404 or "not found" in text.lower()):
+        return ModelNotFound(
+            model, f"Model '{model}' is not installed in Ollama at {host} ({text})."
+        )
+    if status == -1:
+        return EngineError(f"Ollama error: {text}")
+    return EngineError(f"Ollama error {status}: {text}")
+
+
+def spec_from_model_info(
+    name: str,
+    model_info: Mapping[str, Any],
+    *,
+    quantization: str = "",
+    file_size_bytes: int | None = None,
+) -> ModelSpec:
+    """ModelSpec from /api/show's model_info (the GGUF metadata keys, as Ollama reports them)."""
+    arch = model_info.get("general.architecture")
+    if not arch:
+        raise EngineError(f"Ollama's description of '{name}' has no general.architecture.")
+
+    def key(suffix: str) -> Any:
+        value = model_info.get(f"{arch}.{suffix}")
+        return None if value == [] else value  # Ollama empties long arrays unless verbose
+
+    def required(suffix: str) -> Any:
+        value = key(suffix)
+        if value is None:
+            raise EngineError(f"Ollama's description of '{name}' has no {arch}.{suffix}.")
+        return value
+
+    block_count = int(required("block_count"))
+    head_count = _max_int(required("attention.head_count"))
+    kv = key("attention.head_count_kv")
+    kv = head_count if kv is None else kv
+    per_layer = tuple(int(v) for v in kv) if isinstance(kv, list | tuple) else ()
+    sliding_window = int(key("attention.sliding_window") or 0)
+    return ModelSpec(
+        name=name,
+        architecture=str(arch),
+        parameter_count=int(model_info.get("general.parameter_count") or 0),
+        block_count=block_count,
+        embedding_length=int(required("embedding_length")),
+        head_count=head_count,
+        head_count_kv=_max_int(kv),
+        context_length=int(required("context_length")),
+        key_length=_optional_int(key("attention.key_length")),
+        value_length=_optional_int(key("attention.value_length")),
+        vocab_size=_vocab_size(model_info, arch),
+        expert_count=int(key("expert_count") or 0),
+        expert_used_count=int(key("expert_used_count") or 0),
+        head_count_kv_per_layer=per_layer if len(set(per_layer)) > 1 else (),
+        sliding_window=sliding_window,
+        sliding_window_layers=(
+            sliding_window_layers(str(arch), block_count, key("attention.sliding_window_pattern"))
+            if sliding_window
+            else 0
+        ),
+        file_size_bytes=file_size_bytes,
+        quantization=quantization,
+    )
+
+
+def sliding_window_layers(arch: str, block_count: int, pattern: Any = None) -> int:
+    """How many layers use the sliding window: from the per-layer pattern, its period, or arch.
+
+    An unknown architecture counts 0 (every layer global), which overestimates the KV cache
+    rather than underestimating it.
+    """
+    if isinstance(pattern, list | tuple):
+        return sum(1 for is_swa in pattern if is_swa)
+    period = int(pattern) if pattern is not None else SWA_PERIODS.get(arch, 0)
+    if period <= 0:
+        return 0
+    return sum(1 for layer in range(block_count) if layer % period < period - 1)
+
+
+def expiry_iso(expires_at: datetime | None, *, now: datetime | None = None) -> str:
+    """ISO 8601 expiry, or "" when Ollama keeps the model forever (keep_alive < 0)."""
+    if expires_at is None:
+        return ""
+    now = now or datetime.now(UTC)
+    aware = expires_at if expires_at.tzinfo else expires_at.replace(tzinfo=UTC)
+    if aware - now > NEVER_EXPIRES_AFTER:
+        return ""
+    return expires_at.isoformat()
+
+
+def same_model(a: str, b: str) -> bool:
+    """Ollama names without a tag mean `:latest`."""
+    return _with_tag(a) == _with_tag(b)
+
+
+def _with_tag(name: str) -> str:
+    return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
+
+
+def _vocab_size(model_info: Mapping[str, Any], arch: str) -> int | None:
+    size = model_info.get(f"{arch}.vocab_size")
+    if size:
+        return int(size)
+    tokens = model_info.get("tokenizer.ggml.tokens")
+    return len(tokens) if isinstance(tokens, list) and tokens else None
+
+
+def _max_int(value: Any) -> int:
+    if isinstance(value, list | tuple):
+        return max(int(v) for v in value)
+    return int(value)
+
+
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _is_response_error(exc: BaseException) -> bool:
+    from ollama import ResponseError
+
+    return isinstance(exc, ResponseError)
+
+
+def _has_marker(text: str, markers: Sequence[str]) -> bool:
+    lowered = text.lower()
+    return any(marker in lowered for marker in markers)
+
+
+def _describe(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
+
+
+def _ms_since(start: float) -> float:
+    return (time.perf_counter() - start) * 1000.0
