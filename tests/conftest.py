@@ -12,6 +12,8 @@ from backend.engines.embedded import EmbeddedEngine, bundled_model_path
 from backend.store import Store
 from tests.support.app_process import ADMIN_PASSWORD, AppProcess
 
+pytest_plugins = ["tests.support.fixtures_ollama"]
+
 STAFF_PASSWORD = "staff-pass-123"
 
 

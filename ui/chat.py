@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +18,7 @@ from backend.chat import (
     TurnFinished,
     TurnSettings,
     TurnStarted,
+    coalesce_deltas,
     options_from_dict,
 )
 from backend.conversations import InvalidExport
@@ -352,6 +354,36 @@ def build(services: Services, demo: gr.Blocks) -> None:
 
     demo.load(on_load, None, [model, *sidebar_outputs], **PRIVATE)
 
+    def chat(
+        message: str,
+        model: str,
+        conversation_id: int | None = None,
+        system_prompt: str = DEFAULT_SYSTEM_PROMPT,
+        temperature: float = 0.7,
+        num_ctx: int = DEFAULT_NUM_CTX,
+        max_tokens: int = 0,
+        request: gr.Request = None,  # type: ignore[assignment]
+    ) -> Iterator[str]:
+        """Send a message as the signed-in user; streams the reply so far, like the Chat tab.
+
+        conversation_id continues a saved conversation; empty starts a new one.
+        """
+        try:
+            user = acting_user(services, request)
+            settings = _turn_settings(model, system_prompt, temperature, num_ctx, max_tokens)
+            reply = ""
+            events = services.chat.send(user, conversation_id, message, settings)
+            for event in coalesce_deltas(events):
+                if isinstance(event, ChatDelta):
+                    reply += event.text
+                    yield reply
+                elif isinstance(event, TurnFinished) and event.reply.status == "error":
+                    raise EngineError(event.reply.error)
+        except USER_ERRORS as exc:
+            raise gr.Error(str(exc), print_exception=False) from exc
+
+    gr.api(chat, api_name="chat", concurrency_id="engine", concurrency_limit=4)
+
 
 def list_page_empty():
     return gr.Dataset(samples=[]), [], 1, ""
@@ -419,7 +451,7 @@ def _stream_turn(services, kind, text, current, history, settings, request, canc
         reply = ""
         notice = ""
         history.append({"role": "assistant", "content": ""})
-        for event in events:
+        for event in coalesce_deltas(events):
             if isinstance(event, TurnStarted):
                 current = event.conversation.id
                 if event.dropped_messages:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import os
 import re
@@ -12,6 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from backend.engines.base import (
     ChatDelta,
@@ -45,6 +48,17 @@ def bundled_model_path() -> Path | None:
     return path if path.is_file() else None
 
 
+def default_threads() -> int:
+    """One core fewer than the machine has, at least one.
+
+    llama.cpp's workers spin while they wait for each other: with every core busy, one
+    thread stalled by the web server or the OS stalls them all (on a 2-core box, 2 threads
+    under load decode 5x slower than 1).
+    """
+    cores = psutil.cpu_count(logical=False) or os.cpu_count() or 1
+    return max(cores - 1, 1)
+
+
 @dataclass(frozen=True)
 class _Resident:
     name: str
@@ -68,7 +82,7 @@ class EmbeddedEngine:
     ) -> None:
         self._models_dir = models_dir
         self._include_bundled = include_bundled
-        self._n_threads = n_threads or max(os.cpu_count() or 1, 1)
+        self._n_threads = n_threads or default_threads()
         self._lock = threading.Lock()  # held while loading or generating
         self._resident: _Resident | None = None
 
@@ -140,7 +154,8 @@ class EmbeddedEngine:
         return [LoadedModel(resident.name, size, 0, resident.num_ctx)]
 
     def show(self, model: str) -> ModelSpec:
-        return spec_from_gguf(self.model_path(model), name=model)
+        path = self.model_path(model)
+        return _cached_spec(path, path.stat().st_mtime_ns, model)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -264,6 +279,12 @@ class EmbeddedEngine:
             if self._resident is not None and self._resident.path == path:
                 self._close_resident()
             path.unlink()
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_spec(path: Path, mtime_ns: int, name: str) -> ModelSpec:
+    """Reading a GGUF header parses the whole vocabulary (seconds); files rarely change."""
+    return spec_from_gguf(path, name=name)
 
 
 def _ms_since(start: float) -> float:

@@ -66,3 +66,34 @@ def test_the_question_is_kept_even_when_it_alone_is_too_long():
 )
 def test_html_outside_code_is_escaped(text, shown):
     assert safe_markdown(text) == shown
+
+
+def _paced(items, gap_s):
+    import time
+
+    for item in items:
+        time.sleep(gap_s)
+        yield item
+
+
+def test_fast_deltas_are_merged_without_losing_text_or_order():
+    from backend.chat import TurnFinished, coalesce_deltas
+    from backend.engines.base import ChatDelta
+
+    finished = TurnFinished(reply=None)
+    events = [ChatDelta(c) for c in "abcdefghij"] + [finished]
+    out = list(coalesce_deltas(_paced(events, 0.001), min_interval_s=0.05))
+    deltas = [e for e in out if isinstance(e, ChatDelta)]
+    assert "".join(d.text for d in deltas) == "abcdefghij"
+    assert deltas[0].text == "a", "the first token must not wait"
+    assert len(deltas) < 10
+    assert out[-1] is finished
+
+
+def test_slow_deltas_pass_one_by_one():
+    from backend.chat import coalesce_deltas
+    from backend.engines.base import ChatDelta
+
+    events = [ChatDelta(c) for c in "abc"]
+    out = list(coalesce_deltas(_paced(events, 0.03), min_interval_s=0.01))
+    assert [d.text for d in out] == ["a", "b", "c"]

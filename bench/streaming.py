@@ -1,0 +1,142 @@
+"""What the app adds on top of the engine: tokens/s and time to first token, direct vs over HTTP.
+
+(a) the embedded engine called in-process; (b) the running app (`python app.py --engine
+embedded`) streaming over HTTP, read two ways: the SSE stream exactly as the browser page
+reads it, and gradio_client (which adds its own 50 ms polling of that stream). Same prompts, greedy
+decoding and a fixed reply length, interleaved (a, b, a, b, ...) so that load on this shared
+machine hits both sides alike. Also prints the app's resident memory idle and after loading.
+
+    .venv/bin/python bench/streaming.py [--rounds 5] [--tokens 128]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from backend.accounts import Accounts
+from backend.engines.base import ChatDelta, ChatMessage, ChatOptions, ChatStats
+from backend.engines.embedded import BUNDLED_MODEL_NAME, EmbeddedEngine
+from backend.store import Store
+from tests.support.app_process import ADMIN_PASSWORD, AppProcess
+from tests.support.gradio_http import GradioHTTP, timed_stream
+
+SYSTEM = "You are a helpful assistant."
+PROMPTS = [
+    "Write a story about a lighthouse keeper.",
+    "Explain how a bicycle works.",
+    "Describe the water cycle in detail.",
+]
+
+
+def direct(engine: EmbeddedEngine, prompt: str, tokens: int) -> tuple[float, float, int]:
+    """(ttft_ms, tokens_per_s, reply_tokens) for one in-process call, timed like a client."""
+    options = ChatOptions(temperature=0.0, num_ctx=2048, num_predict=tokens, seed=1)
+    messages = [ChatMessage("system", SYSTEM), ChatMessage("user", prompt)]
+    start = time.perf_counter()
+    first = last = None
+    stats = None
+    for item in engine.chat(BUNDLED_MODEL_NAME, messages, options):
+        now = time.perf_counter()
+        if isinstance(item, ChatDelta):
+            first = first or now
+            last = now
+        elif isinstance(item, ChatStats):
+            stats = item
+    assert first is not None and last is not None and stats is not None
+    count = stats.reply_tokens or 0
+    return (first - start) * 1000, (count - 1) / (last - first), count
+
+
+def api_args(prompt: str, tokens: int) -> list[object]:
+    return [prompt, BUNDLED_MODEL_NAME, None, SYSTEM, 0.0, 2048, tokens]
+
+
+def browser_like(http: GradioHTTP, fn_index: int, prompt: str, tokens: int, count: int):
+    """(ttft_ms, tokens_per_s) over the SSE stream a browser page reads."""
+    marks = timed_stream(http, fn_index, api_args(prompt, tokens))
+    return marks[0] * 1000, (count - 1) / (marks[-1] - marks[0])
+
+
+def with_gradio_client(client, prompt: str, tokens: int, count: int) -> tuple[float, float]:
+    """(ttft_ms, tokens_per_s) seen through gradio_client (which polls its queue every 50 ms)."""
+    start = time.perf_counter()
+    first = last = None
+    for _update in client.submit(*api_args(prompt, tokens), api_name="/chat"):
+        now = time.perf_counter()
+        first = first or now
+        last = now
+    assert first is not None and last is not None
+    return (first - start) * 1000, (count - 1) / (last - first)
+
+
+def rss_mib(pid: int) -> float:
+    return psutil.Process(pid).memory_info().rss / 2**20
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--tokens", type=int, default=128)
+    args = parser.parse_args()
+
+    from gradio_client import Client
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = Path(tmp) / "data"
+        data_dir.mkdir()
+        with Store(data_dir / "hearth.db") as store:
+            Accounts(store).add_user_cli("admin", ADMIN_PASSWORD, "admin")
+        engine = EmbeddedEngine(Path(tmp) / "models")
+        with AppProcess(data_dir) as app:
+            idle_mib = rss_mib(app.process.pid)
+            client = Client(app.url, auth=("admin", ADMIN_PASSWORD), verbose=False)
+            http = GradioHTTP(app.url, "admin", ADMIN_PASSWORD)
+            fn_index = http.fn_index("chat")
+            # Warm every path: model load and first-call costs are not what we compare.
+            direct(engine, PROMPTS[0], 8)
+            browser_like(http, fn_index, PROMPTS[0], 8, 8)
+            with_gradio_client(client, PROMPTS[0], 8, 8)
+            loaded_mib = rss_mib(app.process.pid)
+            rows = []
+            for _ in range(args.rounds):
+                for prompt in PROMPTS:
+                    d_ttft, d_tps, count = direct(engine, prompt, args.tokens)
+                    b_ttft, b_tps = browser_like(http, fn_index, prompt, args.tokens, count)
+                    g_ttft, g_tps = with_gradio_client(client, prompt, args.tokens, count)
+                    rows.append((d_ttft, d_tps, b_ttft, b_tps, g_ttft, g_tps))
+            client.close()
+            http.close()
+        engine.close()
+
+    d_ttft, d_tps, b_ttft, b_tps, g_ttft, g_tps = (
+        statistics.median(col) for col in zip(*rows, strict=True)
+    )
+    print(
+        f"runs: {len(rows)} ({args.rounds} rounds x {len(PROMPTS)} prompts, "
+        f"{args.tokens} tokens each, greedy; tokens/s = decode rate, first to last token)"
+    )
+    print(f"direct_tokens_per_s_p50: {d_tps:.1f}")
+    print(f"app_sse_tokens_per_s_p50: {b_tps:.1f}")
+    print(f"app_gradio_client_tokens_per_s_p50: {g_tps:.1f}")
+    print(f"ratio_app_sse_vs_direct_tokens_per_s: {b_tps / d_tps:.3f}  (target >= 0.98)")
+    print(f"ratio_app_gradio_client_vs_direct_tokens_per_s: {g_tps / d_tps:.3f}")
+    print(f"direct_ttft_ms_p50: {d_ttft:.1f}")
+    print(f"app_sse_ttft_ms_p50: {b_ttft:.1f}")
+    print(f"app_gradio_client_ttft_ms_p50: {g_ttft:.1f}")
+    print(f"ttft_added_ms_p50_sse: {b_ttft - d_ttft:.1f}  (target <= 30)")
+    print(f"ttft_added_ms_p50_gradio_client: {g_ttft - d_ttft:.1f}")
+    print(f"app_rss_idle_mib: {idle_mib:.0f}")
+    print(f"app_rss_model_loaded_mib: {loaded_mib:.0f}")
+
+
+if __name__ == "__main__":
+    main()
