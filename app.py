@@ -10,8 +10,6 @@ from pathlib import Path
 
 from backend.settings import ENGINE_CHOICES, Settings, SettingsError, from_env
 
-CATALOG_PATH = Path(__file__).parent / "data" / "catalog.json"
-
 
 def _add_server_flags(parser: argparse.ArgumentParser) -> None:
     # SUPPRESS: a flag given before or after the command name is kept (argparse would
@@ -172,6 +170,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_users(args, settings)
     if args.command == "estimate":
         from backend.estimate_cli import run
+        from backend.services import CATALOG_PATH
 
         return run(args, CATALOG_PATH)
     return serve(settings)

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from backend.accounts import Accounts, User
+from backend.catalog import Catalog, load_catalog
 from backend.chat import ChatService
 from backend.conversations import ConversationService
 from backend.engines.base import Engine, EngineError, EngineStatus, InstalledModel, LoadedModel
 from backend.engines.embedded import EmbeddedEngine
+from backend.hardware import HardwareMonitor
 from backend.settings import Settings
 from backend.store import Store
+
+CATALOG_PATH = Path(__file__).resolve().parents[1] / "data" / "catalog.json"
 
 
 @dataclass(frozen=True)
@@ -42,11 +47,20 @@ def choose_engine(settings: Settings) -> EngineChoice:
 class Services:
     """Built once in app.py and handed to the UI; tabs reach the backend only through it."""
 
-    def __init__(self, settings: Settings, store: Store, engine: EngineChoice) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        engine: EngineChoice,
+        hardware: HardwareMonitor,
+        catalog: Catalog,
+    ) -> None:
         self.settings = settings
         self.store = store
         self.engine = engine.engine
         self.engine_reason = engine.reason
+        self.hardware = hardware
+        self.catalog = catalog
         self.accounts = Accounts(store)
         self.chat = ChatService(store, lambda: self.engine)
         self.conversations = ConversationService(store)
@@ -54,12 +68,23 @@ class Services:
     @classmethod
     def build(cls, settings: Settings) -> Services:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        return cls(settings, Store(settings.db_path), choose_engine(settings))
+        hardware = HardwareMonitor(
+            settings.data_dir, settings.models_path, interval_s=settings.sample_interval_s
+        )
+        return cls(
+            settings,
+            Store(settings.db_path),
+            choose_engine(settings),
+            hardware,
+            load_catalog(CATALOG_PATH),
+        )
 
     def start(self) -> None:
         """Start background work (the hardware sampler)."""
+        self.hardware.start()
 
     def close(self) -> None:
+        self.hardware.close()
         close_engine = getattr(self.engine, "close", None)
         if close_engine is not None:
             close_engine()

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import gradio as gr
 
-from ui import chat
+from ui import chat, hardware
 
 if TYPE_CHECKING:
     from backend.services import Services
@@ -72,7 +72,7 @@ def build_ui(services: Services) -> gr.Blocks:
                     "load, unload and delete with progress."
                 )
             with gr.Tab("Hardware", id="hardware"):
-                _coming("Live GPU, CPU, memory and disk, and a readiness checklist.")
+                hardware.build(services)
             with gr.Tab("Admin", id="admin"):
                 _coming("Users, roles and the audit log.")
 

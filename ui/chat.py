@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import functools
 import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import gradio as gr
 
-from backend.accounts import PermissionDenied
 from backend.chat import (
     DEFAULT_SYSTEM_PROMPT,
     ChatInputError,
@@ -21,11 +19,9 @@ from backend.chat import (
     coalesce_deltas,
     options_from_dict,
 )
-from backend.conversations import InvalidExport
 from backend.engines.base import ChatDelta, ChatOptions, EngineError
-from backend.store import ConversationNotFound
 from ui.chat_render import chat_history, conversation_card, reply_markdown, search_card
-from ui.common import acting_user, safe_markdown
+from ui.common import PRIVATE, USER_ERRORS, acting_user, guarded, safe_markdown
 
 if TYPE_CHECKING:
     from backend.services import Services
@@ -33,15 +29,6 @@ if TYPE_CHECKING:
 CONTEXT_CHOICES = [512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072]
 DEFAULT_NUM_CTX = 4096
 PER_PAGE = 15
-USER_ERRORS = (
-    ChatInputError,
-    EngineError,
-    ConversationNotFound,
-    PermissionDenied,
-    InvalidExport,
-    ValueError,
-)
-PRIVATE: dict[str, Any] = {"api_visibility": "private"}
 
 
 def _html_dataset(label: str) -> gr.Dataset:
@@ -138,6 +125,7 @@ def build(services: Services, demo: gr.Blocks) -> None:
 
     # -- sidebar ---------------------------------------------------------------------------
 
+    @guarded
     def list_page(page: int, current: int | None, request: gr.Request):
         user = acting_user(services, request)
         result = services.conversations.page(user, page, PER_PAGE)
@@ -152,6 +140,7 @@ def build(services: Services, demo: gr.Blocks) -> None:
 
     sidebar_outputs = [conv_list, page_ids, page_no, page_label]
 
+    @guarded
     def open_conversation(conversation_id: int | None, request: gr.Request):
         if conversation_id is None:
             return _blank_chat(services, request)
@@ -182,9 +171,11 @@ def build(services: Services, demo: gr.Blocks) -> None:
         export_file,
     ]
 
+    @guarded
     def pick_conversation(index: int, ids: list[int], request: gr.Request):
         return open_conversation(ids[index], request)
 
+    @guarded
     def search(query: str, request: gr.Request):
         user = acting_user(services, request)
         found = services.conversations.search(user, query)
@@ -196,6 +187,7 @@ def build(services: Services, demo: gr.Blocks) -> None:
             note,
         )
 
+    @guarded
     def pick_hit(index: int, refs: list[tuple[int, int]], request: gr.Request):
         conversation_id, message_id = refs[index]
         opened = open_conversation(conversation_id, request)
@@ -273,6 +265,7 @@ def build(services: Services, demo: gr.Blocks) -> None:
 
     # -- wiring ------------------------------------------------------------------------------
 
+    @guarded
     def new_chat(request: gr.Request):
         return _blank_chat(services, request)
 
@@ -286,9 +279,11 @@ def build(services: Services, demo: gr.Blocks) -> None:
         None, [position], None, js=_SCROLL_TO_MESSAGE
     )
 
+    @guarded
     def newer(page: int, current: int | None, request: gr.Request):
         return list_page(page - 1, current, request)
 
+    @guarded
     def older(page: int, current: int | None, request: gr.Request):
         return list_page(page + 1, current, request)
 
@@ -301,7 +296,7 @@ def build(services: Services, demo: gr.Blocks) -> None:
         services.conversations.rename(acting_user(services, request), current, title)
         return list_page(page, current, request)
 
-    rename_btn.click(_guarded(rename), [conv_id, title_box, page_no], sidebar_outputs, **PRIVATE)
+    rename_btn.click(guarded(rename), [conv_id, title_box, page_no], sidebar_outputs, **PRIVATE)
     delete_btn.click(lambda: gr.Row(visible=True), None, confirm_row, **PRIVATE)
     keep_btn.click(lambda: gr.Row(visible=False), None, confirm_row, **PRIVATE)
 
@@ -310,7 +305,7 @@ def build(services: Services, demo: gr.Blocks) -> None:
             services.conversations.delete(acting_user(services, request), current)
         return _blank_chat(services, request)
 
-    confirm_btn.click(_guarded(delete), [conv_id], open_outputs, **PRIVATE).then(
+    confirm_btn.click(guarded(delete), [conv_id], open_outputs, **PRIVATE).then(
         lambda: gr.Row(visible=False), None, confirm_row, **PRIVATE
     ).then(list_page, [page_no, conv_id], sidebar_outputs, **PRIVATE)
 
@@ -327,7 +322,7 @@ def build(services: Services, demo: gr.Blocks) -> None:
             path.write_text(text, encoding="utf-8")
             return gr.File(value=str(path), visible=True)
 
-        return _guarded(run)
+        return guarded(run)
 
     export_md_btn.click(export("md"), [conv_id], export_file, **PRIVATE)
     export_json_btn.click(export("json"), [conv_id], export_file, **PRIVATE)
@@ -338,10 +333,11 @@ def build(services: Services, demo: gr.Blocks) -> None:
         gr.Info(f"Imported “{conversation.title}”.")
         return open_conversation(conversation.id, request)
 
-    import_btn.upload(_guarded(import_file), [import_btn], open_outputs, **PRIVATE).then(
+    import_btn.upload(guarded(import_file), [import_btn], open_outputs, **PRIVATE).then(
         list_page, [page_no, conv_id], sidebar_outputs, **PRIVATE
     )
 
+    @guarded
     def on_load(request: gr.Request):
         user = services.accounts.resolve(request.username)
         if user is None:
@@ -402,19 +398,6 @@ def _blank_chat(services: Services, request: gr.Request):
         "",
         gr.File(visible=False),
     )
-
-
-def _guarded(fn):
-    """Run a handler; turn a user-facing error into a toast instead of a traceback."""
-
-    @functools.wraps(fn)  # keeps the signature, so Gradio still injects gr.Request
-    def run(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except USER_ERRORS as exc:
-            raise gr.Error(str(exc), print_exception=False) from exc
-
-    return run
 
 
 def _turn_settings(model_name, system, temperature, num_ctx, max_tokens) -> TurnSettings:

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import functools
 import html
+import inspect
 import re
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
 from backend.accounts import PermissionDenied, User
+from backend.engines.base import EngineError
+from backend.store import StoreError
 
 if TYPE_CHECKING:
     from backend.services import Services
+
+# Errors whose message is written for the person at the screen; anything else is a bug and
+# Gradio shows a generic "Error" (show_error=False keeps tracebacks out of the page).
+USER_ERRORS: tuple[type[Exception], ...] = (ValueError, PermissionError, EngineError, StoreError)
+PRIVATE: dict[str, Any] = {"api_visibility": "private"}
 
 _CODE = re.compile(r"(```.*?(?:```|$)|`[^`\n]*`)", re.DOTALL)
 
@@ -50,3 +60,29 @@ def format_ms(value: float | None) -> str:
     if value is None:
         return "–"
     return f"{value:.0f} ms" if value < 10_000 else f"{value / 1000:.1f} s"
+
+
+def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap an event handler: a user-facing error becomes a toast (gr.Error), not a traceback.
+
+    Keeps the signature, so Gradio still injects gr.Request, and works for generators.
+    """
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def stream(*args: Any, **kwargs: Any) -> Any:
+            try:
+                yield from fn(*args, **kwargs)
+            except USER_ERRORS as exc:
+                raise gr.Error(str(exc), print_exception=False) from exc
+
+        return stream
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except USER_ERRORS as exc:
+            raise gr.Error(str(exc), print_exception=False) from exc
+
+    return run
