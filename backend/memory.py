@@ -112,11 +112,12 @@ class MemoryEstimate:
     kv_cells: int  # KV cache cells (num_ctx x parallel, padded)
     kv_cache_type: str
     flash_attention: bool
+    output_layer_in_weights: bool = True  # False when tied: the output reuses token_embd
 
     @property
     def layer_weights_bytes(self) -> int:
         """Weights of one repeating block (the unit layers are offloaded in)."""
-        repeating = self.weights_bytes - self.token_embd_bytes - self._untied_output_bytes
+        repeating = self.weights_bytes - self.token_embd_bytes - self.untied_output_bytes
         return max(repeating, 0) // max(self.block_count, 1)
 
     @property
@@ -124,9 +125,9 @@ class MemoryEstimate:
         return self.kv_cache_bytes // max(self.block_count, 1)
 
     @property
-    def _untied_output_bytes(self) -> int:
+    def untied_output_bytes(self) -> int:
         # weights_bytes holds the output layer only when it is a tensor of its own
-        return self.output_layer_bytes if self.output_layer_bytes != self.token_embd_bytes else 0
+        return self.output_layer_bytes if self.output_layer_in_weights else 0
 
 
 @dataclass(frozen=True)
@@ -332,6 +333,7 @@ def estimate_memory(
         kv_cells=_pad(num_ctx * parallel, KV_CELL_PADDING),
         kv_cache_type=kv_cache_type,
         flash_attention=flash_attention,
+        output_layer_in_weights=not spec.tied_embeddings,
     )
 
 
@@ -372,7 +374,7 @@ def place(
         + estimate.output_bytes
         + estimate.token_embd_bytes
         + cpu_blocks * per_layer
-        + (0 if output_on_gpu else estimate._untied_output_bytes)
+        + (0 if output_on_gpu else estimate.untied_output_bytes)
         + (0 if output_on_gpu else estimate.compute_bytes)  # CPU graph for CPU-side layers
     )
     if output_on_gpu:

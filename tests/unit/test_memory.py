@@ -191,3 +191,20 @@ def test_moe_reads_only_the_routed_experts() -> None:
             decode_speed_bound(spec, est, placement, gpu_bandwidth_gbps=None, ram_bandwidth_gbps=50)
         )
     assert speeds[0] / speeds[1] == pytest.approx(46.7 / 12.9, rel=0.1)  # active 12.9B of 46.7B
+
+
+def test_full_offload_moves_all_but_the_token_embedding() -> None:
+    est = estimate_memory(LLAMA31_8B, num_ctx=8192)
+    full = place(LLAMA31_8B, est, 24 * GIB, 32 * GIB)
+    on_gpu = est.weights_bytes - est.token_embd_bytes  # untied: the output layer is in the file
+    expected = on_gpu + est.kv_cache_bytes + est.compute_bytes + CUDA_MINIMUM_BYTES
+    assert full.vram_bytes == pytest.approx(expected, abs=64)
+    assert full.ram_bytes >= est.token_embd_bytes
+
+
+def test_tied_output_is_duplicated_on_the_gpu() -> None:
+    est = estimate_memory(SMOL, num_ctx=2048)  # SmolLM2 ties its output to token_embd
+    full = place(SMOL, est, 8 * GIB, 8 * GIB)
+    assert full.verdict == "full GPU offload"
+    expected = est.weights_bytes + est.kv_cache_bytes + est.compute_bytes + CUDA_MINIMUM_BYTES
+    assert full.vram_bytes == pytest.approx(expected, abs=64)
