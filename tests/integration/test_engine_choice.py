@@ -1,0 +1,50 @@
+"""--engine auto serves from Ollama when it answers, else from the embedded engine, and says why."""
+
+from backend.chat import ChatService, TurnSettings
+from backend.engines.base import ChatDelta, ChatOptions
+from backend.services import choose_engine
+from backend.settings import Settings
+
+
+def test_auto_uses_ollama_when_it_answers(ollama_server, tmp_path):
+    choice = choose_engine(Settings(ollama_host=ollama_server.url, data_dir=tmp_path))
+    assert choice.engine.name == "ollama"
+    assert ollama_server.url in choice.reason
+
+
+def test_auto_falls_back_to_embedded_and_says_why(refused_ollama_host, tmp_path):
+    choice = choose_engine(Settings(ollama_host=refused_ollama_host, data_dir=tmp_path))
+    assert choice.engine.name == "embedded"
+    assert "not reachable" in choice.reason and refused_ollama_host in choice.reason
+
+
+def test_forced_ollama_is_kept_even_when_down(refused_ollama_host, tmp_path):
+    choice = choose_engine(
+        Settings(ollama_host=refused_ollama_host, engine="ollama", data_dir=tmp_path)
+    )
+    assert choice.engine.name == "ollama"
+    assert not choice.engine.status().reachable
+
+
+def test_a_turn_through_ollama_is_saved_with_ollamas_metrics(ollama_server, store, alice, tmp_path):
+    engine = choose_engine(Settings(ollama_host=ollama_server.url, data_dir=tmp_path)).engine
+    settings = TurnSettings("smollm2:135m", "You are a helpful assistant.",
+                            ChatOptions(temperature=0.0, num_ctx=2048, seed=1))  # fmt: skip
+    events = list(ChatService(store, lambda: engine).send(
+        alice, None, "What is the capital of France?", settings))  # fmt: skip
+    reply = events[-1].reply
+    assert "Paris" in "".join(e.text for e in events if isinstance(e, ChatDelta))
+    assert reply.status == "complete"
+    assert reply.tokens_in > 0 and reply.tokens_out > 0 and reply.tokens_per_s > 0
+
+
+def test_a_turn_with_ollama_down_is_saved_as_a_readable_error(refused_ollama_host, store, alice,
+                                                              tmp_path):  # fmt: skip
+    engine = choose_engine(
+        Settings(ollama_host=refused_ollama_host, engine="ollama", data_dir=tmp_path)
+    ).engine
+    events = list(ChatService(store, lambda: engine).send(
+        alice, None, "Hello?", TurnSettings("smollm2:135m")))  # fmt: skip
+    reply = events[-1].reply
+    assert reply.status == "error"
+    assert "not reachable" in reply.error
