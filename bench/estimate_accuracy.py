@@ -23,7 +23,7 @@ from tests.support.tiny_gguf import (
     LlamaCppBuffers,
     measure_llama_cpp,
     smollm2_path,
-    write_tiny_gguf,
+    write_tiny_ggufs,
 )
 
 # (KV cache type, flash attention): a quantized V cache needs flash attention in llama.cpp.
@@ -49,10 +49,7 @@ class Row:
 
 
 def model_files(directory: Path) -> dict[str, Path]:
-    files = {"smollm2-135m": smollm2_path()}
-    for name, shape in ACCURACY_SHAPES.items():
-        files[name] = write_tiny_gguf(directory / f"{name}.gguf", shape)
-    return files
+    return {"smollm2-135m": smollm2_path(), **write_tiny_ggufs(directory, ACCURACY_SHAPES)}
 
 
 def measure_row(name: str, path: Path, num_ctx: int, kv_type: str, fa: bool) -> Row:

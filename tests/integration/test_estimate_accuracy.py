@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from backend.engines.base import ModelSpec
 from backend.gguf_spec import spec_from_gguf
 from backend.memory import MIB, estimate_memory
 from tests.support.tiny_gguf import (
@@ -17,19 +18,21 @@ from tests.support.tiny_gguf import (
     LlamaCppBuffers,
     measure_llama_cpp,
     smollm2_path,
-    write_tiny_gguf,
+    write_tiny_ggufs,
 )
 
 KV_CODES = {"f16": 1, "q8_0": 8}  # ggml_type values llama-cpp-python takes for type_k / type_v
 
 
 @pytest.fixture(scope="module")
-def model_paths(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    directory = tmp_path_factory.mktemp("tiny-gguf")
-    paths = {"smollm2-135m": smollm2_path()}
-    for name in ("tiny-qwen2", "tiny-gemma3", "tiny-mixtral"):
-        paths[name] = write_tiny_gguf(directory / f"{name}.gguf", ACCURACY_SHAPES[name])
-    return paths
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, ModelSpec]]:
+    """Each model's file and the spec read from its header (read once per module)."""
+    names = ("tiny-qwen2", "tiny-gemma3", "tiny-mixtral")
+    paths = write_tiny_ggufs(
+        tmp_path_factory.mktemp("tiny-gguf"), {n: ACCURACY_SHAPES[n] for n in names}
+    )
+    paths["smollm2-135m"] = smollm2_path()
+    return {name: (path, spec_from_gguf(path)) for name, path in paths.items()}
 
 
 CASES = [
@@ -43,15 +46,19 @@ CASES = [
 
 @pytest.mark.parametrize(("model", "num_ctx", "kv_type", "flash_attention"), CASES)
 def test_estimate_matches_llama_cpp(
-    model_paths: dict[str, Path], model: str, num_ctx: int, kv_type: str, flash_attention: bool
+    models: dict[str, tuple[Path, ModelSpec]],
+    model: str,
+    num_ctx: int,
+    kv_type: str,
+    flash_attention: bool,
 ) -> None:
-    path = model_paths[model]
+    path, spec = models[model]
     code = KV_CODES[kv_type]
     actual = measure_llama_cpp(
         path, n_ctx=num_ctx, flash_attn=flash_attention, type_k=code, type_v=code, swa_full=False
     )
     estimate = estimate_memory(
-        spec_from_gguf(path),
+        spec,
         num_ctx=num_ctx,
         kv_cache_type=kv_type,
         flash_attention=flash_attention,

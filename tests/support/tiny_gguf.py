@@ -164,14 +164,27 @@ def _add_tokenizer(writer: GGUFWriter, tokenizer: _Tokenizer) -> None:
     writer.add_add_bos_token(False)
 
 
+def write_tiny_ggufs(directory: Path, shapes: dict[str, TinyShape]) -> dict[str, Path]:
+    """Write several models as <directory>/<name>.gguf, reading each vocabulary size once."""
+    tokenizers = {size: _load_tokenizer(size) for size in {s.vocab_size for s in shapes.values()}}
+    return {
+        name: _write(directory / f"{name}.gguf", shape, tokenizers[shape.vocab_size])
+        for name, shape in shapes.items()
+    }
+
+
 def write_tiny_gguf(path: Path, shape: TinyShape, seed: int = 0) -> Path:
     """Write `shape` as a GGUF file at `path` (F16 matrices, F32 vectors) and return the path."""
+    return _write(path, shape, _load_tokenizer(shape.vocab_size), seed)
+
+
+def _write(path: Path, shape: TinyShape, tokenizer: _Tokenizer, seed: int = 0) -> Path:
     rng = np.random.default_rng(seed)
     writer = GGUFWriter(str(path), shape.architecture)
     writer.add_name(f"tiny-{shape.architecture}")
     writer.add_file_type(1)  # mostly F16
     _add_hparams(writer, shape)
-    _add_tokenizer(writer, _load_tokenizer(shape.vocab_size))
+    _add_tokenizer(writer, tokenizer)
     for name, dims in _tensors(shape).items():
         np_shape = tuple(reversed(dims))
         if len(dims) == 1:
