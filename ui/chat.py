@@ -63,10 +63,10 @@ def build(services: Services, demo: gr.Blocks) -> None:
             hits = _html_dataset("Search results")
             hits.visible = False
             conv_list = _html_dataset("Your chats")
-            with gr.Row():
-                prev_btn = gr.Button("‹ Newer", size="sm")
+            with gr.Row(equal_height=True, elem_classes=["pager"]):
+                prev_btn = gr.Button("‹", size="sm", min_width=36, scale=0)
                 page_label = gr.Markdown("", elem_classes=["page-label"])
-                next_btn = gr.Button("Older ›", size="sm")
+                next_btn = gr.Button("›", size="sm", min_width=36, scale=0)
             with gr.Accordion("This chat", open=False, elem_id="this-chat"):
                 title_box = gr.Textbox(label="Title", elem_id="chat-title")
                 rename_btn = gr.Button("Rename", size="sm")
