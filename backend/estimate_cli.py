@@ -107,7 +107,7 @@ def run(args: argparse.Namespace, catalog_path: Path, out: TextIO | None = None)
 
 def _resolve(model: str, quant: str | None, catalog_path: Path) -> tuple[ModelSpec, str]:
     if model.lower().endswith(".gguf") or Path(model).is_file():
-        from backend.gguf_spec import spec_from_gguf
+        from backend.engines.gguf_spec import spec_from_gguf
 
         spec = spec_from_gguf(Path(model))
         if quant and quant.upper() != spec.quantization.upper():

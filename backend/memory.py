@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from backend.engines.base import ModelSpec
+from backend.engines.model_info import SWA_PERIODS
 
 MIB = 1024**2
 GIB = 1024**3
@@ -167,7 +168,6 @@ def _pad(value: int, multiple: int) -> int:
 
 
 # llama_hparams::set_swa_pattern: with period p, layer il uses the window when il % p < p - 1.
-SWA_PERIODS: dict[str, int] = {"gemma2": 2, "gemma3": 6, "cohere2": 4}
 
 
 def swa_layers(spec: ModelSpec) -> tuple[bool, ...]:

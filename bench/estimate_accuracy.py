@@ -16,7 +16,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from backend.gguf_spec import spec_from_gguf
+from backend.engines.gguf_spec import spec_from_gguf
 from backend.memory import MIB, estimate_memory
 from tests.support.tiny_gguf import (
     ACCURACY_SHAPES,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from backend.engines.base import ModelSpec
-from backend.gguf_spec import spec_from_gguf
+from backend.engines.gguf_spec import spec_from_gguf
 from backend.memory import MIB, estimate_memory
 from tests.support.tiny_gguf import (
     ACCURACY_SHAPES,

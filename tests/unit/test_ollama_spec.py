@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from backend.engines.base import EngineError
-from backend.engines.ollama import sliding_window_layers, spec_from_model_info
+from backend.engines.model_info import sliding_window_layers, spec_from_model_info
 
 # docs/api.md's /api/show example (llama3.2 8B, Q4_0).
 LLAMA_8B: dict[str, Any] = {
