@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -111,6 +111,11 @@ class Catalog:
 
     def tags(self) -> tuple[str, ...]:
         return tuple(entry.tag for entry in self.entries)
+
+    def subset(self, tags: Collection[str]) -> Catalog:
+        """The entries whose base tag is in tags, in catalog order."""
+        wanted = {tag.lower() for tag in tags}
+        return Catalog(tuple(e for e in self.entries if e.tag.lower() in wanted))
 
 
 def load_catalog(path: Path) -> Catalog:

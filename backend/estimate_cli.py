@@ -12,6 +12,7 @@ from backend.catalog import Catalog, CatalogError, load_catalog, spec_for
 from backend.engines.base import EngineError, ModelSpec
 from backend.memory import (
     CUDA_MINIMUM_BYTES,
+    DEFAULT_RAM_BANDWIDTH_GBPS,
     GIB,
     KV_CACHE_TYPES,
     MIB,
@@ -23,7 +24,6 @@ from backend.memory import (
 )
 
 DEFAULT_GPU_BANDWIDTH_GBPS = 900.0  # an RTX 3090/4090-class card
-DEFAULT_RAM_BANDWIDTH_GBPS = 50.0  # dual-channel DDR4/DDR5 desktop
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:

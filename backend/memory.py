@@ -93,6 +93,9 @@ GRAPH_SHAPES: dict[str, GraphShape] = {
 }
 
 
+DEFAULT_RAM_BANDWIDTH_GBPS = 50.0  # dual-channel DDR4/DDR5 desktop; HEARTH_RAM_BANDWIDTH_GBPS
+
+
 class EstimateError(ValueError):
     """The estimate cannot be made for these settings; the message says why."""
 

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
 from backend.accounts import Accounts, User
-from backend.catalog import Catalog, load_catalog
+from backend.catalog import Catalog, FitRow, fit_rows, load_catalog
 from backend.chat import ChatService
 from backend.conversations import ConversationService
 from backend.engines.base import Engine, EngineError, EngineStatus, InstalledModel, LoadedModel
 from backend.engines.embedded import EmbeddedEngine
-from backend.hardware import HardwareMonitor
+from backend.hardware import HardwareMonitor, HardwareSnapshot
+from backend.memory import DEFAULT_RAM_BANDWIDTH_GBPS
 from backend.settings import Settings
 from backend.store import Store
 
@@ -108,3 +110,35 @@ class Services:
             return self.engine.loaded_models()
         except EngineError:
             return []
+
+    # -- what this machine can run -----------------------------------------------------------
+
+    @property
+    def ram_bandwidth_gbps(self) -> float:
+        return self.settings.ram_bandwidth_gbps or DEFAULT_RAM_BANDWIDTH_GBPS
+
+    def machine_fits(
+        self,
+        snapshot: HardwareSnapshot,
+        *,
+        num_ctx: int = 4096,
+        kv_cache_type: str = "f16",
+        tags: Collection[str] | None = None,
+    ) -> list[FitRow]:
+        """Catalog rows (all, or the given base tags) judged against this snapshot's free memory.
+
+        Several GPUs count as one pool (Ollama splits layers across them) at the slowest
+        card's bandwidth.
+        """
+        bandwidths = [g.peak_memory_bandwidth_gbps for g in snapshot.gpus]
+        known = [b for b in bandwidths if b]
+        return fit_rows(
+            self.catalog if tags is None else self.catalog.subset(tags),
+            free_vram_bytes=snapshot.free_vram_bytes,
+            total_vram_bytes=snapshot.total_vram_bytes,
+            free_ram_bytes=snapshot.memory.available_bytes,
+            gpu_bandwidth_gbps=min(known) if known else None,
+            ram_bandwidth_gbps=self.ram_bandwidth_gbps,
+            num_ctx=num_ctx,
+            kv_cache_type=kv_cache_type,
+        )

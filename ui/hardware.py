@@ -222,18 +222,49 @@ def render_readiness(checks: Sequence[Check]) -> str:
     )
 
 
-# --- "What this box can run": to be filled from the catalog and memory estimator. ---
+# The seed's reference models: what people ask about first when they get a box.
+REFERENCE_MODELS = ("llama3:8b", "mistral:7b", "gemma:2b", "llama3:70b")
+REFERENCE_QUANT = "Q4_K_M"
+REFERENCE_CTX = 4096
+_VERDICT_BADGES = {"full GPU offload": "full", "partial offload": "partial",
+                   "CPU only": "cpu", "will not fit": "none"}  # fmt: skip
+
+
 def _capacity_rows(services: Any, snapshot: HardwareSnapshot) -> list[Mapping[str, str]]:
-    """One row per model/quant, column title -> cell text, shown as a table; [] hides it."""
-    return []
+    """The reference models at Q4_K_M and 4096 context, judged against free memory now."""
+    rows = []
+    for fit in services.machine_fits(snapshot, num_ctx=REFERENCE_CTX, tags=REFERENCE_MODELS):
+        if fit.quant != REFERENCE_QUANT:
+            continue
+        badge = _VERDICT_BADGES.get(fit.verdict, "none")
+        speed = f"up to {fit.tokens_per_s_bound:.0f} tok/s" if fit.tokens_per_s_bound else "–"
+        rows.append(
+            {
+                "Model": escape(f"{fit.display_name} ({fit.quant})"),
+                "Needs": _size(fit.total_bytes),
+                "Fits": f'<span class="badge {badge}">{escape(fit.verdict)}</span>',
+                "On GPU": f"{fit.gpu_layers}/{fit.total_layers} layers",
+                "Decode speed": speed,
+            }
+        )
+    return rows
 
 
 def render_capacity(rows: Sequence[Mapping[str, str]]) -> str:
+    """Rows of cells that are already HTML (escaped where they hold names)."""
     if not rows:
         return ""
     headers = list(rows[0])
-    body = _table(headers, [[row.get(h, "") for h in headers] for row in rows])
-    return f"{_STYLE}<h3>What this box can run</h3>{body}"
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{r[h]}</td>" for h in headers) + "</tr>" for r in rows)
+    note = (
+        f"<p class='hh-sub'>At {REFERENCE_QUANT}, {REFERENCE_CTX} tokens of context, "
+        "against the memory free now. The Models tab has every model and quantization.</p>"
+    )
+    return (
+        f"{_STYLE}<h3>What this box can run</h3>{note}"
+        f'<table class="hh-table"><tr>{head}</tr>{body}</table>'
+    )
 
 
 def history_frames(samples: Sequence[Sample]) -> dict[str, pd.DataFrame]:
@@ -275,7 +306,12 @@ def page_values(services: Any) -> tuple[Any, ...]:
     try:
         snapshot = services.hardware.snapshot()
         frames = history_frames(services.hardware.history())
-        capacity = render_capacity(_ask("capacity", lambda: _capacity_rows(services, snapshot)))
+        rows = _ask("what this box can run", lambda: _capacity_rows(services, snapshot))
+        capacity = (
+            render_capacity(rows)
+            if isinstance(rows, list)
+            else f'<p class="hh-error">{escape(rows)}</p>'
+        )
         return (
             render_cards(services, snapshot),
             render_readiness(readiness(snapshot)),

@@ -1,4 +1,4 @@
-"""The Hardware tab's handlers, built inside real Blocks with a stand-in services object."""
+"""The Hardware tab's handlers, built inside real Blocks over real Services and a fake NVML."""
 
 from __future__ import annotations
 
@@ -8,9 +8,14 @@ import gradio as gr
 import pandas as pd
 import pytest
 
-from backend.engines.base import EngineStatus, LoadedModel
+from backend.catalog import load_catalog
+from backend.engines.embedded import EmbeddedEngine
+from backend.engines.ollama import OllamaEngine
 from backend.hardware import HardwareMonitor
 from backend.nvml import NvmlProcess
+from backend.services import CATALOG_PATH, EngineChoice, Services
+from backend.settings import Settings
+from backend.store import Store
 from tests.unit.test_hardware import FakeGpu, FakeNvml
 from ui import hardware as hardware_tab
 
@@ -21,41 +26,37 @@ pytestmark = pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning")
 NO_LIBRARY = "NVIDIA driver library libnvidia-ml.so.1 not found (NVML Shared Library Not Found)"
 
 
-class StandInServices:
-    """Just what the Hardware tab reaches for: services.hardware, engine status, loaded models."""
-
-    def __init__(self, hardware: HardwareMonitor, engine_error: str = "") -> None:
-        self.hardware = hardware
-        self.engine_error = engine_error
-
-    def engine_status(self) -> EngineStatus:
-        if self.engine_error:
-            raise ConnectionError(self.engine_error)
-        return EngineStatus("embedded", True, "llama.cpp <b>in-process</b>", "0.3.36")
-
-    def loaded_models(self) -> list[LoadedModel]:
-        if self.engine_error:
-            raise ConnectionError(self.engine_error)
-        return [LoadedModel("smollm2:135m", 300 * 1024**2, 0, 2048)]
+def real_services(tmp_path: Path, nvml: FakeNvml, engine=None) -> Services:
+    """The app's own Services, with a fake NVML driver as the only stand-in."""
+    hardware = HardwareMonitor(tmp_path, tmp_path / "models", nvml=nvml)
+    engine = engine or EmbeddedEngine(tmp_path / "models")
+    return Services(
+        Settings(data_dir=tmp_path),
+        Store(tmp_path / "hearth.db"),
+        EngineChoice(engine, "chosen by the test"),
+        hardware,
+        load_catalog(CATALOG_PATH),
+    )
 
 
 @pytest.fixture
-def cpu_only(tmp_path: Path) -> StandInServices:
+def cpu_only(tmp_path: Path) -> Services:
     nvml = FakeNvml([], init_error=NO_LIBRARY)
-    return StandInServices(HardwareMonitor(tmp_path, tmp_path / "models", nvml=nvml))
+    return real_services(tmp_path, nvml)
 
 
 @pytest.fixture
-def two_gpus(tmp_path: Path) -> StandInServices:
+def two_gpus(tmp_path: Path) -> Services:
     gpus = [
         FakeGpu(processes=[NvmlProcess(1, 5 * GIB)]),
         FakeGpu(name="NVIDIA GeForce RTX 4090 <script>", uuid="GPU-b", total_bytes=24 * GIB),
     ]
-    hardware = HardwareMonitor(tmp_path, tmp_path / "models", nvml=FakeNvml(gpus))
-    return StandInServices(hardware)
+    services = real_services(tmp_path, FakeNvml(gpus))
+    services.engine.load("smollm2:135m", 2048)
+    return services
 
 
-def built(services: StandInServices) -> gr.Blocks:
+def built(services: Services) -> gr.Blocks:
     with gr.Blocks() as demo, gr.Tabs():
         with gr.Tab("Chat"):
             gr.Markdown("chat")
@@ -68,39 +69,44 @@ def hardware_events(demo: gr.Blocks) -> list:
     return [f for f in demo.fns.values() if f.name in ("on_tick", "on_show")]
 
 
-def test_cpu_only_page_says_no_nvidia_gpu_and_why(cpu_only: StandInServices) -> None:
+def test_cpu_only_page_says_no_nvidia_gpu_and_why(cpu_only: Services) -> None:
     built(cpu_only)
     cards, checklist, capacity, vram, gpu, ram, cpu = hardware_tab.page_values(cpu_only)
     assert "No NVIDIA GPU" in cards
     assert NO_LIBRARY in cards
     assert "FAIL" in checklist and "1-2 tokens/s" in checklist
-    assert capacity == ""  # the "What this box can run" table is not filled in yet
+    assert "What this box can run" in capacity
+    assert "Llama 3 8B" in capacity and "Llama 3 70B" in capacity
+    assert 'class="badge cpu">CPU only' in capacity
     assert vram.visible is False and gpu.visible is False  # no GPU: its plots are hidden
     assert isinstance(ram, pd.DataFrame) and isinstance(cpu, pd.DataFrame)
 
 
-def test_gpu_page_shows_each_gpu_escaped(two_gpus: StandInServices) -> None:
+def test_gpu_page_shows_each_gpu_escaped(two_gpus: Services) -> None:
     cards, checklist, *_ = hardware_tab.page_values(two_gpus)
     assert "No NVIDIA GPU" not in cards
     assert "GPU 0 · NVIDIA H100 80GB HBM3" in cards
     assert "RTX 4090 &lt;script&gt;" in cards and "<script>" not in cards
     assert "3352 GB/s" in cards
     assert "5.0 GiB" in cards  # the process holding GPU memory
-    assert "llama.cpp &lt;b&gt;in-process&lt;/b&gt;" in cards
+    assert "llama.cpp in-process" in cards
     assert "none (runs on CPU)" in cards
     assert "PASS" in checklist
 
 
-def test_engine_failure_is_a_sentence_not_an_exception(tmp_path: Path) -> None:
-    services = StandInServices(
-        HardwareMonitor(tmp_path, tmp_path, nvml=FakeNvml([])), engine_error="refused on 11434"
-    )
+def test_gpu_page_says_what_fits_on_the_gpu(two_gpus: Services) -> None:
+    *_, capacity, _vram, _gpu, _ram, _cpu = hardware_tab.page_values(two_gpus)
+    assert 'class="badge full">full GPU offload' in capacity  # 8B Q4_K_M in 99 GiB free
+    assert "up to" in capacity and "tok/s" in capacity
+
+
+def test_engine_down_is_a_sentence_not_an_exception(tmp_path: Path, refused_ollama_host) -> None:
+    services = real_services(tmp_path, FakeNvml([]), OllamaEngine(refused_ollama_host))
     cards, *_ = hardware_tab.page_values(services)
-    assert "Could not read the engine status: refused on 11434" in cards
-    assert "Could not read the loaded models: refused on 11434" in cards
+    assert f"Ollama is not reachable at {refused_ollama_host}" in cards
 
 
-def test_history_plots_follow_the_samples(two_gpus: StandInServices) -> None:
+def test_history_plots_follow_the_samples(two_gpus: Services) -> None:
     for _ in range(3):
         two_gpus.hardware.sample_now()
     *_, vram, gpu, ram, cpu = hardware_tab.page_values(two_gpus)
@@ -114,7 +120,7 @@ def test_history_plots_follow_the_samples(two_gpus: StandInServices) -> None:
     assert list(busy["%"]) == [42.0] * 3  # mean of both fake GPUs at 42 %
 
 
-def test_broken_monitor_shows_a_readable_error(cpu_only: StandInServices) -> None:
+def test_broken_monitor_shows_a_readable_error(cpu_only: Services) -> None:
     class Broken:
         interval_s = 2.0
 
@@ -126,7 +132,7 @@ def test_broken_monitor_shows_a_readable_error(cpu_only: StandInServices) -> Non
     assert "Could not read the hardware: psutil is confused" in cards
 
 
-def test_events_are_private_and_pause_off_screen(cpu_only: StandInServices) -> None:
+def test_events_are_private_and_pause_off_screen(cpu_only: Services) -> None:
     demo = built(cpu_only)
     events = hardware_events(demo)
     assert sorted(f.name for f in events) == ["on_show", "on_tick"]
@@ -143,7 +149,7 @@ def test_events_are_private_and_pause_off_screen(cpu_only: StandInServices) -> N
     assert timer.active is True and "No NVIDIA GPU" in cards
 
 
-def test_outside_a_tab_the_timer_never_pauses(cpu_only: StandInServices) -> None:
+def test_outside_a_tab_the_timer_never_pauses(cpu_only: Services) -> None:
     with gr.Blocks() as demo:
         hardware_tab.build(cpu_only)
     (on_tick,) = hardware_events(demo)
