@@ -108,8 +108,7 @@ class ChatService:
         text = text.strip()
         if not text:
             raise ChatInputError("Type a message first.")
-        if not settings.model:
-            raise ChatInputError("Choose a model first.")
+        _check_model(settings)
         conversation = self._conversation_for(user, conversation_id, text, settings)
         prompt = self._store.add_message(
             user.id, conversation.id, role="user", content=text, model=settings.model
@@ -124,20 +123,11 @@ class ChatService:
         cancel: threading.Event | None = None,
     ) -> Iterator[TurnEvent]:
         """Drop the last reply and answer the last question again."""
-        messages = self._store.messages(user.id, conversation_id)
-        last_question = next((m for m in reversed(messages) if m.role == "user"), None)
-        if last_question is None:
-            raise ChatInputError("There is no question to answer again.")
-        later = [m for m in messages if m.id > last_question.id]
+        _check_model(settings)
+        last_question, later = self._last_question(user, conversation_id, "answer again")
         if later:
             self._store.delete_messages_from(user.id, conversation_id, later[0].id)
-        conversation = self._store.update_conversation(
-            user.id,
-            conversation_id,
-            model=settings.model,
-            system_prompt=settings.system_prompt,
-            options=_options_dict(settings.options),
-        )
+        conversation = self._conversation_for(user, conversation_id, "", settings)
         yield from self._reply(user, conversation, last_question, settings, cancel)
 
     def edit_last(
@@ -149,14 +139,22 @@ class ChatService:
         cancel: threading.Event | None = None,
     ) -> Iterator[TurnEvent]:
         """Replace the last question (and its reply) with new text and answer it."""
-        messages = self._store.messages(user.id, conversation_id)
-        last_question = next((m for m in reversed(messages) if m.role == "user"), None)
-        if last_question is None:
-            raise ChatInputError("There is no question to edit.")
         if not text.strip():
             raise ChatInputError("The edited question is empty.")
+        _check_model(settings)  # before anything is deleted
+        last_question, _ = self._last_question(user, conversation_id, "edit")
         self._store.delete_messages_from(user.id, conversation_id, last_question.id)
         yield from self.send(user, conversation_id, text, settings, cancel)
+
+    def _last_question(
+        self, user: User, conversation_id: int, action: str
+    ) -> tuple[Message, list[Message]]:
+        """The conversation's last user message and the messages after it."""
+        messages = self._store.messages(user.id, conversation_id)
+        for index in range(len(messages) - 1, -1, -1):
+            if messages[index].role == "user":
+                return messages[index], messages[index + 1 :]
+        raise ChatInputError(f"There is no question to {action}.")
 
     def _conversation_for(
         self, user: User, conversation_id: int | None, text: str, settings: TurnSettings
@@ -259,6 +257,11 @@ def coalesce_deltas(
             pending, last_sent = "", now
     if pending:
         yield ChatDelta(pending)
+
+
+def _check_model(settings: TurnSettings) -> None:
+    if not settings.model:
+        raise ChatInputError("Choose a model first.")
 
 
 def _options_dict(options: ChatOptions) -> dict[str, object]:

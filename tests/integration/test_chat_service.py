@@ -130,3 +130,12 @@ def test_empty_message_or_model_is_refused_before_anything_is_saved(
     with pytest.raises(ChatInputError):
         list(chat.send(alice, None, text, TurnSettings(model)))
     assert store.count_conversations(alice.id) == 0
+
+
+def test_edit_without_a_model_loses_nothing(chat, store, alice):
+    first = list(chat.send(alice, None, QUESTION, GREEDY))
+    conversation_id = first[0].conversation.id
+    with pytest.raises(ChatInputError, match="Choose a model"):
+        list(chat.edit_last(alice, conversation_id, "Something else?", TurnSettings("")))
+    assert [m.content for m in store.messages(alice.id, conversation_id)][0] == QUESTION
+    assert len(store.messages(alice.id, conversation_id)) == 2
