@@ -14,6 +14,7 @@ from backend.engines.base import Engine, EngineError, EngineStatus, InstalledMod
 from backend.engines.embedded import EmbeddedEngine
 from backend.hardware import HardwareMonitor, HardwareSnapshot
 from backend.memory import DEFAULT_RAM_BANDWIDTH_GBPS
+from backend.models_service import ModelService
 from backend.settings import Settings
 from backend.store import Store
 
@@ -66,6 +67,13 @@ class Services:
         self.accounts = Accounts(store)
         self.chat = ChatService(store, lambda: self.engine)
         self.conversations = ConversationService(store)
+        self.models = ModelService(
+            store,
+            lambda: self.engine,
+            hardware,
+            catalog,
+            ram_bandwidth_gbps=settings.ram_bandwidth_gbps,
+        )
 
     @classmethod
     def build(cls, settings: Settings) -> Services:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import gradio as gr
 
-from ui import chat, hardware
+from ui import chat, hardware, models
 
 if TYPE_CHECKING:
     from backend.services import Services
@@ -67,10 +67,7 @@ def build_ui(services: Services) -> gr.Blocks:
             with gr.Tab("Chat", id="chat"):
                 chat.build(services, demo)
             with gr.Tab("Models", id="models"):
-                _coming(
-                    "The model catalog with per-quantization memory estimates, and pull, "
-                    "load, unload and delete with progress."
-                )
+                models.build(services, demo)
             with gr.Tab("Hardware", id="hardware"):
                 hardware.build(services)
             with gr.Tab("Admin", id="admin"):

@@ -1,0 +1,520 @@
+"""Admission control: admit, warn about or refuse a model load before the engine tries it.
+
+Pure decisions over numbers: the memory estimate of (model, quant, num_ctx, KV type), what the
+machine has free now (NVML's free VRAM already counts every process, Ollama's runners and
+others alike), the models the engine holds (Ollama unloads idle ones to make room for a new
+one), and the reservations of loads still in flight. Policies follow LM Studio's guardrails.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Literal
+
+from backend.engines.base import LoadedModel, ModelSpec
+from backend.memory import (
+    DEFAULT_RAM_BANDWIDTH_GBPS,
+    GIB,
+    KV_CACHE_TYPES,
+    MIB,
+    MemoryEstimate,
+    Placement,
+    Verdict,
+    decode_speed_bound,
+    estimate_memory,
+    place,
+    weights_bytes_for,
+)
+from backend.nvml import GpuProcess
+
+if TYPE_CHECKING:
+    from backend.hardware import HardwareSnapshot
+
+Policy = Literal["strict", "balanced", "relaxed", "off"]
+POLICIES: tuple[Policy, ...] = ("strict", "balanced", "relaxed", "off")
+MarginUnit = Literal["MiB", "%"]
+AdmissionVerdict = Literal["admit", "warn", "refuse"]
+_RANK: dict[AdmissionVerdict, int] = {"refuse": 0, "warn": 1, "admit": 2}
+MIN_SUGGESTED_CTX = 512
+# Process names of Ollama's own runners as NVML/psutil report them (comm is cut at 15 chars).
+OLLAMA_PROCESS_PREFIXES = ("ollama", "llama-server", "llama_server")
+
+
+class AdmissionError(ValueError):
+    """An admission setting or request has a value that cannot be used."""
+
+
+def format_size(value: float) -> str:
+    """Bytes as GiB with one decimal from 1 GiB up, else whole MiB."""
+    if abs(value) >= GIB:
+        return f"{value / GIB:.1f} GiB"
+    return f"{value / MIB:.0f} MiB"
+
+
+@dataclass(frozen=True)
+class AdmissionSettings:
+    policy: Policy = "balanced"
+    margin: float = 512.0  # kept free on each device: MiB, or % of the device's total
+    margin_unit: MarginUnit = "MiB"
+    kv_cache_type: str = "f16"  # what the engine runs with (Ollama: OLLAMA_KV_CACHE_TYPE)
+
+    def __post_init__(self) -> None:
+        for name, value, allowed in (
+            ("Policy", self.policy, POLICIES),
+            ("Margin unit", self.margin_unit, ("MiB", "%")),
+            ("KV cache type", self.kv_cache_type, tuple(KV_CACHE_TYPES)),
+        ):
+            if value not in allowed:
+                raise AdmissionError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+        limit = 50 if self.margin_unit == "%" else 1024 * 1024
+        if not 0 <= self.margin <= limit:
+            raise AdmissionError(
+                f"Margin must be between 0 and {limit} {self.margin_unit}, got {self.margin}"
+            )
+
+    def margin_bytes(self, device_total_bytes: int) -> int:
+        if self.policy == "off" or device_total_bytes <= 0:
+            return 0
+        if self.margin_unit == "%":
+            return int(device_total_bytes * self.margin / 100)
+        return int(self.margin * MIB)
+
+    def describe_margin(self) -> str:
+        return f"{self.margin:g} {self.margin_unit}"
+
+
+@dataclass(frozen=True)
+class Machine:
+    """What admission reads from a HardwareSnapshot (all GPUs pooled, as Ollama splits layers)."""
+
+    free_vram_bytes: int
+    total_vram_bytes: int
+    free_ram_bytes: int
+    total_ram_bytes: int
+    gpu_processes: tuple[GpuProcess, ...] = ()
+    gpu_bandwidth_gbps: float | None = None
+    ram_bandwidth_gbps: float = DEFAULT_RAM_BANDWIDTH_GBPS
+
+    @property
+    def has_gpu(self) -> bool:
+        return self.total_vram_bytes > 0
+
+    @classmethod
+    def from_snapshot(
+        cls, snapshot: HardwareSnapshot, ram_bandwidth_gbps: float = DEFAULT_RAM_BANDWIDTH_GBPS
+    ) -> Machine:
+        known = [g.peak_memory_bandwidth_gbps for g in snapshot.gpus]
+        bandwidths = [b for b in known if b]
+        return cls(
+            free_vram_bytes=snapshot.free_vram_bytes,
+            total_vram_bytes=snapshot.total_vram_bytes,
+            free_ram_bytes=snapshot.memory.available_bytes,
+            total_ram_bytes=snapshot.memory.total_bytes,
+            gpu_processes=tuple(p for g in snapshot.gpus for p in g.processes),
+            gpu_bandwidth_gbps=min(bandwidths) if bandwidths else None,
+            ram_bandwidth_gbps=ram_bandwidth_gbps,
+        )
+
+
+@dataclass(frozen=True)
+class LoadRequest:
+    model: str  # the name the engine loads, e.g. "llama3.1:8b"
+    spec: ModelSpec
+    num_ctx: int
+    kv_cache_type: str = "f16"
+    alternatives: tuple[ModelSpec, ...] = ()  # other quantizations of the same model
+
+
+@dataclass(frozen=True)
+class Reservation:
+    id: int
+    model: str
+    vram_bytes: int
+    ram_bytes: int
+
+
+class Reservations:
+    """Memory promised to loads in flight; admit() decides and reserves under one lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: dict[int, Reservation] = {}
+        self._next_id = 1
+
+    def held(self) -> tuple[Reservation, ...]:
+        with self._lock:
+            return tuple(self._held.values())
+
+    def admit(
+        self,
+        model: str,
+        decide: Callable[[tuple[Reservation, ...]], Decision],
+        *,
+        force: bool = False,
+    ) -> tuple[Decision, Reservation | None]:
+        """Run decide() against the current reservations; reserve its placement if admitted.
+
+        Two admins loading at once are serialised here, so the second decision already sees
+        the first one's reservation.
+        """
+        with self._lock:
+            decision = decide(tuple(self._held.values()))
+            if not (decision.admitted or force) or decision.already_loaded:
+                return decision, None
+            reservation = Reservation(
+                self._next_id, model, decision.placement.vram_bytes, decision.placement.ram_bytes
+            )
+            self._held[reservation.id] = reservation
+            self._next_id += 1
+            return decision, reservation
+
+    def release(self, reservation: Reservation | None) -> None:
+        if reservation is not None:
+            with self._lock:
+                self._held.pop(reservation.id, None)
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """Something that would load instead, with its own estimate and verdict."""
+
+    label: str
+    verdict: AdmissionVerdict
+    placement_verdict: Verdict
+    total_bytes: int
+    vram_bytes: int
+    ram_bytes: int
+    model: str
+    num_ctx: int
+    kv_cache_type: str
+    unload: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        return (
+            f"{self.label}: needs {format_size(self.total_bytes)} "
+            f"({format_size(self.vram_bytes)} VRAM + {format_size(self.ram_bytes)} RAM, "
+            f"{self.placement_verdict}) → {self.verdict}"
+        )
+
+
+@dataclass(frozen=True)
+class Decision:
+    model: str
+    verdict: AdmissionVerdict
+    policy: Policy
+    num_ctx: int
+    kv_cache_type: str
+    estimate: MemoryEstimate
+    placement: Placement
+    tokens_per_s_bound: float | None
+    free_vram_bytes: int  # what this load could use: free - reservations - margin (+ evictions)
+    free_ram_bytes: int
+    reasons: tuple[str, ...] = ()
+    suggestions: tuple[Suggestion, ...] = ()
+    evicts: tuple[str, ...] = ()  # loaded models Ollama would unload to make room
+    already_loaded: bool = False
+
+    @property
+    def admitted(self) -> bool:
+        return self.verdict != "refuse"
+
+    def message(self) -> str:
+        head = {"admit": "Admitted", "warn": "Admitted with a warning", "refuse": "Refused"}
+        lines = [f"{head[self.verdict]}: {self.model} at num_ctx {self.num_ctx}.", *self.reasons]
+        lines += [f"Instead: {s.describe()}" for s in self.suggestions]
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class _Judged:
+    placement: Placement
+    verdict: AdmissionVerdict
+    note: str
+    speed: float | None
+
+
+@dataclass(frozen=True)
+class _Budget:
+    vram: int
+    ram: int
+    reserved_vram: int = 0
+    reserved_ram: int = 0
+    margin_vram: int = 0
+    margin_ram: int = 0
+
+
+def _same(a: str, b: str) -> bool:
+    def norm(name: str) -> str:
+        name = name.strip().lower()
+        return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
+
+    return norm(a) == norm(b)
+
+
+def _estimate(spec: ModelSpec, num_ctx: int, kv: str) -> MemoryEstimate:
+    return estimate_memory(spec, num_ctx=num_ctx, kv_cache_type=kv, flash_attention=kv != "f16")
+
+
+def _speed(spec: ModelSpec, est: MemoryEstimate, at: Placement, machine: Machine) -> float | None:
+    gpu, ram = machine.gpu_bandwidth_gbps, machine.ram_bandwidth_gbps
+    if at.verdict == "will not fit" or (at.gpu_layers and not gpu):
+        return None
+    return decode_speed_bound(spec, est, at, gpu_bandwidth_gbps=gpu, ram_bandwidth_gbps=ram)
+
+
+def _judge(
+    spec: ModelSpec, estimate: MemoryEstimate, vram: int, ram: int, machine: Machine, policy: Policy
+) -> _Judged:
+    placement = place(spec, estimate, vram, ram)
+    speed = _speed(spec, estimate, placement, machine)
+    pace = f"expect at most {speed:.1f} tokens/s" if speed else "expect a slow reply"
+    where = (
+        f"{format_size(placement.ram_bytes)} of it in RAM, "
+        f"{placement.gpu_layers}/{placement.total_layers} layers on the GPU"
+    )
+    fits = placement.verdict != "will not fit"
+    if policy == "off":
+        note = "Guardrails are off: the engine gets the load whatever the estimate says."
+        return _Judged(placement, "admit" if fits else "warn", note, speed)
+    if placement.verdict == "full GPU offload":
+        return _Judged(placement, "admit", "It fits entirely in GPU memory.", speed)
+    if policy == "strict":
+        note = f"Policy strict loads only what fits entirely in GPU memory; this would put {where}."
+        return _Judged(placement, "refuse", note, speed)
+    if fits:
+        verdict: AdmissionVerdict = "warn" if policy == "balanced" else "admit"
+        what = "runs on the CPU only" if placement.verdict == "CPU only" else "is partly offloaded"
+        return _Judged(placement, verdict, f"It {what} ({where}): {pace}.", speed)
+    if policy == "relaxed" and estimate.total_bytes <= vram + ram:
+        note = (
+            f"GPU memory and RAM together ({format_size(vram + ram)}) hold its "
+            f"{format_size(estimate.total_bytes)}, but not layer by layer: it may fail to load."
+        )
+        return _Judged(placement, "warn", note, speed)
+    note = (
+        f"It does not fit: the layers the GPU cannot hold need {format_size(placement.ram_bytes)}"
+        f" of RAM and {format_size(ram)} is available."
+    )
+    return _Judged(placement, "refuse", note, speed)
+
+
+def _usage(machine: Machine, loaded: Sequence[LoadedModel]) -> list[str]:
+    """Who holds the memory this load cannot have."""
+    lines = []
+    if machine.has_gpu:
+        holders = [f"{m.name} {format_size(m.vram_bytes)} (loaded in Ollama)" for m in loaded]
+        attributed = sum(m.vram_bytes for m in loaded)
+        for proc in machine.gpu_processes:
+            name = proc.name or "unknown process"
+            if name.lower().startswith(OLLAMA_PROCESS_PREFIXES):
+                continue
+            size = "" if proc.used_vram_bytes is None else f" {format_size(proc.used_vram_bytes)}"
+            holders.append(f"{name} (pid {proc.pid}){size}")
+            attributed += proc.used_vram_bytes or 0
+        used = machine.total_vram_bytes - machine.free_vram_bytes
+        rest = used - attributed
+        if rest > 64 * MIB:
+            holders.append(f"driver, CUDA contexts and unlisted processes {format_size(rest)}")
+        lines.append(
+            f"GPU memory in use: {format_size(used)} of {format_size(machine.total_vram_bytes)}"
+            + (f", by {', '.join(holders)}." if holders else ".")
+        )
+    in_ram = [m for m in loaded if m.ram_bytes]
+    used_ram = machine.total_ram_bytes - machine.free_ram_bytes
+    ram_line = f"RAM in use: {format_size(used_ram)} of {format_size(machine.total_ram_bytes)}"
+    if in_ram:
+        ram_line += ", of it loaded models " + ", ".join(
+            f"{m.name} {format_size(m.ram_bytes)}" for m in in_ram
+        )
+    lines.append(ram_line + ".")
+    return lines
+
+
+def _budget(
+    machine: Machine,
+    settings: AdmissionSettings,
+    reserved: Sequence[Reservation],
+    freed: Sequence[LoadedModel],
+) -> _Budget:
+    reserved_vram = sum(r.vram_bytes for r in reserved)
+    reserved_ram = sum(r.ram_bytes for r in reserved)
+    margin_vram = settings.margin_bytes(machine.total_vram_bytes)
+    margin_ram = settings.margin_bytes(machine.total_ram_bytes)
+    vram = machine.free_vram_bytes + sum(m.vram_bytes for m in freed)
+    ram = machine.free_ram_bytes + sum(m.ram_bytes for m in freed)
+    return _Budget(
+        vram=max(vram - reserved_vram - margin_vram, 0) if machine.has_gpu else 0,
+        ram=max(ram - reserved_ram - margin_ram, 0),
+        reserved_vram=reserved_vram,
+        reserved_ram=reserved_ram,
+        margin_vram=margin_vram if machine.has_gpu else 0,
+        margin_ram=margin_ram,
+    )
+
+
+def _free_line(machine: Machine, budget: _Budget, reserved: Sequence[Reservation]) -> str:
+    if machine.has_gpu:
+        vram = f"{format_size(budget.vram)} of GPU memory ({format_size(machine.total_vram_bytes)})"
+    else:
+        vram = "no GPU memory (no NVIDIA GPU found)"
+    line = f"Available: {vram} and {format_size(budget.ram)} of RAM"
+    extras = []
+    if budget.margin_vram or budget.margin_ram:
+        vram_margin = f"{format_size(budget.margin_vram)} VRAM / " if machine.has_gpu else ""
+        extras.append(
+            f"after keeping a safety margin of {vram_margin}{format_size(budget.margin_ram)} "
+            "RAM free"
+        )
+    if reserved:
+        extras.append(
+            f"{format_size(budget.reserved_vram)} VRAM + {format_size(budget.reserved_ram)} RAM "
+            f"reserved for {len(reserved)} load(s) in flight "
+            f"({', '.join(r.model for r in reserved)})"
+        )
+    return line + (f", {'; '.join(extras)}." if extras else ".")
+
+
+def _need_line(request: LoadRequest, estimate: MemoryEstimate, ctx: int) -> str:
+    return (
+        f"Needs {format_size(estimate.total_bytes)} at num_ctx {ctx} with a "
+        f"{request.kv_cache_type} KV cache: weights {format_size(estimate.weights_bytes)}, "
+        f"KV cache {format_size(estimate.kv_cache_bytes)}, compute "
+        f"{format_size(estimate.compute_bytes)}, runtime {format_size(estimate.overhead_bytes)}."
+    )
+
+
+def decide(
+    request: LoadRequest,
+    machine: Machine,
+    loaded: Sequence[LoadedModel],
+    reserved: Sequence[Reservation],
+    settings: AdmissionSettings,
+    *,
+    suggest: bool = True,
+) -> Decision:
+    """The admission decision for one load request."""
+    spec, kv, policy = request.spec, request.kv_cache_type, settings.policy
+    if request.num_ctx < 1:
+        raise AdmissionError(f"Context length must be positive, got {request.num_ctx}")
+    ctx = min(request.num_ctx, spec.context_length) if spec.context_length else request.num_ctx
+    estimate = _estimate(spec, ctx, kv)
+    reasons: list[str] = []
+    if ctx < request.num_ctx:
+        reasons.append(
+            f"num_ctx {request.num_ctx} is capped at the model's trained context of {ctx} "
+            "(Ollama does the same)."
+        )
+    same = [m for m in loaded if _same(m.name, request.model)]
+    others = sorted((m for m in loaded if m not in same), key=lambda m: m.expires_at or "~")
+    base = _budget(machine, settings, reserved, same)
+    if same and same[0].context_length in (None, ctx):
+        placement = Placement(
+            estimate.block_count + 1, estimate.block_count + 1, same[0].vram_bytes,
+            same[0].ram_bytes, "full GPU offload" if not same[0].ram_bytes else "partial offload",
+        )  # fmt: skip
+        note = f"{request.model} is already loaded ({format_size(same[0].size_bytes)})."
+        return Decision(
+            request.model, "admit", policy, ctx, kv, estimate, placement, None,
+            base.vram, base.ram, (note,), already_loaded=True,
+        )  # fmt: skip
+    judged = _judge(spec, estimate, base.vram, base.ram, machine, policy)
+    budget, evicts = base, ()
+    if judged.verdict != "admit" and others:
+        # Ollama unloads idle models, least recently used first, until the new one fits.
+        for count in range(1, len(others) + 1):
+            trial = _budget(machine, settings, reserved, [*same, *others[:count]])
+            better = _judge(spec, estimate, trial.vram, trial.ram, machine, policy)
+            if _RANK[better.verdict] > _RANK[judged.verdict]:
+                judged, budget, evicts = better, trial, tuple(m.name for m in others[:count])
+                if better.verdict == "admit":
+                    break
+    verdict = judged.verdict
+    reasons += [_need_line(request, estimate, ctx), _free_line(machine, budget, reserved)]
+    reasons.append(judged.note)
+    if same:
+        reasons.append(
+            f"{request.model} is loaded at num_ctx {same[0].context_length}: the engine reloads "
+            f"it, freeing its {format_size(same[0].size_bytes)} first."
+        )
+    if evicts:
+        verdict = "warn" if verdict == "admit" else verdict
+        reasons.append(
+            f"To make room Ollama would unload {', '.join(evicts)} (it unloads idle models only;"
+            " a model still answering makes the load wait, and its next chat reloads it)."
+        )
+    if verdict != "admit":
+        reasons += _usage(machine, loaded)
+    decision = Decision(
+        request.model, verdict, policy, ctx, kv, estimate, judged.placement, judged.speed,
+        budget.vram, budget.ram, tuple(reasons), evicts=evicts,
+    )  # fmt: skip
+    if suggest and verdict != "admit":
+        found = suggestions(request, machine, loaded, reserved, settings, verdict)
+        if not found and verdict == "refuse":
+            smallest = min((spec, *request.alternatives), key=weights_bytes_for)
+            reasons.append(
+                "Nothing smaller would fit either: the smallest quantization, "
+                f"{smallest.name} ({format_size(weights_bytes_for(smallest))} of weights), "
+                f"a shorter context and a q8_0 KV cache all fall short."
+            )
+        decision = replace(decision, reasons=tuple(reasons), suggestions=found)
+    return decision
+
+
+def suggestions(
+    request: LoadRequest,
+    machine: Machine,
+    loaded: Sequence[LoadedModel],
+    reserved: Sequence[Reservation],
+    settings: AdmissionSettings,
+    verdict: AdmissionVerdict,
+) -> tuple[Suggestion, ...]:
+    """What would do better than `verdict`: a smaller quant, a shorter context, a q8_0 KV cache,
+    unloading a model; each the largest/first that does, with its own estimate."""
+
+    def trial(req: LoadRequest, label: str, gone: Sequence[LoadedModel] = ()) -> Suggestion | None:
+        still = [m for m in loaded if m not in gone]
+        freed = replace(
+            machine,
+            free_vram_bytes=machine.free_vram_bytes + sum(m.vram_bytes for m in gone),
+            free_ram_bytes=machine.free_ram_bytes + sum(m.ram_bytes for m in gone),
+        )
+        result = decide(req, freed, still, reserved, settings, suggest=False)
+        if _RANK[result.verdict] <= _RANK[verdict]:
+            return None
+        return Suggestion(
+            label, result.verdict, result.placement.verdict, result.estimate.total_bytes,
+            result.placement.vram_bytes, result.placement.ram_bytes, req.model, result.num_ctx,
+            req.kv_cache_type, tuple(m.name for m in gone),
+        )  # fmt: skip
+
+    found: list[Suggestion] = []
+    current = weights_bytes_for(request.spec)
+    smaller = [s for s in request.alternatives if weights_bytes_for(s) < current]
+    smaller.sort(key=lambda s: -weights_bytes_for(s))
+    for alt in smaller:
+        label = f"{alt.name} ({alt.quantization} instead of {request.spec.quantization or '?'})"
+        if hit := trial(replace(request, model=alt.name, spec=alt), label):
+            found.append(hit)
+            break
+    asked = min(request.num_ctx, request.spec.context_length or request.num_ctx)
+    ctx = asked // 2
+    while ctx >= MIN_SUGGESTED_CTX:
+        if hit := trial(replace(request, num_ctx=ctx), f"num_ctx {ctx} instead of {asked}"):
+            found.append(hit)
+            break
+        ctx //= 2
+    if request.kv_cache_type == "f16":
+        label = "a q8_0 KV cache (OLLAMA_KV_CACHE_TYPE=q8_0 with OLLAMA_FLASH_ATTENTION=1)"
+        if hit := trial(replace(request, kv_cache_type="q8_0"), label):
+            found.append(hit)
+    others = [m for m in loaded if not _same(m.name, request.model)]
+    singles = [trial(request, f"unload {m.name} first", [m]) for m in others]
+    found += [s for s in singles if s is not None]
+    if len(others) > 1 and not any(singles):
+        names = ", ".join(m.name for m in others)
+        if hit := trial(request, f"unload {names} first", others):
+            found.append(hit)
+    return tuple(found)

@@ -1,0 +1,81 @@
+"""The admission panel over real HTTP: mounted in a Blocks over real Services, signed-in users."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import gradio as gr
+import pytest
+
+from backend.admission import AdmissionSettings
+from backend.services import Services
+from backend.settings import Settings
+from tests.support.app_process import free_port
+from tests.support.gradio_http import GradioHTTP
+from ui import admission_panel
+
+ADMIN_PW, STAFF_PW = "admin-pass-123", "staff-pass-123"
+
+
+@pytest.fixture(scope="module")
+def panel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Services, str]]:
+    data_dir: Path = tmp_path_factory.mktemp("panel")
+    services = Services.build(Settings(data_dir=data_dir, engine="embedded"))
+    services.accounts.add_user_cli("boss", ADMIN_PW, "admin")
+    services.accounts.add_user_cli("clerk", STAFF_PW, "staff")
+    with gr.Blocks() as demo:
+        admission_panel.build(services, demo)
+    demo.queue()
+    port = free_port()
+    demo.launch(
+        server_name="127.0.0.1",
+        server_port=port,
+        auth=services.accounts.authenticate,
+        prevent_thread_lock=True,
+        ssr_mode=False,
+        show_error=False,
+    )
+    yield services, f"http://127.0.0.1:{port}"
+    demo.close()
+    services.close()
+
+
+def _call(url: str, user: str, password: str, api_name: str, data: list) -> dict:
+    client = GradioHTTP(url, user, password)
+    try:
+        return client.call(client.fn_index(api_name), data)
+    finally:
+        client.close()
+
+
+def test_staff_sees_the_settings_read_only_and_cannot_save(panel) -> None:
+    services, url = panel
+    shown = _call(url, "clerk", STAFF_PW, "admission_panel_load", [])["output"]["data"]
+    assert shown[0]["value"] == "balanced" and shown[0]["interactive"] is False
+    assert shown[4]["visible"] is False  # the Save button
+    assert "Only an admin can change them" in shown[6]
+    refused = _call(url, "clerk", STAFF_PW, "admission_save", ["off", 0, "MiB", "f16"])
+    assert "Only an admin may change the admission policy" in refused["output"]["error"]
+    assert services.models.admission_settings() == AdmissionSettings()
+    denied = services.store.list_audit(action="admission.settings", actor="clerk")
+    assert [e.outcome for e in denied] == ["denied"]
+
+
+def test_admin_saves_and_the_change_is_audited(panel) -> None:
+    services, url = panel
+    shown = _call(url, "boss", ADMIN_PW, "admission_panel_load", [])["output"]["data"]
+    assert shown[0]["interactive"] is True and shown[4]["visible"] is True
+    saved = _call(url, "boss", ADMIN_PW, "admission_save", ["strict", 10, "%", "q8_0"])
+    assert "Saved. Policy **strict**, safety margin **10 %**" in saved["output"]["data"][1]
+    assert services.models.admission_settings() == AdmissionSettings("strict", 10, "%", "q8_0")
+    [entry] = services.store.list_audit(action="admission.settings", actor="boss")
+    assert "balanced -> strict" in entry.detail and "f16 -> q8_0" in entry.detail
+
+
+def test_a_bad_margin_is_refused_with_its_value(panel) -> None:
+    services, url = panel
+    before = services.models.admission_settings()
+    refused = _call(url, "boss", ADMIN_PW, "admission_save", ["balanced", 90, "%", "f16"])
+    assert "90" in refused["output"]["error"] and "Margin" in refused["output"]["error"]
+    assert services.models.admission_settings() == before

@@ -1,0 +1,94 @@
+"""Admission settings (policy, safety margin, the engine's KV cache type) for the Admin tab.
+
+Admins change them; everyone else sees them read-only. Every change is audited by
+ModelService.set_admission_settings.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import gradio as gr
+
+from backend.admission import POLICIES, AdmissionSettings
+from backend.memory import KV_CACHE_TYPES
+from ui.common import PRIVATE, acting_user, guarded
+
+if TYPE_CHECKING:
+    from backend.services import Services
+
+POLICY_HELP = {
+    "strict": "only loads that fit entirely in GPU memory, keeping the safety margin free",
+    "balanced": "partial offload or CPU only when RAM holds the rest, with a speed warning",
+    "relaxed": "any load that GPU memory and RAM together can hold",
+    "off": "no checks: every load goes to the engine",
+}
+
+
+def policy_help(policy: str | None = None) -> str:
+    lines = [
+        f"- **{name}**{' (current)' if name == policy else ''}: {POLICY_HELP[name]}"
+        for name in POLICIES
+    ]
+    return "\n".join(lines)
+
+
+def describe(settings: AdmissionSettings) -> str:
+    return (
+        f"Policy **{settings.policy}**, safety margin **{settings.describe_margin()}** kept free "
+        f"on the GPU and in RAM, KV cache **{settings.kv_cache_type}**."
+    )
+
+
+def build(services: Services, demo: gr.Blocks) -> None:
+    """The admission panel's components and events, inside whatever block the caller opened."""
+    gr.Markdown(
+        "### Load admission\nBefore a model loads, its memory estimate is checked against "
+        "what is free now (other GPU processes, loaded models and loads in flight included)."
+    )
+    with gr.Row():
+        policy = gr.Radio(list(POLICIES), label="Policy", elem_id="admission-policy")
+        margin = gr.Number(label="Safety margin", minimum=0, elem_id="admission-margin")
+        unit = gr.Radio(["MiB", "%"], label="Margin unit", elem_id="admission-unit")
+        kv = gr.Dropdown(
+            list(KV_CACHE_TYPES),
+            label="KV cache type the engine runs with (OLLAMA_KV_CACHE_TYPE)",
+            elem_id="admission-kv",
+        )
+    explain = gr.Markdown(policy_help(), elem_id="admission-help")
+    save = gr.Button("Save admission settings", variant="primary", elem_id="admission-save")
+    status = gr.Markdown("", elem_id="admission-status")
+
+    @guarded
+    def admission_panel_load(request: gr.Request):
+        user = acting_user(services, request)
+        current = services.models.admission_settings()
+        editable = {"interactive": user.is_admin}
+        note = describe(current) + ("" if user.is_admin else " Only an admin can change them.")
+        return (
+            gr.update(value=current.policy, **editable),
+            gr.update(value=current.margin, **editable),
+            gr.update(value=current.margin_unit, **editable),
+            gr.update(value=current.kv_cache_type, **editable),
+            gr.update(visible=user.is_admin),
+            policy_help(current.policy),
+            note,
+        )
+
+    @guarded
+    def admission_save(policy_value, margin_value, unit_value, kv_value, request: gr.Request):
+        user = acting_user(services, request)
+        values = {
+            "policy": policy_value or "",
+            "margin": float(margin_value if margin_value is not None else -1),
+            "margin_unit": unit_value or "",
+            "kv_cache_type": kv_value or "",
+        }
+        services.models.set_admission_settings(user, values)
+        current = services.models.admission_settings()
+        gr.Info("Admission settings saved.")
+        return policy_help(current.policy), f"Saved. {describe(current)}"
+
+    outputs = [policy, margin, unit, kv, save, explain, status]
+    demo.load(admission_panel_load, None, outputs, **PRIVATE)
+    save.click(admission_save, [policy, margin, unit, kv], [explain, status], **PRIVATE)
