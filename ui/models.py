@@ -375,6 +375,8 @@ def build(services: Services, demo: gr.Blocks) -> None:
     @guarded
     def models_select(index, shown, num_ctx, kv_type, request: gr.Request):
         user = acting_user(services, request)
+        if not isinstance(index, int) or not 0 <= index < len(shown or []):
+            raise ValueError("Pick a row of the catalog.")
         tag = shown[index]
         found = models.check(user, tag, int(num_ctx), kv_type)
         return decision_html(found, f"{tag} — estimate on this machine"), tag

@@ -98,6 +98,30 @@ def test_admin_pulls_loads_and_unloads_a_model(browser, app, server) -> None:
     page.locator("#unload-btn").click()
     page.locator("#models-loaded", has_text="No model is loaded.").wait_for()
     assert server.state.running() == []
+
+    page.locator("#delete-btn").click()
+    page.locator("#delete-keep").click()
+    page.locator("#delete-confirm").wait_for(state="hidden")
+    assert PULLED in server.installed_names(), "Keep keeps it"
+    page.locator("#delete-btn").click()
+    page.locator("#delete-confirm").click()
+    page.wait_for_function(
+        "t => !document.querySelector('#models-installed').innerText.includes(t)", arg=PULLED
+    )
+    assert PULLED not in server.installed_names()
+    page.context.close()
+
+
+def test_cancel_stops_a_pull(browser, app, server) -> None:
+    page = models_tab(browser, app, "admin", ADMIN_PASSWORD)
+    before = server.events.pull_disconnects
+    page.locator("#pull-tag textarea").fill("qwen2.5:0.5b")
+    page.locator("#pull-btn").click()
+    page.locator("#pull-progress .mm-pull[data-state=running]").wait_for()
+    page.locator("#pull-cancel").click()
+    page.locator("#pull-progress .mm-pull[data-state=cancelled]").wait_for()
+    assert server.wait_until(lambda e: e.pull_disconnects > before, timeout_s=10)
+    assert "qwen2.5:0.5b" not in server.installed_names()
     page.context.close()
 
 
