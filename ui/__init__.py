@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import gradio as gr
 
-from ui import chat, hardware, models
+from ui import admin, chat, hardware, models
 
 if TYPE_CHECKING:
     from backend.services import Services
@@ -70,8 +70,9 @@ def build_ui(services: Services) -> gr.Blocks:
                 models.build(services, demo)
             with gr.Tab("Hardware", id="hardware"):
                 hardware.build(services)
-            with gr.Tab("Admin", id="admin"):
-                _coming("Users, roles and the audit log.")
+            # Hidden until page load shows it to admins; every admin handler checks the role too.
+            with gr.Tab("Admin", id="admin", visible=False) as admin_tab:
+                admin.build(services, demo, admin_tab)
 
         def refresh_header(request: gr.Request) -> str:
             return header_html(services, request.username)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -330,7 +331,7 @@ def build(services: Services, demo: gr.Blocks) -> None:
     def import_file(file, request: gr.Request):
         raw = Path(file if isinstance(file, str) else file.name).read_bytes()
         conversation = services.conversations.import_json(acting_user(services, request), raw)
-        gr.Info(f"Imported “{conversation.title}”.")
+        gr.Info(f"Imported “{html.escape(conversation.title)}”.")  # toasts render HTML
         return open_conversation(conversation.id, request)
 
     import_btn.upload(guarded(import_file), [import_btn], open_outputs, **PRIVATE).then(
