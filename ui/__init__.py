@@ -56,10 +56,6 @@ def header_html(services: Services, username: str | None) -> str:
     )
 
 
-def _coming(what: str) -> None:
-    gr.Markdown(f"### Coming soon\n{what}", elem_classes=["coming"])
-
-
 def build_ui(services: Services) -> gr.Blocks:
     with gr.Blocks(title=f"{TITLE} · local LLM console", fill_width=True) as demo:
         header = gr.HTML(header_html(services, None), elem_id="hearth-header")

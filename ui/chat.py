@@ -5,7 +5,6 @@ from __future__ import annotations
 import html
 import tempfile
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,21 +13,22 @@ import gradio as gr
 from backend.chat import (
     DEFAULT_SYSTEM_PROMPT,
     ChatInputError,
-    TurnFinished,
-    TurnSettings,
-    TurnStarted,
-    coalesce_deltas,
     options_from_dict,
 )
-from backend.engines.base import ChatDelta, ChatOptions, EngineError
-from ui.chat_render import chat_history, conversation_card, reply_markdown, search_card
-from ui.common import PRIVATE, USER_ERRORS, acting_user, guarded, safe_markdown
+from ui.chat_render import chat_history, conversation_card, search_card
+from ui.chat_turns import (
+    DEFAULT_NUM_CTX,
+    model_advice,
+    register_api,
+    stream_turn,
+    turn_settings,
+)
+from ui.common import PRIVATE, acting_user, guarded, safe_markdown
 
 if TYPE_CHECKING:
     from backend.services import Services
 
 CONTEXT_CHOICES = [512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072]
-DEFAULT_NUM_CTX = 4096
 PER_PAGE = 15
 
 
@@ -207,8 +207,15 @@ def build(services: Services, demo: gr.Blocks) -> None:
             cancel = threading.Event()
             running[request.session_hash] = cancel
             try:
-                settings = _turn_settings(model_name, system, temp, ctx, max_new)
-                yield from _stream_turn(
+                settings = turn_settings(model_name, system, temp, ctx, max_new)
+                advice, refused = model_advice(
+                    services, acting_user(services, request), model_name, ctx
+                )
+                if refused:  # say so now rather than fail in the middle of the reply
+                    gr.Warning("This model cannot be loaded at this context length now.")
+                    yield gr.Chatbot(), gr.Textbox(), current, advice, gr.Button(), gr.Button()
+                    return
+                yield from stream_turn(
                     services, kind, text, current, history, settings, request, cancel
                 )
             finally:
@@ -224,13 +231,14 @@ def build(services: Services, demo: gr.Blocks) -> None:
     turn_inputs = [message, conv_id, chatbot, *setting_inputs]
     turn_outputs = [chatbot, message, conv_id, notice, send_btn, stop_btn]
     shared = {"concurrency_id": "engine", "concurrency_limit": 4, **PRIVATE}
-    for trigger in (send_btn.click, message.submit):
-        trigger(turn("send"), turn_inputs, turn_outputs, **shared).then(
-            list_page, [page_no, conv_id], sidebar_outputs, **PRIVATE
-        )
-    chatbot.retry(turn("regenerate"), turn_inputs, turn_outputs, **shared).then(
-        list_page, [page_no, conv_id], sidebar_outputs, **PRIVATE
-    )
+    refresh = {"fn": list_page, "inputs": [page_no, conv_id], "outputs": sidebar_outputs,
+               "api_name": "chat_list", **PRIVATE}  # fmt: skip
+    send = turn("send")
+    send_btn.click(send, turn_inputs, turn_outputs, api_name="chat_send", **shared).then(**refresh)
+    message.submit(send, turn_inputs, turn_outputs, api_name="chat_send", **shared).then(**refresh)
+    chatbot.retry(
+        turn("regenerate"), turn_inputs, turn_outputs, api_name="chat_regenerate", **shared
+    ).then(**refresh)
 
     def edit(
         current,
@@ -261,8 +269,15 @@ def build(services: Services, demo: gr.Blocks) -> None:
             request,
         )
 
-    chatbot.edit(edit, turn_inputs[1:], turn_outputs, **shared)
-    stop_btn.click(stop, None, None, concurrency_limit=None, **PRIVATE)
+    chatbot.edit(edit, turn_inputs[1:], turn_outputs, api_name="chat_edit", **shared)
+    stop_btn.click(stop, None, None, api_name="chat_stop", concurrency_limit=None, **PRIVATE)
+
+    @guarded
+    def advise(model_name: str, ctx: int, request: gr.Request) -> str:
+        return model_advice(services, acting_user(services, request), model_name, ctx)[0]
+
+    for control in (model, num_ctx):
+        control.change(advise, [model, num_ctx], notice, api_name="chat_model_advice", **PRIVATE)
 
     # -- wiring ------------------------------------------------------------------------------
 
@@ -270,15 +285,21 @@ def build(services: Services, demo: gr.Blocks) -> None:
     def new_chat(request: gr.Request):
         return _blank_chat(services, request)
 
-    new_btn.click(new_chat, None, open_outputs, **PRIVATE).then(
-        list_page, [page_no, conv_id], sidebar_outputs, **PRIVATE
+    new_btn.click(new_chat, None, open_outputs, api_name="chat_new", **PRIVATE).then(**refresh)
+    conv_list.click(
+        pick_conversation, [conv_list, page_ids], open_outputs, api_name="chat_open", **PRIVATE
     )
-    conv_list.click(pick_conversation, [conv_list, page_ids], open_outputs, **PRIVATE)
-    search_box.submit(search, [search_box], [hits, hit_refs, notice], **PRIVATE)
+    search_box.submit(
+        search, [search_box], [hits, hit_refs, notice], api_name="chat_search", **PRIVATE
+    )
     position = gr.Number(visible=False)
-    hits.click(pick_hit, [hits, hit_refs], [*open_outputs, position], **PRIVATE).then(
-        None, [position], None, js=_SCROLL_TO_MESSAGE
-    )
+    hits.click(
+        pick_hit,
+        [hits, hit_refs],
+        [*open_outputs, position],
+        api_name="chat_open_hit",
+        **PRIVATE,
+    ).then(None, [position], None, js=_SCROLL_TO_MESSAGE)
 
     @guarded
     def newer(page: int, current: int | None, request: gr.Request):
@@ -288,8 +309,8 @@ def build(services: Services, demo: gr.Blocks) -> None:
     def older(page: int, current: int | None, request: gr.Request):
         return list_page(page + 1, current, request)
 
-    prev_btn.click(newer, [page_no, conv_id], sidebar_outputs, **PRIVATE)
-    next_btn.click(older, [page_no, conv_id], sidebar_outputs, **PRIVATE)
+    prev_btn.click(newer, [page_no, conv_id], sidebar_outputs, api_name="chat_newer", **PRIVATE)
+    next_btn.click(older, [page_no, conv_id], sidebar_outputs, api_name="chat_older", **PRIVATE)
 
     def rename(current, title, page, request: gr.Request):
         if current is None:
@@ -297,18 +318,31 @@ def build(services: Services, demo: gr.Blocks) -> None:
         services.conversations.rename(acting_user(services, request), current, title)
         return list_page(page, current, request)
 
-    rename_btn.click(guarded(rename), [conv_id, title_box, page_no], sidebar_outputs, **PRIVATE)
-    delete_btn.click(lambda: gr.Row(visible=True), None, confirm_row, **PRIVATE)
-    keep_btn.click(lambda: gr.Row(visible=False), None, confirm_row, **PRIVATE)
+    rename_btn.click(
+        guarded(rename),
+        [conv_id, title_box, page_no],
+        sidebar_outputs,
+        api_name="chat_rename",
+        **PRIVATE,
+    )
+
+    def ask_delete() -> gr.Row:
+        return gr.Row(visible=True)
+
+    def hide_delete() -> gr.Row:
+        return gr.Row(visible=False)
+
+    delete_btn.click(ask_delete, None, confirm_row, api_name="chat_delete_ask", **PRIVATE)
+    keep_btn.click(hide_delete, None, confirm_row, api_name="chat_delete_keep", **PRIVATE)
 
     def delete(current, request: gr.Request):
         if current is not None:
             services.conversations.delete(acting_user(services, request), current)
         return _blank_chat(services, request)
 
-    confirm_btn.click(guarded(delete), [conv_id], open_outputs, **PRIVATE).then(
-        lambda: gr.Row(visible=False), None, confirm_row, **PRIVATE
-    ).then(list_page, [page_no, conv_id], sidebar_outputs, **PRIVATE)
+    confirm_btn.click(
+        guarded(delete), [conv_id], open_outputs, api_name="chat_delete", **PRIVATE
+    ).then(hide_delete, None, confirm_row, api_name="chat_delete_keep", **PRIVATE).then(**refresh)
 
     def export(kind: str):
         def run(current, request: gr.Request):
@@ -325,8 +359,10 @@ def build(services: Services, demo: gr.Blocks) -> None:
 
         return guarded(run)
 
-    export_md_btn.click(export("md"), [conv_id], export_file, **PRIVATE)
-    export_json_btn.click(export("json"), [conv_id], export_file, **PRIVATE)
+    export_md_btn.click(export("md"), [conv_id], export_file, api_name="chat_export_md", **PRIVATE)
+    export_json_btn.click(
+        export("json"), [conv_id], export_file, api_name="chat_export_json", **PRIVATE
+    )
 
     def import_file(file, request: gr.Request):
         raw = Path(file if isinstance(file, str) else file.name).read_bytes()
@@ -334,9 +370,9 @@ def build(services: Services, demo: gr.Blocks) -> None:
         gr.Info(f"Imported “{html.escape(conversation.title)}”.")  # toasts render HTML
         return open_conversation(conversation.id, request)
 
-    import_btn.upload(guarded(import_file), [import_btn], open_outputs, **PRIVATE).then(
-        list_page, [page_no, conv_id], sidebar_outputs, **PRIVATE
-    )
+    import_btn.upload(
+        guarded(import_file), [import_btn], open_outputs, api_name="chat_import", **PRIVATE
+    ).then(**refresh)
 
     @guarded
     def on_load(request: gr.Request):
@@ -349,37 +385,9 @@ def build(services: Services, demo: gr.Blocks) -> None:
             *list_page(1, None, request),
         )
 
-    demo.load(on_load, None, [model, *sidebar_outputs], **PRIVATE)
+    demo.load(on_load, None, [model, *sidebar_outputs], api_name="chat_tab_load", **PRIVATE)
 
-    def chat(
-        message: str,
-        model: str,
-        conversation_id: int | None = None,
-        system_prompt: str = DEFAULT_SYSTEM_PROMPT,
-        temperature: float = 0.7,
-        num_ctx: int = DEFAULT_NUM_CTX,
-        max_tokens: int = 0,
-        request: gr.Request = None,  # type: ignore[assignment]
-    ) -> Iterator[str]:
-        """Send a message as the signed-in user; streams the reply so far, like the Chat tab.
-
-        conversation_id continues a saved conversation; empty starts a new one.
-        """
-        try:
-            user = acting_user(services, request)
-            settings = _turn_settings(model, system_prompt, temperature, num_ctx, max_tokens)
-            reply = ""
-            events = services.chat.send(user, conversation_id, message, settings)
-            for event in coalesce_deltas(events):
-                if isinstance(event, ChatDelta):
-                    reply += event.text
-                    yield reply
-                elif isinstance(event, TurnFinished) and event.reply.status == "error":
-                    raise EngineError(event.reply.error)
-        except USER_ERRORS as exc:
-            raise gr.Error(str(exc), print_exception=False) from exc
-
-    gr.api(chat, api_name="chat", concurrency_id="engine", concurrency_limit=4)
+    register_api(services)
 
 
 def list_page_empty():
@@ -399,63 +407,6 @@ def _blank_chat(services: Services, request: gr.Request):
         "",
         gr.File(visible=False),
     )
-
-
-def _turn_settings(model_name, system, temperature, num_ctx, max_tokens) -> TurnSettings:
-    options = ChatOptions(
-        temperature=float(temperature),
-        num_ctx=int(num_ctx),
-        num_predict=int(max_tokens) if max_tokens else None,
-    )
-    return TurnSettings(model=model_name or "", system_prompt=system or "", options=options)
-
-
-def _stream_turn(services, kind, text, current, history, settings, request, cancel):
-    """Yield (chatbot, textbox, conversation id, notice, send button, stop button) updates."""
-    busy = (gr.Button(visible=False), gr.Button(visible=True))
-    idle = (gr.Button(visible=True), gr.Button(visible=False))
-    history = list(history or [])
-    try:
-        user = acting_user(services, request)
-        if kind == "send":
-            events = services.chat.send(user, current, text, settings, cancel)
-        elif current is None:
-            raise ChatInputError("Open a chat first.")
-        elif kind == "regenerate":
-            events = services.chat.regenerate(user, current, settings, cancel)
-        else:
-            events = services.chat.edit_last(user, current, text, settings, cancel)
-        if kind == "send":
-            history.append({"role": "user", "content": safe_markdown(text.strip())})
-        elif kind == "regenerate":
-            while history and history[-1]["role"] == "assistant":
-                history.pop()
-        else:
-            history.append({"role": "user", "content": safe_markdown(text.strip())})
-        reply = ""
-        notice = ""
-        history.append({"role": "assistant", "content": ""})
-        for event in coalesce_deltas(events):
-            if isinstance(event, TurnStarted):
-                current = event.conversation.id
-                if event.dropped_messages:
-                    notice = (
-                        f"ℹ {event.dropped_messages} older message(s) left out to fit "
-                        f"the {settings.options.num_ctx}-token context."
-                    )
-                yield history, "", current, notice, *busy
-            elif isinstance(event, ChatDelta):
-                reply += event.text
-                history[-1] = {"role": "assistant", "content": safe_markdown(reply)}
-                yield history, "", current, notice, *busy
-            elif isinstance(event, TurnFinished):
-                history[-1] = {"role": "assistant", "content": reply_markdown(event.reply)}
-                if event.reply.status == "error":
-                    notice = f"⚠ {event.reply.error}"
-                yield history, "", current, notice, *idle
-    except USER_ERRORS as exc:
-        gr.Warning(str(exc))
-        yield gr.Chatbot(), gr.Textbox(), current, f"⚠ {exc}", *idle
 
 
 _SCROLL_TO_MESSAGE = """

@@ -74,7 +74,7 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
             try:
                 yield from fn(*args, **kwargs)
             except USER_ERRORS as exc:
-                raise gr.Error(str(exc), print_exception=False) from exc
+                raise user_error(exc) from exc
 
         return stream
 
@@ -83,6 +83,11 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except USER_ERRORS as exc:
-            raise gr.Error(str(exc), print_exception=False) from exc
+            raise user_error(exc) from exc
 
     return run
+
+
+def user_error(exc: Exception) -> gr.Error:
+    """A toast for a user-facing error; toasts render HTML, and messages can echo input."""
+    return gr.Error(html.escape(str(exc)), print_exception=False)

@@ -30,32 +30,29 @@ ADMIN, SIGNED_IN = "admin", "signed-in"
 # classified here.
 ENDPOINTS: dict[str, str] = {
     # Chat tab (ui/chat.py): each signed-in user's own conversations.
-    "run": SIGNED_IN,  # send (button)
-    "run_1": SIGNED_IN,  # send (Enter)
-    "run_2": SIGNED_IN,  # regenerate
-    "edit": SIGNED_IN,
-    "stop": SIGNED_IN,
-    "new_chat": SIGNED_IN,
-    "list_page": SIGNED_IN,
-    "list_page_1": SIGNED_IN,
-    "list_page_2": SIGNED_IN,
-    "list_page_3": SIGNED_IN,
-    "list_page_4": SIGNED_IN,
-    "list_page_5": SIGNED_IN,
-    "pick_conversation": SIGNED_IN,
-    "search": SIGNED_IN,
-    "pick_hit": SIGNED_IN,
-    "newer": SIGNED_IN,
-    "older": SIGNED_IN,
-    "rename": SIGNED_IN,
-    "lambda": SIGNED_IN,  # show / hide the delete confirmation
-    "lambda_1": SIGNED_IN,
-    "lambda_2": SIGNED_IN,
-    "delete": SIGNED_IN,
-    "run_3": SIGNED_IN,  # export .md
-    "run_4": SIGNED_IN,  # export .json
-    "import_file": SIGNED_IN,
-    "on_load": SIGNED_IN,
+    "chat_send": SIGNED_IN,  # button
+    "chat_send_1": SIGNED_IN,  # Enter
+    "chat_regenerate": SIGNED_IN,
+    "chat_edit": SIGNED_IN,
+    "chat_stop": SIGNED_IN,
+    "chat_model_advice": SIGNED_IN,  # what admission would say about the picked model
+    "chat_model_advice_1": SIGNED_IN,
+    "chat_new": SIGNED_IN,
+    **{f"chat_list{suffix}": SIGNED_IN for suffix in ("", "_1", "_2", "_3", "_4", "_5")},
+    "chat_open": SIGNED_IN,
+    "chat_search": SIGNED_IN,
+    "chat_open_hit": SIGNED_IN,
+    "chat_newer": SIGNED_IN,
+    "chat_older": SIGNED_IN,
+    "chat_rename": SIGNED_IN,
+    "chat_delete_ask": SIGNED_IN,  # show / hide the delete confirmation
+    "chat_delete_keep": SIGNED_IN,
+    "chat_delete_keep_1": SIGNED_IN,
+    "chat_delete": SIGNED_IN,
+    "chat_export_md": SIGNED_IN,
+    "chat_export_json": SIGNED_IN,
+    "chat_import": SIGNED_IN,
+    "chat_tab_load": SIGNED_IN,
     "chat": SIGNED_IN,  # the public API
     # Models tab (ui/models.py): everyone sees the catalog and fit; admins change models.
     "models_tab_load": SIGNED_IN,
@@ -327,17 +324,17 @@ def test_staff_cannot_touch_another_users_conversation(app_server, clients, conf
     attempts = {
         # gr.State inputs come from the caller's own session on the server, so an id sent in
         # their place is ignored; the calls below must find nothing of alice's either way.
-        "open": (by_name["pick_conversation"], [0, [theirs]]),
-        "open hit": (by_name["pick_hit"], [0, [[theirs, 1]]]),
-        "rename": (by_name["rename"], [theirs, "pwned", 1]),
-        "delete": (by_name["delete"], [theirs]),
+        "open": (by_name["chat_open"], [0, [theirs]]),
+        "open hit": (by_name["chat_open_hit"], [0, [[theirs, 1]]]),
+        "rename": (by_name["chat_rename"], [theirs, "pwned", 1]),
+        "delete": (by_name["chat_delete"], [theirs]),
         "export md": (_by_trigger(config, "Export .md", "click"), [theirs]),
         "export json": (_by_trigger(config, "Export .json", "click"), [theirs]),
         "send": (
             _by_trigger(config, "Send", "click"),
             ["more", theirs, [], "m", "", 0.7, 4096, 1],
         ),
-        "search": (by_name["search"], ["secret"]),
+        "search": (by_name["chat_search"], ["secret"]),
         "api chat": (by_name["chat"], ["more", "m", theirs, "", 0.7, 4096, 1]),
     }
     for what, (fn_index, data) in attempts.items():
@@ -345,10 +342,10 @@ def test_staff_cannot_touch_another_users_conversation(app_server, clients, conf
         assert result["rejected"] is None, what
         assert SECRET not in result["text"], f"{what}: staff read alice's conversation"
         assert "pwned" not in json.dumps(result["output"]), what
-    assert "0 match(es)" in call(staff, by_name["search"], ["secret"])["text"]
+    assert "0 match(es)" in call(staff, by_name["chat_search"], ["secret"])["text"]
     alice = GradioHTTP(app_server.url, "alice", "alice-pass-123")
     try:  # the search above would have found it: alice does
-        assert "1 match(es)" in call(alice, by_name["search"], ["secret"])["text"]
+        assert "1 match(es)" in call(alice, by_name["chat_search"], ["secret"])["text"]
     finally:
         alice.close()
     api = call(staff, by_name["chat"], ["more", "m", theirs, "", 0.7, 4096, 1])
@@ -405,10 +402,10 @@ def test_a_user_disabled_mid_session_is_refused_at_once(app_server, config, seed
     by_name = {d["api_name"]: d["id"] for d in config["dependencies"]}
     api_chat = [by_name["chat"], ["hello", "m", None, "", 0.7, 4096, 1]]
     try:
-        assert not refused_for_permission(call(carol, by_name["new_chat"], []))
+        assert not refused_for_permission(call(carol, by_name["chat_new"], []))
         with Store(_db(app_server)) as store:
             Accounts(store).set_disabled_cli("carol", True)
-        assert refused_for_permission(call(carol, by_name["new_chat"], []))
+        assert refused_for_permission(call(carol, by_name["chat_new"], []))
         assert refused_for_permission(call(carol, *api_chat))
     finally:
         carol.close()
