@@ -8,17 +8,15 @@ one), and the reservations of loads still in flight. Policies follow LM Studio's
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
+from backend.admission_reasons import format_size, free_line, need_line, usage_lines
+from backend.admission_settings import AdmissionError, AdmissionSettings, Policy
 from backend.engines.base import LoadedModel, ModelSpec
 from backend.memory import (
     DEFAULT_RAM_BANDWIDTH_GBPS,
-    GIB,
-    KV_CACHE_TYPES,
-    MIB,
     MemoryEstimate,
     Placement,
     Verdict,
@@ -28,61 +26,14 @@ from backend.memory import (
     weights_bytes_for,
 )
 from backend.nvml import GpuProcess
+from backend.reservations import Reservation
 
 if TYPE_CHECKING:
     from backend.hardware import HardwareSnapshot
 
-Policy = Literal["strict", "balanced", "relaxed", "off"]
-POLICIES: tuple[Policy, ...] = ("strict", "balanced", "relaxed", "off")
-MarginUnit = Literal["MiB", "%"]
 AdmissionVerdict = Literal["admit", "warn", "refuse"]
 _RANK: dict[AdmissionVerdict, int] = {"refuse": 0, "warn": 1, "admit": 2}
 MIN_SUGGESTED_CTX = 512
-# Process names of Ollama's own runners as NVML/psutil report them (comm is cut at 15 chars).
-OLLAMA_PROCESS_PREFIXES = ("ollama", "llama-server", "llama_server")
-
-
-class AdmissionError(ValueError):
-    """An admission setting or request has a value that cannot be used."""
-
-
-def format_size(value: float) -> str:
-    """Bytes as GiB with one decimal from 1 GiB up, else whole MiB."""
-    if abs(value) >= GIB:
-        return f"{value / GIB:.1f} GiB"
-    return f"{value / MIB:.0f} MiB"
-
-
-@dataclass(frozen=True)
-class AdmissionSettings:
-    policy: Policy = "balanced"
-    margin: float = 512.0  # kept free on each device: MiB, or % of the device's total
-    margin_unit: MarginUnit = "MiB"
-    kv_cache_type: str = "f16"  # what the engine runs with (Ollama: OLLAMA_KV_CACHE_TYPE)
-
-    def __post_init__(self) -> None:
-        for name, value, allowed in (
-            ("Policy", self.policy, POLICIES),
-            ("Margin unit", self.margin_unit, ("MiB", "%")),
-            ("KV cache type", self.kv_cache_type, tuple(KV_CACHE_TYPES)),
-        ):
-            if value not in allowed:
-                raise AdmissionError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
-        limit = 50 if self.margin_unit == "%" else 1024 * 1024
-        if not 0 <= self.margin <= limit:
-            raise AdmissionError(
-                f"Margin must be between 0 and {limit} {self.margin_unit}, got {self.margin}"
-            )
-
-    def margin_bytes(self, device_total_bytes: int) -> int:
-        if self.policy == "off" or device_total_bytes <= 0:
-            return 0
-        if self.margin_unit == "%":
-            return int(device_total_bytes * self.margin / 100)
-        return int(self.margin * MIB)
-
-    def describe_margin(self) -> str:
-        return f"{self.margin:g} {self.margin_unit}"
 
 
 @dataclass(frozen=True)
@@ -125,55 +76,6 @@ class LoadRequest:
     num_ctx: int
     kv_cache_type: str = "f16"
     alternatives: tuple[ModelSpec, ...] = ()  # other quantizations of the same model
-
-
-@dataclass(frozen=True)
-class Reservation:
-    id: int
-    model: str
-    vram_bytes: int
-    ram_bytes: int
-
-
-class Reservations:
-    """Memory promised to loads in flight; admit() decides and reserves under one lock."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._held: dict[int, Reservation] = {}
-        self._next_id = 1
-
-    def held(self) -> tuple[Reservation, ...]:
-        with self._lock:
-            return tuple(self._held.values())
-
-    def admit(
-        self,
-        model: str,
-        decide: Callable[[tuple[Reservation, ...]], Decision],
-        *,
-        force: bool = False,
-    ) -> tuple[Decision, Reservation | None]:
-        """Run decide() against the current reservations; reserve its placement if admitted.
-
-        Two admins loading at once are serialised here, so the second decision already sees
-        the first one's reservation.
-        """
-        with self._lock:
-            decision = decide(tuple(self._held.values()))
-            if not (decision.admitted or force) or decision.already_loaded:
-                return decision, None
-            reservation = Reservation(
-                self._next_id, model, decision.placement.vram_bytes, decision.placement.ram_bytes
-            )
-            self._held[reservation.id] = reservation
-            self._next_id += 1
-            return decision, reservation
-
-    def release(self, reservation: Reservation | None) -> None:
-        if reservation is not None:
-            with self._lock:
-                self._held.pop(reservation.id, None)
 
 
 @dataclass(frozen=True)
@@ -236,7 +138,9 @@ class _Judged:
 
 
 @dataclass(frozen=True)
-class _Budget:
+class Budget:
+    """What one load may use after reservations and the safety margin, and what they took."""
+
     vram: int
     ram: int
     reserved_vram: int = 0
@@ -245,12 +149,14 @@ class _Budget:
     margin_ram: int = 0
 
 
-def _same(a: str, b: str) -> bool:
-    def norm(name: str) -> str:
-        name = name.strip().lower()
-        return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
+def model_key(name: str) -> str:
+    """A model name as the engine resolves it: lower case, with ":latest" when it has no tag."""
+    name = name.strip().lower()
+    return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
 
-    return norm(a) == norm(b)
+
+def _same(a: str, b: str) -> bool:
+    return model_key(a) == model_key(b)
 
 
 def _estimate(spec: ModelSpec, num_ctx: int, kv: str) -> MemoryEstimate:
@@ -300,88 +206,25 @@ def _judge(
     return _Judged(placement, "refuse", note, speed)
 
 
-def _usage(machine: Machine, loaded: Sequence[LoadedModel]) -> list[str]:
-    """Who holds the memory this load cannot have."""
-    lines = []
-    if machine.has_gpu:
-        holders = [f"{m.name} {format_size(m.vram_bytes)} (loaded in Ollama)" for m in loaded]
-        attributed = sum(m.vram_bytes for m in loaded)
-        for proc in machine.gpu_processes:
-            name = proc.name or "unknown process"
-            if name.lower().startswith(OLLAMA_PROCESS_PREFIXES):
-                continue
-            size = "" if proc.used_vram_bytes is None else f" {format_size(proc.used_vram_bytes)}"
-            holders.append(f"{name} (pid {proc.pid}){size}")
-            attributed += proc.used_vram_bytes or 0
-        used = machine.total_vram_bytes - machine.free_vram_bytes
-        rest = used - attributed
-        if rest > 64 * MIB:
-            holders.append(f"driver, CUDA contexts and unlisted processes {format_size(rest)}")
-        lines.append(
-            f"GPU memory in use: {format_size(used)} of {format_size(machine.total_vram_bytes)}"
-            + (f", by {', '.join(holders)}." if holders else ".")
-        )
-    in_ram = [m for m in loaded if m.ram_bytes]
-    used_ram = machine.total_ram_bytes - machine.free_ram_bytes
-    ram_line = f"RAM in use: {format_size(used_ram)} of {format_size(machine.total_ram_bytes)}"
-    if in_ram:
-        ram_line += ", of it loaded models " + ", ".join(
-            f"{m.name} {format_size(m.ram_bytes)}" for m in in_ram
-        )
-    lines.append(ram_line + ".")
-    return lines
-
-
 def _budget(
     machine: Machine,
     settings: AdmissionSettings,
     reserved: Sequence[Reservation],
     freed: Sequence[LoadedModel],
-) -> _Budget:
+) -> Budget:
     reserved_vram = sum(r.vram_bytes for r in reserved)
     reserved_ram = sum(r.ram_bytes for r in reserved)
     margin_vram = settings.margin_bytes(machine.total_vram_bytes)
     margin_ram = settings.margin_bytes(machine.total_ram_bytes)
     vram = machine.free_vram_bytes + sum(m.vram_bytes for m in freed)
     ram = machine.free_ram_bytes + sum(m.ram_bytes for m in freed)
-    return _Budget(
+    return Budget(
         vram=max(vram - reserved_vram - margin_vram, 0) if machine.has_gpu else 0,
         ram=max(ram - reserved_ram - margin_ram, 0),
         reserved_vram=reserved_vram,
         reserved_ram=reserved_ram,
         margin_vram=margin_vram if machine.has_gpu else 0,
         margin_ram=margin_ram,
-    )
-
-
-def _free_line(machine: Machine, budget: _Budget, reserved: Sequence[Reservation]) -> str:
-    if machine.has_gpu:
-        vram = f"{format_size(budget.vram)} of GPU memory ({format_size(machine.total_vram_bytes)})"
-    else:
-        vram = "no GPU memory (no NVIDIA GPU found)"
-    line = f"Available: {vram} and {format_size(budget.ram)} of RAM"
-    extras = []
-    if budget.margin_vram or budget.margin_ram:
-        vram_margin = f"{format_size(budget.margin_vram)} VRAM / " if machine.has_gpu else ""
-        extras.append(
-            f"after keeping a safety margin of {vram_margin}{format_size(budget.margin_ram)} "
-            "RAM free"
-        )
-    if reserved:
-        extras.append(
-            f"{format_size(budget.reserved_vram)} VRAM + {format_size(budget.reserved_ram)} RAM "
-            f"reserved for {len(reserved)} load(s) in flight "
-            f"({', '.join(r.model for r in reserved)})"
-        )
-    return line + (f", {'; '.join(extras)}." if extras else ".")
-
-
-def _need_line(request: LoadRequest, estimate: MemoryEstimate, ctx: int) -> str:
-    return (
-        f"Needs {format_size(estimate.total_bytes)} at num_ctx {ctx} with a "
-        f"{request.kv_cache_type} KV cache: weights {format_size(estimate.weights_bytes)}, "
-        f"KV cache {format_size(estimate.kv_cache_bytes)}, compute "
-        f"{format_size(estimate.compute_bytes)}, runtime {format_size(estimate.overhead_bytes)}."
     )
 
 
@@ -431,7 +274,7 @@ def decide(
                 if better.verdict == "admit":
                     break
     verdict = judged.verdict
-    reasons += [_need_line(request, estimate, ctx), _free_line(machine, budget, reserved)]
+    reasons += [need_line(request, estimate, ctx), free_line(machine, budget, reserved)]
     reasons.append(judged.note)
     if same:
         reasons.append(
@@ -445,7 +288,7 @@ def decide(
             " a model still answering makes the load wait, and its next chat reloads it)."
         )
     if verdict != "admit":
-        reasons += _usage(machine, loaded)
+        reasons += usage_lines(machine, loaded)
     decision = Decision(
         request.model, verdict, policy, ctx, kv, estimate, judged.placement, judged.speed,
         budget.vram, budget.ram, tuple(reasons), evicts=evicts,

@@ -8,22 +8,14 @@ records the estimate next to what the engine and NVML then report.
 from __future__ import annotations
 
 import threading
-import time
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass, fields
-from datetime import UTC, datetime
+from dataclasses import asdict, dataclass, fields, replace
 
 from backend import admission
 from backend.accounts import PermissionDenied, User, require_admin
-from backend.admission import (
-    AdmissionSettings,
-    Decision,
-    LoadRequest,
-    Machine,
-    Reservations,
-    format_size,
-)
+from backend.admission import Decision, LoadRequest, Machine, model_key
+from backend.admission_reasons import format_size
+from backend.admission_settings import AdmissionSettings
 from backend.catalog import Catalog, CatalogError, FitRow, fit_rows, spec_for
 from backend.engines.base import (
     Engine,
@@ -33,14 +25,19 @@ from backend.engines.base import (
     ModelNotFound,
 )
 from backend.hardware import HardwareMonitor, HardwareSnapshot
+from backend.load_records import LoadRecord, LoadRecords, describe_actual, record_for
 from backend.memory import DEFAULT_RAM_BANDWIDTH_GBPS, EstimateError
+from backend.pull_progress import (
+    PULL_DISK_HEADROOM_BYTES,
+    NotEnoughDisk,
+    PullTracker,
+    PullUpdate,
+    disk_message,
+)
+from backend.reservations import Reservation, Reservations
 from backend.store import Store
 
 ADMISSION_KEY = "admission.settings"
-LOAD_RECORDS_KEY = "models.load_records"
-MAX_LOAD_RECORDS = 20
-PULL_DISK_HEADROOM_BYTES = 256 * 1024**2  # Ollama writes the manifest and blobs beside them
-SPEED_WINDOW_S = 3.0
 
 
 class AdmissionRefused(ValueError):
@@ -49,10 +46,6 @@ class AdmissionRefused(ValueError):
     def __init__(self, decision: Decision) -> None:
         super().__init__(decision.message())
         self.decision = decision
-
-
-class NotEnoughDisk(ValueError):
-    """A pull would not fit on the disk where the models live."""
 
 
 @dataclass(frozen=True)
@@ -74,70 +67,10 @@ class CatalogView:
 
 
 @dataclass(frozen=True)
-class LayerProgress:
-    digest: str
-    total_bytes: int
-    completed_bytes: int
-
-
-@dataclass(frozen=True)
-class PullUpdate:
-    model: str
-    status: str
-    layers: tuple[LayerProgress, ...]
-    completed_bytes: int
-    total_bytes: int
-    bytes_per_s: float | None
-    done: bool = False
-    cancelled: bool = False
-
-    @property
-    def fraction(self) -> float | None:
-        if self.done:
-            return 1.0
-        return self.completed_bytes / self.total_bytes if self.total_bytes else None
-
-
-@dataclass(frozen=True)
-class LoadRecord:
-    """One load: the estimate next to what the engine (/api/ps) and NVML reported after it."""
-
-    at: str
-    model: str
-    num_ctx: int
-    kv_cache_type: str
-    estimate_total_bytes: int
-    estimate_vram_bytes: int
-    estimate_ram_bytes: int
-    actual_size_bytes: int | None
-    actual_vram_bytes: int | None
-    vram_delta_bytes: int | None  # NVML used memory after minus before (None without a GPU)
-    ram_delta_bytes: int  # available RAM before minus after
-    verdict: str
-    overridden: bool = False
-
-    @property
-    def error_pct(self) -> float | None:
-        """How far the estimate was from the engine's own size, in % of the actual size."""
-        if not self.actual_size_bytes:
-            return None
-        return 100.0 * (self.estimate_total_bytes - self.actual_size_bytes) / self.actual_size_bytes
-
-
-@dataclass(frozen=True)
 class LoadResult:
     decision: Decision
     record: LoadRecord
     overridden: bool
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _norm(name: str) -> str:
-    name = name.strip().lower()
-    return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
 
 
 def _numbers(decision: Decision) -> str:
@@ -169,7 +102,7 @@ class ModelService:
         self._catalog = catalog
         self._reservations = reservations if reservations is not None else Reservations()
         self._ram_bandwidth_gbps = ram_bandwidth_gbps or DEFAULT_RAM_BANDWIDTH_GBPS
-        self._records_lock = threading.Lock()
+        self._records = LoadRecords(store)
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -243,7 +176,7 @@ class ModelService:
         )
         error = ""
         try:
-            installed = {_norm(m.name) for m in self._engine().list_models()}
+            installed = {model_key(m.name) for m in self._engine().list_models()}
         except EngineError as exc:
             installed, error = set(), str(exc)
         by_tag = {q.tag: (e, q) for e in self._catalog.entries for q in e.quants}
@@ -251,7 +184,9 @@ class ModelService:
         for row in rows:
             entry, option = by_tag[row.tag]
             default = option.quant == entry.default_quant
-            here = _norm(row.tag) in installed or (default and _norm(entry.tag) in installed)
+            here = model_key(row.tag) in installed or (
+                default and model_key(entry.tag) in installed
+            )
             result.append(
                 CatalogRow(row, entry.parameter_count, entry.context_length, default, here)
             )
@@ -318,7 +253,7 @@ class ModelService:
         except EngineError:
             return None
         for m in loaded:
-            if _norm(m.name) == _norm(model) and m.context_length in (None, int(num_ctx)):
+            if model_key(m.name) == model_key(model) and m.context_length in (None, int(num_ctx)):
                 return None
         try:
             decision = self.check(user, model, num_ctx)
@@ -338,47 +273,29 @@ class ModelService:
             raise ValueError(f"'{model}' is not a model tag (e.g. llama3.2:3b).")
         disk = self._hardware.snapshot().disk("models")
         free = disk.free_bytes if disk is not None else None
+        path = disk.path if disk is not None else None
         option = self._catalog.quant_for_tag(model)
         entry = self._catalog.find(model)
         expected = option.size_bytes if option else (entry.quant().size_bytes if entry else None)
         if free is not None and expected and expected + PULL_DISK_HEADROOM_BYTES > free:
-            detail = self._disk_message(model, expected, free, disk.path if disk else None)
+            detail = disk_message(model, expected, free, path)
             self._store.audit(actor=admin.name, action="model.pull", target=model,
                               outcome="refused", detail=detail)  # fmt: skip
             raise NotEnoughDisk(detail)
-        layers: dict[str, LayerProgress] = {}
-        needed = 0  # bytes still to download, over the layers seen so far
-        window: deque[tuple[float, int]] = deque()
+        tracker = PullTracker(model, free, path)
         outcome, detail = "cancelled", "closed by the caller"
         stream = self._engine().pull(model)
         try:
             for item in stream:
-                if item.digest and item.total_bytes:
-                    done = item.completed_bytes or 0
-                    if item.digest not in layers:
-                        needed += item.total_bytes - done
-                        if free is not None and needed + PULL_DISK_HEADROOM_BYTES > free:
-                            path = disk.path if disk else None
-                            raise NotEnoughDisk(self._disk_message(model, needed, free, path))
-                    layers[item.digest] = LayerProgress(item.digest, item.total_bytes, done)
-                total = sum(layer.total_bytes for layer in layers.values())
-                completed = sum(layer.completed_bytes for layer in layers.values())
-                now = time.monotonic()
-                window.append((now, completed))
-                while window and now - window[0][0] > SPEED_WINDOW_S:
-                    window.popleft()
-                span = now - window[0][0]
-                speed = (completed - window[0][1]) / span if span > 0.2 else None
-                success = item.status == "success"
-                yield PullUpdate(model, item.status, tuple(layers.values()), completed, total,
-                                 speed, done=success)  # fmt: skip
-                if success:
-                    outcome, detail = "ok", f"{format_size(total)} in {len(layers)} layer(s)"
+                update = tracker.update(item)
+                yield update
+                total, completed = update.total_bytes, update.completed_bytes
+                if update.done:
+                    outcome, detail = "ok", f"{format_size(total)} in {len(update.layers)} layer(s)"
                     return
                 if cancel is not None and cancel.is_set():
                     detail = f"cancelled at {format_size(completed)} of {format_size(total)}"
-                    yield PullUpdate(model, "cancelled", tuple(layers.values()), completed,
-                                     total, None, cancelled=True)  # fmt: skip
+                    yield replace(update, status="cancelled", bytes_per_s=None, cancelled=True)
                     return
             outcome, detail = "failed", "the engine ended the pull without success"
             raise EngineError(f"The pull of {model} ended before it was complete.")
@@ -389,14 +306,6 @@ class ModelService:
             stream.close()  # closing the HTTP stream makes Ollama stop the download
             self._store.audit(actor=admin.name, action="model.pull", target=model,
                               outcome=outcome, detail=detail)  # fmt: skip
-
-    @staticmethod
-    def _disk_message(model: str, needed: int, free: int, path: object) -> str:
-        return (
-            f"Not enough disk space to pull {model}: it needs {format_size(needed)} (plus "
-            f"{format_size(PULL_DISK_HEADROOM_BYTES)} headroom) and {format_size(free)} is free "
-            f"at {path}."
-        )
 
     def delete(self, user: User | None, model: str) -> None:
         admin = self._admin(user, f"delete {model}", "model.delete", model)
@@ -433,7 +342,7 @@ class ModelService:
         loaded = self._loaded_or_empty()
         before: list[HardwareSnapshot] = []
 
-        def decide(reserved: tuple[admission.Reservation, ...]) -> Decision:
+        def decide(reserved: tuple[Reservation, ...]) -> Decision:
             before.append(self._hardware.snapshot())
             return admission.decide(request, self.machine(before[0]), loaded, reserved, settings)
 
@@ -454,66 +363,16 @@ class ModelService:
             raise
         finally:
             self._reservations.release(reservation)
-        record = self._record(decision, before[0], after, now_loaded, forced)
+        record = record_for(decision, before[0], after, now_loaded, forced)
+        self._records.add(record)
         self._store.audit(
             actor=admin.name,
             action=action,
             target=model,
-            detail=f"{_numbers(decision)}; actual {self._actual(record)}",
+            detail=f"{_numbers(decision)}; actual {describe_actual(record)}",
         )
         return LoadResult(decision, record, forced)
 
-    # -- estimate vs actual ----------------------------------------------------------------
-
-    def _record(
-        self,
-        decision: Decision,
-        before: HardwareSnapshot,
-        after: HardwareSnapshot,
-        loaded: list[LoadedModel],
-        forced: bool,
-    ) -> LoadRecord:
-        mine = next((m for m in loaded if _norm(m.name) == _norm(decision.model)), None)
-        record = LoadRecord(
-            at=_now(),
-            model=decision.model,
-            num_ctx=decision.num_ctx,
-            kv_cache_type=decision.kv_cache_type,
-            estimate_total_bytes=decision.estimate.total_bytes,
-            estimate_vram_bytes=decision.placement.vram_bytes,
-            estimate_ram_bytes=decision.placement.ram_bytes,
-            actual_size_bytes=mine.size_bytes if mine else None,
-            actual_vram_bytes=mine.vram_bytes if mine else None,
-            vram_delta_bytes=(after.used_vram_bytes - before.used_vram_bytes)
-            if before.has_gpu and after.has_gpu
-            else None,
-            ram_delta_bytes=before.memory.available_bytes - after.memory.available_bytes,
-            verdict=decision.verdict,
-            overridden=forced,
-        )
-        with self._records_lock:
-            kept = self._store.get_setting(LOAD_RECORDS_KEY, [])
-            kept = [*(kept if isinstance(kept, list) else []), asdict(record)]
-            self._store.set_setting(LOAD_RECORDS_KEY, kept[-MAX_LOAD_RECORDS:])
-        return record
-
-    @staticmethod
-    def _actual(record: LoadRecord) -> str:
-        def size(value: int | None) -> str:
-            return "unknown" if value is None else format_size(value)
-
-        return (
-            f"{size(record.actual_size_bytes)} ({size(record.actual_vram_bytes)} VRAM); "
-            f"NVML {size(record.vram_delta_bytes)} VRAM delta, RAM delta "
-            f"{format_size(record.ram_delta_bytes)}"
-        )
-
     def load_records(self, limit: int = 10) -> list[LoadRecord]:
         """The last loads' estimate next to the actual numbers, newest first."""
-        stored = self._store.get_setting(LOAD_RECORDS_KEY, [])
-        names = {f.name for f in fields(LoadRecord)}
-        records = []
-        for raw in reversed(stored if isinstance(stored, list) else []):
-            if isinstance(raw, dict) and names <= set(raw):
-                records.append(LoadRecord(**{k: raw[k] for k in names}))
-        return records[:limit]
+        return self._records.latest(limit)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import gradio as gr
 
-from backend.admission import POLICIES, AdmissionSettings
+from backend.admission_settings import POLICIES, AdmissionSettings
 from backend.memory import KV_CACHE_TYPES
 from ui.common import PRIVATE, acting_user, guarded
 

@@ -11,13 +11,14 @@ from pathlib import Path
 import pytest
 
 from backend.accounts import Accounts, PermissionDenied, User
-from backend.admission import AdmissionSettings
+from backend.admission_settings import AdmissionSettings
 from backend.catalog import load_catalog
 from backend.engines.base import EngineUnavailable, ModelNotFound
 from backend.engines.ollama import OllamaEngine
 from backend.hardware import HardwareMonitor
-from backend.models_service import AdmissionRefused, ModelService, NotEnoughDisk
+from backend.models_service import AdmissionRefused, ModelService
 from backend.nvml import NvmlProcess, process_name
+from backend.pull_progress import NotEnoughDisk
 from backend.store import Store
 from tests.support.ollama_server import BUNDLED_NAME, OllamaTestServer
 from tests.unit.test_hardware import FakeGpu, FakeNvml

@@ -9,19 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from backend.admission import (
-    POLICIES,
-    AdmissionError,
-    AdmissionSettings,
-    LoadRequest,
-    Machine,
-    Reservations,
-    decide,
-    format_size,
-)
+from backend.admission import LoadRequest, Machine, decide
+from backend.admission_reasons import format_size
+from backend.admission_settings import POLICIES, AdmissionError, AdmissionSettings
 from backend.catalog import load_catalog, spec_for
 from backend.engines.base import LoadedModel
 from backend.nvml import GpuProcess
+from backend.reservations import Reservations
 
 GIB = 1024**3
 MIB = 1024**2

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from backend.admission import AdmissionSettings, LoadRequest, Machine, decide
+from backend.admission import LoadRequest, Machine, decide
+from backend.admission_settings import AdmissionSettings
 from backend.catalog import fit_rows, load_catalog, spec_for
-from backend.models_service import CatalogRow, CatalogView, LayerProgress, PullUpdate
-from ui.models import ANY_FAMILY, ANY_SIZE, BADGES, catalog_samples, decision_html, pull_html
+from backend.models_service import CatalogRow, CatalogView
+from backend.pull_progress import LayerProgress, PullUpdate
+from ui.models_render import ANY_FAMILY, ANY_SIZE, BADGES, catalog_samples, decision_html, pull_html
 
 GIB = 1024**3
 CATALOG = load_catalog(Path(__file__).resolve().parents[2] / "data" / "catalog.json")

@@ -6,13 +6,13 @@ from dataclasses import replace
 
 import pytest
 
+from backend.compute_graph import compute_buffer_bytes
 from backend.engines.base import ModelSpec
 from backend.memory import (
     CUDA_MINIMUM_BYTES,
     GIB,
     MIB,
     EstimateError,
-    compute_buffer_bytes,
     decode_speed_bound,
     estimate_memory,
     kv_cache_bytes,
