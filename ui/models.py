@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from html import escape
 from typing import TYPE_CHECKING
 
 import gradio as gr
@@ -181,9 +182,9 @@ def build(services: Services, demo: gr.Blocks) -> None:
             try:
                 result = models.load(user, model or "", int(num_ctx), override=override)
             except AdmissionRefused as exc:
-                gr.Warning(f"Refused: {model} would not fit; see the numbers below.")
+                gr.Warning(f"Refused: {escape(model)} would not fit; see the numbers below.")
                 return decision_html(exc.decision), gr.update(visible=True)
-            gr.Info(f"{model} is loaded.")
+            gr.Info(f"{escape(model)} is loaded.")
             return decision_html(result.decision), gr.update(visible=False)
 
         return guarded(run)
@@ -199,13 +200,13 @@ def build(services: Services, demo: gr.Blocks) -> None:
     @guarded
     def models_delete(model, request: gr.Request):
         models.delete(acting_user(services, request), model or "")
-        gr.Info(f"{model} was deleted.")
+        gr.Info(f"{escape(model)} was deleted.")
         return gr.update(visible=False)
 
     @guarded
     def models_unload(model, request: gr.Request):
         models.unload(acting_user(services, request), model or "")
-        gr.Info(f"{model} was unloaded.")
+        gr.Info(f"{escape(model)} was unloaded.")
 
     # -- wiring --------------------------------------------------------------------------------
 

@@ -20,8 +20,6 @@ from tests.unit.test_hardware import FakeGpu, FakeNvml
 from ui import hardware as hardware_tab
 
 GIB = 1024**3
-# Gradio 6.31's LinePlot calls pandas APIs that pandas 3 deprecates; not ours to fix.
-pytestmark = pytest.mark.filterwarnings("ignore::pandas.errors.Pandas4Warning")
 
 NO_LIBRARY = "NVIDIA driver library libnvidia-ml.so.1 not found (NVML Shared Library Not Found)"
 
