@@ -40,10 +40,10 @@ def choose_engine(settings: Settings) -> EngineChoice:
     status = ollama.status()
     if status.reachable:
         return EngineChoice(ollama, f"Ollama answered at {settings.ollama_host}")
+    # status.detail repeats the host and the client's advice; the Hardware page shows it.
     return EngineChoice(
         embedded,
-        f"Ollama is not reachable at {settings.ollama_host} ({status.detail}); "
-        "using the embedded llama.cpp engine",
+        f"Ollama is not reachable at {settings.ollama_host}; using the embedded llama.cpp engine",
     )
 
 

@@ -85,7 +85,7 @@ def build(services: Services, demo: gr.Blocks) -> None:
             chatbot = gr.Chatbot(
                 elem_id="chatbot",
                 show_label=False,
-                height=540,
+                height=480,
                 editable="user",
                 buttons=["copy"],
                 sanitize_html=True,
