@@ -233,11 +233,11 @@ class ChatService:
 
 
 def coalesce_deltas(
-    events: Iterator[TurnEvent], min_interval_s: float = 0.02
+    events: Iterator[TurnEvent], min_interval_s: float = 0.05
 ) -> Iterator[TurnEvent]:
     """Merge deltas that arrive within min_interval_s of the last one passed on.
 
-    A UI update costs far more than a token at 100+ tok/s; nobody sees 20 ms. The first
+    A UI update costs far more than a token at 100+ tok/s; 20 updates a second read as smooth. The first
     delta always goes at once (time to first token is untouched), nothing is held back
     past the next event, and the turn's other events pass through in order.
     """

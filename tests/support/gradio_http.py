@@ -48,9 +48,14 @@ class GradioHTTP:
                 return dependency["id"]
         raise KeyError(api_name)
 
-    def stream(self, fn_index: int, data: list[Any]) -> Iterator[dict[str, Any]]:
-        """Join the queue and yield each SSE message for this event as it arrives."""
-        session = secrets.token_hex(6)
+    def stream(
+        self, fn_index: int, data: list[Any], session_hash: str | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Join the queue and yield each SSE message for this event as it arrives.
+
+        Without session_hash each call is a fresh page session; a browser tab keeps one.
+        """
+        session = session_hash or secrets.token_hex(6)
         body = {"data": data, "fn_index": fn_index, "session_hash": session,
                 "event_data": None, "trigger_id": None}  # fmt: skip
         joined = self.client.post("/gradio_api/queue/join", json=body)
@@ -80,11 +85,13 @@ class GradioHTTP:
         return last
 
 
-def timed_stream(http: GradioHTTP, fn_index: int, data: list[Any]) -> list[float]:
+def timed_stream(
+    http: GradioHTTP, fn_index: int, data: list[Any], session_hash: str | None = None
+) -> list[float]:
     """Seconds since the request at which each generating/completed update arrived."""
     start = time.perf_counter()
     marks = []
-    for message in http.stream(fn_index, data):
+    for message in http.stream(fn_index, data, session_hash):
         if message.get("msg") in ("process_generating", "process_completed"):
             marks.append(time.perf_counter() - start)
     return marks
