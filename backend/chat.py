@@ -237,9 +237,9 @@ def coalesce_deltas(
 ) -> Iterator[TurnEvent]:
     """Merge deltas that arrive within min_interval_s of the last one passed on.
 
-    A UI update costs far more than a token at 100+ tok/s; 20 updates a second read as smooth. The first
-    delta always goes at once (time to first token is untouched), nothing is held back
-    past the next event, and the turn's other events pass through in order.
+    A UI update costs far more than a token at 100+ tok/s, and 20 updates a second read as
+    smooth. The first delta always goes at once (time to first token is untouched), nothing
+    is held back past the next event, and the turn's other events pass through in order.
     """
     pending = ""
     last_sent = 0.0
