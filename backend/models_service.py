@@ -309,27 +309,23 @@ class ModelService:
 
     def delete(self, user: User | None, model: str) -> None:
         admin = self._admin(user, f"delete {model}", "model.delete", model)
-        if not model.strip():
-            raise ValueError("Pick a model first.")
-        try:
-            self._engine().delete(model)
-        except EngineError as exc:
-            self._store.audit(actor=admin.name, action="model.delete", target=model,
-                              outcome="failed", detail=str(exc))  # fmt: skip
-            raise
-        self._store.audit(actor=admin.name, action="model.delete", target=model)
+        self._audited(admin, "model.delete", model, self._engine().delete)
 
     def unload(self, user: User | None, model: str) -> None:
         admin = self._admin(user, f"unload {model}", "model.unload", model)
+        self._audited(admin, "model.unload", model, self._engine().unload)
+
+    def _audited(self, admin: User, action: str, model: str, run: Callable[[str], None]) -> None:
+        """Run an engine action on a model and audit how it went."""
         if not model.strip():
             raise ValueError("Pick a model first.")
         try:
-            self._engine().unload(model)
+            run(model)
         except EngineError as exc:
-            self._store.audit(actor=admin.name, action="model.unload", target=model,
+            self._store.audit(actor=admin.name, action=action, target=model,
                               outcome="failed", detail=str(exc))  # fmt: skip
             raise
-        self._store.audit(actor=admin.name, action="model.unload", target=model)
+        self._store.audit(actor=admin.name, action=action, target=model)
 
     def load(
         self, user: User | None, model: str, num_ctx: int, *, override: bool = False

@@ -39,6 +39,12 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 
 @pytest.fixture
+def owner(store: Store) -> int:
+    """A user id straight from the store (no password hashing), for store-level tests."""
+    return store.create_user("alice", "staff", "h").id
+
+
+@pytest.fixture
 def accounts(store: Store) -> Accounts:
     return Accounts(store)
 

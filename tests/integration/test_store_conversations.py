@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,17 +13,6 @@ from backend.store import (
     Store,
     UserNotFound,
 )
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with Store(tmp_path / "hearth.db") as store:
-        yield store
-
-
-@pytest.fixture
-def owner(store: Store) -> int:
-    return store.create_user("alice", "staff", "h").id
 
 
 @pytest.fixture

@@ -2,24 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from backend.store import Store, UserNotFound
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with Store(tmp_path / "hearth.db") as store:
-        yield store
-
-
-@pytest.fixture
-def owner(store: Store) -> int:
-    return store.create_user("alice", "staff", "h").id
-
 
 EXPORTED = [
     {"role": "system", "content": "Be brief.", "created_at": "2025-02-01T10:00:00Z"},

@@ -3,23 +3,10 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from backend.store import Conversation, Store
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with Store(tmp_path / "hearth.db") as store:
-        yield store
-
-
-@pytest.fixture
-def owner(store: Store) -> int:
-    return store.create_user("alice", "staff", "h").id
 
 
 @pytest.fixture
