@@ -19,6 +19,9 @@ from backend.engines.base import (
 from backend.store import Conversation, Message, Store
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
+# Low enough that small models (the bundled 135M one) stay on topic: SmolLM2 answered
+# "capital of France?" with Paris 7 times in 8 seeds at 0.3, 4 in 8 at 0.7.
+DEFAULT_TEMPERATURE = 0.3
 TITLE_MAX_CHARS = 60
 # Without the engine's tokenizer we budget ~3.5 characters a token (English prose averages ~4;
 # code and other languages less), plus a few tokens of chat-template framing per message.

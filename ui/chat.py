@@ -12,6 +12,7 @@ import gradio as gr
 
 from backend.chat import (
     DEFAULT_SYSTEM_PROMPT,
+    DEFAULT_TEMPERATURE,
     ChatInputError,
     options_from_dict,
 )
@@ -112,7 +113,9 @@ def build(services: Services, demo: gr.Blocks) -> None:
                     label="System prompt", value=DEFAULT_SYSTEM_PROMPT, lines=2
                 )
                 with gr.Row():
-                    temperature = gr.Slider(0.0, 2.0, value=0.7, step=0.05, label="Temperature")
+                    temperature = gr.Slider(
+                        0.0, 2.0, value=DEFAULT_TEMPERATURE, step=0.05, label="Temperature"
+                    )
                     num_ctx = gr.Dropdown(
                         CONTEXT_CHOICES, value=DEFAULT_NUM_CTX, label="Context length (num_ctx)"
                     )
@@ -402,7 +405,7 @@ def _blank_chat(services: Services, request: gr.Request):
         "",
         gr.Dropdown(),
         DEFAULT_SYSTEM_PROMPT,
-        0.7,
+        DEFAULT_TEMPERATURE,
         DEFAULT_NUM_CTX,
         "",
         gr.File(visible=False),

@@ -10,6 +10,7 @@ import gradio as gr
 
 from backend.chat import (
     DEFAULT_SYSTEM_PROMPT,
+    DEFAULT_TEMPERATURE,
     ChatInputError,
     TurnFinished,
     TurnSettings,
@@ -105,7 +106,7 @@ def register_api(services: Services) -> None:
         model: str,
         conversation_id: int | None = None,
         system_prompt: str = DEFAULT_SYSTEM_PROMPT,
-        temperature: float = 0.7,
+        temperature: float = DEFAULT_TEMPERATURE,
         num_ctx: int = DEFAULT_NUM_CTX,
         max_tokens: int = 0,
         request: gr.Request = None,  # type: ignore[assignment]
