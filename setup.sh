@@ -35,7 +35,8 @@ apt_install() {
 
 if command -v apt-get >/dev/null; then
   packages=(build-essential)  # llama-cpp-python compiles llama.cpp with gcc/g++
-  "$PYTHON" -m venv --help >/dev/null 2>&1 || packages+=(python3-venv)
+  # Debian's python3 has the venv module but not ensurepip until python3-venv is installed.
+  "$PYTHON" -c 'import ensurepip' >/dev/null 2>&1 || packages+=(python3-venv)
   $with_tests && packages+=(chromium)
   apt_install "${packages[@]}"
 elif $with_tests && [[ ! -x /usr/bin/chromium ]]; then
