@@ -67,7 +67,7 @@ def build(services: Services, demo: gr.Blocks) -> None:
             conv_list = _html_dataset("Your chats")
             with gr.Row(equal_height=True, elem_classes=["pager"]):
                 prev_btn = gr.Button("‹", size="sm", min_width=36, scale=0)
-                page_label = gr.Markdown("", elem_classes=["page-label"])
+                page_label = gr.Markdown("", elem_classes=["page-label"], elem_id="chat-pages")
                 next_btn = gr.Button("›", size="sm", min_width=36, scale=0)
             with gr.Accordion("This chat", open=False, elem_id="this-chat"):
                 title_box = gr.Textbox(label="Title", elem_id="chat-title")

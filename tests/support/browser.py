@@ -43,4 +43,7 @@ def signed_in_page(browser: Browser, url: str, username: str, password: str) -> 
     page.get_by_label("password").fill(password)
     page.get_by_role("button", name="Login").click()
     page.wait_for_selector("#chatbot")
+    # The page's load event fills the model picker and the chat list in one update; a click
+    # before it lands would send with no model chosen. The list's page label marks it done.
+    page.locator("#chat-pages", has_text="chats").wait_for()
     return page
