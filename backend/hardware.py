@@ -16,6 +16,7 @@ from typing import Any
 
 import psutil
 
+from backend.engines.model_store import ModelStore
 from backend.nvml import (
     GpuInfo,
     GpuProcess,
@@ -73,7 +74,7 @@ class MemoryInfo:
 @dataclass(frozen=True)
 class DiskInfo:
     label: str  # "data" or "models"
-    path: Path
+    path: Path | None  # None: not on this machine (error says where)
     mount_point: str = ""
     total_bytes: int | None = None
     used_bytes: int | None = None
@@ -230,7 +231,7 @@ class HardwareMonitor:
     def __init__(
         self,
         data_dir: Path,
-        model_dir: Path,
+        models: Path | ModelStore,
         nvml: Nvml | None = None,
         interval_s: float = 2.0,
         history_s: float = 600,
@@ -240,7 +241,7 @@ class HardwareMonitor:
         if history_s < interval_s:
             raise ValueError(f"history must cover one interval ({interval_s} s), got {history_s} s")
         self.data_dir = Path(data_dir)
-        self.model_dir = Path(model_dir)
+        self.model_store = models if isinstance(models, ModelStore) else ModelStore(Path(models))
         self.interval_s = interval_s
         self.history_s = history_s
         self._nvml = nvml if nvml is not None else RealNvml()
@@ -320,9 +321,15 @@ class HardwareMonitor:
             cuda_driver_version=self._driver[1],
             cpu=CpuInfo(model, physical, logical, current_mhz, max_mhz, self._cpu_load_pct()),
             memory=read_memory(),
-            disks=(read_disk("data", self.data_dir), read_disk("models", self.model_dir)),
+            disks=(read_disk("data", self.data_dir), self._models_disk()),
             os=os_info,
         )
+
+    def _models_disk(self) -> DiskInfo:
+        store = self.model_store
+        if store.path is None:
+            return DiskInfo("models", None, error=store.unknown_reason)
+        return read_disk("models", store.path)
 
     def sample_now(self) -> Sample:
         """Take one cheap Sample and append it to the history."""

@@ -12,6 +12,7 @@ from backend.chat import ChatService
 from backend.conversations import ConversationService
 from backend.engines.base import Engine, EngineError, EngineStatus, InstalledModel, LoadedModel
 from backend.engines.embedded import EmbeddedEngine
+from backend.engines.model_store import ModelStore, ollama_model_store
 from backend.hardware import HardwareMonitor, HardwareSnapshot
 from backend.memory import DEFAULT_RAM_BANDWIDTH_GBPS
 from backend.models_service import ModelService
@@ -25,25 +26,32 @@ CATALOG_PATH = Path(__file__).resolve().parents[1] / "data" / "catalog.json"
 class EngineChoice:
     engine: Engine
     reason: str  # why this engine serves, shown in the page header
+    model_store: ModelStore  # where it keeps model files: free disk for pulls and Hardware
 
 
 def choose_engine(settings: Settings) -> EngineChoice:
     """Ollama when asked for or when it answers (auto); else the embedded llama.cpp engine."""
     embedded = EmbeddedEngine(settings.models_path)
+    embedded_store = ModelStore(settings.models_path)
     if settings.engine == "embedded":
-        return EngineChoice(embedded, "embedded engine chosen with --engine embedded")
+        return EngineChoice(
+            embedded, "embedded engine chosen with --engine embedded", embedded_store
+        )
     from backend.engines.ollama import OllamaEngine
 
     ollama = OllamaEngine(settings.ollama_host)
+    ollama_store = ollama_model_store(settings.ollama_host, settings.ollama_models)
     if settings.engine == "ollama":
-        return EngineChoice(ollama, f"Ollama at {settings.ollama_host} (--engine ollama)")
+        reason = f"Ollama at {settings.ollama_host} (--engine ollama)"
+        return EngineChoice(ollama, reason, ollama_store)
     status = ollama.status()
     if status.reachable:
-        return EngineChoice(ollama, f"Ollama answered at {settings.ollama_host}")
+        return EngineChoice(ollama, f"Ollama answered at {settings.ollama_host}", ollama_store)
     # status.detail repeats the host and the client's advice; the Hardware page shows it.
     return EngineChoice(
         embedded,
         f"Ollama is not reachable at {settings.ollama_host}; using the embedded llama.cpp engine",
+        embedded_store,
     )
 
 
@@ -78,16 +86,11 @@ class Services:
     @classmethod
     def build(cls, settings: Settings) -> Services:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = choose_engine(settings)
         hardware = HardwareMonitor(
-            settings.data_dir, settings.models_path, interval_s=settings.sample_interval_s
+            settings.data_dir, engine.model_store, interval_s=settings.sample_interval_s
         )
-        return cls(
-            settings,
-            Store(settings.db_path),
-            choose_engine(settings),
-            hardware,
-            load_catalog(CATALOG_PATH),
-        )
+        return cls(settings, Store(settings.db_path), engine, hardware, load_catalog(CATALOG_PATH))
 
     def start(self) -> None:
         """Start background work (the hardware sampler)."""

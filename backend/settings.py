@@ -25,6 +25,7 @@ class Settings:
     engine: EngineChoice = "auto"
     data_dir: Path = field(default_factory=lambda: Path("data"))
     model_dir: Path | None = None  # default: <data_dir>/models
+    ollama_models: Path | None = None  # where a local Ollama keeps models, if moved (OLLAMA_MODELS)
     sample_interval_s: float = 2.0
     ram_bandwidth_gbps: float | None = None  # None: use a conservative default
     admin_password: str | None = None
@@ -55,6 +56,7 @@ ENV_VARS: dict[str, str] = {
     "HEARTH_ENGINE": "engine",
     "HEARTH_DATA_DIR": "data_dir",
     "HEARTH_MODEL_DIR": "model_dir",
+    "OLLAMA_MODELS": "ollama_models",
     "HEARTH_SAMPLE_INTERVAL_S": "sample_interval_s",
     "HEARTH_RAM_BANDWIDTH_GBPS": "ram_bandwidth_gbps",
     "HEARTH_ADMIN_PASSWORD": "admin_password",
@@ -82,7 +84,7 @@ def _parse(name: str, raw: str) -> object:
             return float(raw)
     except ValueError as exc:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from exc
-    if name in ("data_dir", "model_dir"):
+    if name in ("data_dir", "model_dir", "ollama_models"):
         return Path(raw).expanduser()
     if name == "ollama_host":
         return normalise_ollama_host(raw)

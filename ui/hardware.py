@@ -138,7 +138,7 @@ def memory_card(memory: MemoryInfo) -> str:
 def disk_card(disks: Sequence[DiskInfo]) -> str:
     body = ""
     for disk in disks:
-        title = f"{disk.label.capitalize()}: {disk.path}"
+        title = f"{disk.label.capitalize()}: {disk.path or 'not on this machine'}"
         body += f"<h4>{escape(title)}</h4>"
         if disk.error:
             body += f'<p class="hh-error">{escape(disk.error)}</p>'

@@ -48,3 +48,14 @@ def test_a_turn_with_ollama_down_is_saved_as_a_readable_error(refused_ollama_hos
     reply = events[-1].reply
     assert reply.status == "error"
     assert "not reachable" in reply.error
+
+
+def test_each_engine_names_the_folder_it_downloads_to(ollama_server, refused_ollama_host, tmp_path):
+    embedded = choose_engine(Settings(ollama_host=refused_ollama_host, data_dir=tmp_path))
+    assert embedded.model_store.path == tmp_path / "models"
+    moved = tmp_path / "ollama-models"
+    ollama = choose_engine(
+        Settings(ollama_host=ollama_server.url, data_dir=tmp_path, ollama_models=moved)
+    )
+    assert ollama.engine.name == "ollama"
+    assert ollama.model_store.path == moved  # the test server listens on 127.0.0.1

@@ -10,6 +10,7 @@ import pytest
 
 from backend.catalog import load_catalog
 from backend.engines.embedded import EmbeddedEngine
+from backend.engines.model_store import ModelStore
 from backend.engines.ollama import OllamaEngine
 from backend.hardware import HardwareMonitor
 from backend.nvml import NvmlProcess
@@ -26,12 +27,13 @@ NO_LIBRARY = "NVIDIA driver library libnvidia-ml.so.1 not found (NVML Shared Lib
 
 def real_services(tmp_path: Path, nvml: FakeNvml, engine=None) -> Services:
     """The app's own Services, with a fake NVML driver as the only stand-in."""
-    hardware = HardwareMonitor(tmp_path, tmp_path / "models", nvml=nvml)
+    store = ModelStore(tmp_path / "models")
+    hardware = HardwareMonitor(tmp_path, store, nvml=nvml)
     engine = engine or EmbeddedEngine(tmp_path / "models")
     return Services(
         Settings(data_dir=tmp_path),
         Store(tmp_path / "hearth.db"),
-        EngineChoice(engine, "chosen by the test"),
+        EngineChoice(engine, "chosen by the test", store),
         hardware,
         load_catalog(CATALOG_PATH),
     )

@@ -122,6 +122,14 @@ def test_unreadable_model_disk_fails_with_the_error() -> None:
     assert "cannot read free space" in check.measured
 
 
+def test_models_on_a_remote_ollama_are_a_warning_that_says_where() -> None:
+    remote = DiskInfo("models", None, error="kept by the Ollama server at http://gpu-box:11434")
+    base = snapshot()
+    check = row(readiness(replace(base, disks=(base.disks[0], remote))), "Disk for models")
+    assert check.status == "warn"
+    assert "not measured here" in check.measured and "gpu-box" in check.measured
+
+
 @pytest.mark.parametrize(
     ("os_id", "version_id", "status"),
     [
