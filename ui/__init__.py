@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import gradio as gr
 
 from ui import admin, chat, hardware, models
+from ui.common import acting_user, guarded
 
 if TYPE_CHECKING:
     from backend.services import Services
@@ -70,8 +71,9 @@ def build_ui(services: Services) -> gr.Blocks:
             with gr.Tab("Admin", id="admin", visible=False) as admin_tab:
                 admin.build(services, demo, admin_tab)
 
+        @guarded
         def refresh_header(request: gr.Request) -> str:
-            return header_html(services, request.username)
+            return header_html(services, acting_user(services, request).name)
 
         demo.load(refresh_header, None, header, api_visibility="private")
     return demo

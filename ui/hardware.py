@@ -10,9 +10,11 @@ from typing import Any, TypeVar
 import gradio as gr
 import pandas as pd
 
+from backend.accounts import PermissionDenied
 from backend.engines.base import EngineStatus, LoadedModel
 from backend.hardware import CpuInfo, DiskInfo, GpuInfo, HardwareSnapshot, MemoryInfo, Sample
 from backend.readiness import Check, readiness
+from ui.common import acting_user
 from ui.common import format_bytes as _size
 
 T = TypeVar("T")
@@ -354,12 +356,26 @@ def build(services: Any) -> None:
     capacity = gr.HTML("")
     outputs = [cards, checklist, capacity, vram_plot, gpu_plot, ram_plot, cpu_plot]
 
-    def on_tick(is_shown: bool) -> tuple[Any, ...]:
-        if tab is not None and not is_shown:
-            return (gr.Timer(active=False), *[gr.skip()] * len(outputs))
+    def paused() -> tuple[Any, ...]:
+        return (gr.Timer(active=False), *[gr.skip()] * len(outputs))
+
+    def signed_in(request: gr.Request) -> bool:
+        """Whether the session's user may still see this; a disabled one is told once."""
+        try:
+            acting_user(services, request)
+        except PermissionDenied as exc:
+            gr.Warning(str(exc))
+            return False
+        return True
+
+    def on_tick(is_shown: bool, request: gr.Request) -> tuple[Any, ...]:
+        if (tab is not None and not is_shown) or not signed_in(request):
+            return paused()
         return (gr.skip(), *page_values(services))
 
-    def on_show() -> tuple[Any, ...]:
+    def on_show(request: gr.Request) -> tuple[Any, ...]:
+        if not signed_in(request):
+            return paused()
         return (gr.Timer(active=True), *page_values(services))
 
     common: dict[str, Any] = {

@@ -395,18 +395,33 @@ def test_the_server_keeps_serving_during_a_login_back_off(app_server, seeded):
     assert still_waiting, "the good login waited behind someone else's back-off"
 
 
-def test_a_user_disabled_mid_session_is_refused_at_once(app_server, config, seeded):
+# What a disabled user's old session may still call: showing or hiding a confirmation, stopping
+# or cancelling its own work in flight, and page loads that then show an empty page.
+NO_DATA_AFTER_DISABLE = {
+    "chat_stop", "chat_delete_ask", "chat_delete_keep", "chat_delete_keep_1",
+    "models_cancel_pull", "models_delete_ask", "models_delete_keep",
+    "chat_tab_load", "admin_tab_load",
+}  # fmt: skip
+
+
+def test_a_user_disabled_mid_session_is_refused_at_once(app_server, config, api_info, seeded):
     with Store(_db(app_server)) as store:
         Accounts(store).add_user_cli("carol", "carol-pass-123", "staff")
     carol = GradioHTTP(app_server.url, "carol", "carol-pass-123")
     by_name = {d["api_name"]: d["id"] for d in config["dependencies"]}
-    api_chat = [by_name["chat"], ["hello", "m", None, "", 0.7, 4096, 1]]
     try:
         assert not refused_for_permission(call(carol, by_name["chat_new"], []))
         with Store(_db(app_server)) as store:
             Accounts(store).set_disabled_cli("carol", True)
-        assert refused_for_permission(call(carol, by_name["chat_new"], []))
-        assert refused_for_permission(call(carol, *api_chat))
+        served = {}
+        for dependency in backend_dependencies(config):
+            result = call(carol, dependency["id"], plausible_inputs(dependency, config, api_info))
+            if not refused_for_permission(result) and not result["errors"]:
+                served[dependency["api_name"]] = result["text"]
+        assert set(served) <= NO_DATA_AFTER_DISABLE, set(served) - NO_DATA_AFTER_DISABLE
+        assert "Alice" not in served["chat_tab_load"] and "smollm2" not in served["chat_tab_load"]
+        api_chat = call(carol, by_name["chat"], ["hello", "m", None, "", 0.7, 4096, 1])
+        assert refused_for_permission(api_chat)
     finally:
         carol.close()
 

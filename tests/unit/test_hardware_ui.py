@@ -132,21 +132,40 @@ def test_broken_monitor_shows_a_readable_error(cpu_only: Services) -> None:
     assert "Could not read the hardware: psutil is confused" in cards
 
 
+def signed_in(services: Services, name: str = "viewer") -> gr.Request:
+    services.accounts.add_user_cli(name, "viewer-pass-123", "staff")
+    return gr.Request(username=name)
+
+
 def test_events_are_private_and_pause_off_screen(cpu_only: Services) -> None:
     demo = built(cpu_only)
+    request = signed_in(cpu_only)
     events = hardware_events(demo)
     assert sorted(f.name for f in events) == ["on_show", "on_tick"]
     assert all(f.api_visibility == "private" for f in events)
     on_tick = next(f for f in events if f.name == "on_tick")
     assert on_tick.js  # the browser reports whether the tab is on screen
-    timer, *rest = on_tick.fn(False)
+    timer, *rest = on_tick.fn(False, request)
     assert isinstance(timer, gr.Timer) and timer.active is False
     assert all(isinstance(r, type(gr.skip())) for r in rest)
-    timer, cards, *_ = on_tick.fn(True)
+    timer, cards, *_ = on_tick.fn(True, request)
     assert "No NVIDIA GPU" in cards
     on_show = next(f for f in events if f.name == "on_show")
-    timer, cards, *_ = on_show.fn()
+    timer, cards, *_ = on_show.fn(request)
     assert timer.active is True and "No NVIDIA GPU" in cards
+
+
+def test_a_disabled_users_page_stops_and_shows_nothing_new(cpu_only: Services) -> None:
+    events = {f.name: f for f in hardware_events(built(cpu_only))}
+    request = signed_in(cpu_only)
+    cpu_only.accounts.set_disabled_cli("viewer", True)
+    with pytest.warns(UserWarning, match="Sign in first"):
+        timer, *rest = events["on_tick"].fn(True, request)
+    assert timer.active is False
+    assert all(isinstance(r, type(gr.skip())) for r in rest)
+    with pytest.warns(UserWarning, match="Sign in first"):
+        timer, *rest = events["on_show"].fn(request)
+    assert timer.active is False and all(isinstance(r, type(gr.skip())) for r in rest)
 
 
 def test_outside_a_tab_the_timer_never_pauses(cpu_only: Services) -> None:
@@ -154,5 +173,5 @@ def test_outside_a_tab_the_timer_never_pauses(cpu_only: Services) -> None:
         hardware_tab.build(cpu_only)
     (on_tick,) = hardware_events(demo)
     assert not on_tick.js
-    _, cards, *_ = on_tick.fn(False)
+    _, cards, *_ = on_tick.fn(False, signed_in(cpu_only))
     assert "No NVIDIA GPU" in cards
