@@ -202,7 +202,8 @@ def read_memory() -> MemoryInfo:
 
 def read_disk(label: str, path: Path) -> DiskInfo:
     """Free space where path lives (or will live: the nearest existing parent)."""
-    probe = Path(os.path.abspath(path))
+    path = Path(os.path.abspath(path))  # shown to admins: "data/models" says too little
+    probe = path
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     mount = probe

@@ -308,3 +308,9 @@ def test_disk_of_a_directory_not_created_yet(tmp_path: Path) -> None:
     assert disk.free_bytes is not None and disk.total_bytes is not None
     assert 0 < disk.free_bytes <= disk.total_bytes
     assert Path(disk.mount_point).is_dir()
+
+
+def test_a_relative_folder_is_shown_as_an_absolute_path(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    disk = read_disk("models", Path("data/models"))
+    assert disk.path == tmp_path / "data" / "models"
