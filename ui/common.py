@@ -7,6 +7,7 @@ import html
 import inspect
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
@@ -54,6 +55,17 @@ def format_bytes(value: float | None) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{value:.1f} TiB"
+
+
+def format_expiry(iso: str) -> str:
+    """When a loaded model will be unloaded, from Ollama's expires_at ("" = never); plain text."""
+    if not iso:
+        return "never"
+    try:
+        left = (datetime.fromisoformat(iso) - datetime.now(UTC)).total_seconds()
+    except ValueError:
+        return iso
+    return f"in {left / 60:.0f} min" if left >= 60 else f"in {max(left, 0):.0f} s"
 
 
 def format_ms(value: float | None) -> str:

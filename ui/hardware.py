@@ -14,7 +14,7 @@ from backend.accounts import PermissionDenied
 from backend.engines.base import EngineStatus, LoadedModel
 from backend.hardware import CpuInfo, DiskInfo, GpuInfo, HardwareSnapshot, MemoryInfo, Sample
 from backend.readiness import Check, readiness
-from ui.common import acting_user
+from ui.common import acting_user, format_expiry
 from ui.common import format_bytes as _size
 
 T = TypeVar("T")
@@ -172,10 +172,11 @@ def engine_card(status: EngineStatus | str, loaded: Sequence[LoadedModel] | str)
                 _size(m.size_bytes),
                 _on_gpu(m),
                 str(m.context_length or "?"),
+                format_expiry(m.expires_at),
             )
             for m in loaded
         ]
-        body += _table(("Loaded model", "Size", "On GPU", "Context"), rows)
+        body += _table(("Loaded model", "Size", "On GPU", "Context", "Expires"), rows)
     else:
         body += '<p class="hh-sub">No model is loaded.</p>'
     return _card(title, body)

@@ -3,12 +3,11 @@ HTML the Models tab shows."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from html import escape
 from typing import TYPE_CHECKING
 
 from backend.admission_reasons import format_size
-from ui.common import format_bytes
+from ui.common import format_bytes, format_expiry
 
 if TYPE_CHECKING:
     from backend.admission import Decision
@@ -176,16 +175,6 @@ def installed_html(models: list[InstalledModel]) -> str:
     return STYLE + _table(headers, rows, "No models installed.")
 
 
-def _expires(iso: str) -> str:
-    if not iso:
-        return "never"
-    try:
-        left = (datetime.fromisoformat(iso) - datetime.now(UTC)).total_seconds()
-    except ValueError:
-        return escape(iso)
-    return f"in {left / 60:.0f} min" if left >= 60 else f"in {max(left, 0):.0f} s"
-
-
 def loaded_html(models: list[LoadedModel]) -> str:
     rows = []
     for m in models:
@@ -199,7 +188,7 @@ def loaded_html(models: list[LoadedModel]) -> str:
                 format_size(m.ram_bytes),
                 where if m.vram_bytes else "100% CPU",
                 str(m.context_length or "–"),
-                _expires(m.expires_at),
+                escape(format_expiry(m.expires_at)),
             ]
         )
     headers = ["Name", "Size", "VRAM part", "RAM part", "Placement", "Context", "Expires"]

@@ -91,6 +91,7 @@ def test_gpu_page_shows_each_gpu_escaped(two_gpus: Services) -> None:
     assert "5.0 GiB" in cards  # the process holding GPU memory
     assert "llama.cpp in-process" in cards
     assert "none (runs on CPU)" in cards
+    assert "<th>Expires</th>" in cards and "never" in cards  # the embedded engine keeps it
     assert "PASS" in checklist
 
 
@@ -175,3 +176,22 @@ def test_outside_a_tab_the_timer_never_pauses(cpu_only: Services) -> None:
     assert not on_tick.js
     _, cards, *_ = on_tick.fn(False, signed_in(cpu_only))
     assert "No NVIDIA GPU" in cards
+
+
+@pytest.mark.parametrize(
+    ("offset_s", "expected"),
+    [(None, "never"), (300, "in 5 min"), (20, "in 20 s"), (-5, "in 0 s")],
+)
+def test_expiry_reads_as_time_left(offset_s: float | None, expected: str) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from ui.common import format_expiry
+
+    iso = "" if offset_s is None else (datetime.now(UTC) + timedelta(seconds=offset_s)).isoformat()
+    assert format_expiry(iso).replace("in 19 s", "in 20 s") == expected
+
+
+def test_an_unreadable_expiry_is_shown_as_it_came() -> None:
+    from ui.common import format_expiry
+
+    assert format_expiry("sometime soon") == "sometime soon"
