@@ -37,8 +37,8 @@ def is_this_machine(host_url: str) -> bool:
         return True
     try:
         address = ipaddress.ip_address(hostname)
-    except ValueError:  # a name: ours, or another machine's (no DNS lookup here)
-        return hostname in {socket.gethostname().lower(), socket.getfqdn().lower()}
+    except ValueError:  # a name: ours, or another machine's (no DNS lookup: getfqdn can hang)
+        return hostname == socket.gethostname().lower()
     return address.is_loopback or hostname in _local_addresses()
 
 
