@@ -5,7 +5,7 @@ import threading
 import pytest
 
 from backend.chat import ChatInputError, ChatService, TurnFinished, TurnSettings, TurnStarted
-from backend.engines.base import ChatDelta, ChatOptions
+from backend.engines.base import ChatDelta, ChatMessage, ChatOptions
 from backend.engines.embedded import BUNDLED_MODEL_NAME
 
 QUESTION = "What is the capital of France? Answer in one sentence."
@@ -27,14 +27,16 @@ def test_question_is_committed_before_the_first_token(chat, store, alice):
     turn.close()
 
 
-def test_reply_is_persisted_with_the_engine_stats(chat, store, alice):
+def test_reply_is_persisted_with_the_engine_stats(chat, store, alice, embedded_engine):
     events = list(chat.send(alice, None, QUESTION, GREEDY))
     finished = events[-1]
     assert isinstance(finished, TurnFinished)
     streamed = "".join(e.text for e in events if isinstance(e, ChatDelta))
     reply = store.messages(alice.id, finished.reply.conversation_id)[-1]
     assert reply.content == streamed
-    assert "Paris" in reply.content
+    prompt = [ChatMessage("system", GREEDY.system_prompt), ChatMessage("user", QUESTION)]
+    direct = embedded_engine.chat(BUNDLED_MODEL_NAME, prompt, GREEDY.options)
+    assert streamed == "".join(e.text for e in direct if isinstance(e, ChatDelta))
     assert reply.status == "complete"
     assert reply.tokens_in > 10 and reply.tokens_out > 3
     assert reply.tokens_per_s > 0 and reply.ttft_ms > 0
