@@ -20,8 +20,8 @@ from backend.models_service import AdmissionRefused, ModelService
 from backend.nvml import NvmlProcess, process_name
 from backend.pull_progress import NotEnoughDisk
 from backend.store import Store
+from tests.support.fakes import FakeGpu, FakeNvml
 from tests.support.ollama_server import BUNDLED_NAME, OllamaTestServer
-from tests.unit.test_hardware import FakeGpu, FakeNvml
 
 GIB = 1024**3
 MIB = 1024**2

@@ -17,7 +17,7 @@ from backend.nvml import NvmlProcess
 from backend.services import CATALOG_PATH, EngineChoice, Services
 from backend.settings import Settings
 from backend.store import Store
-from tests.unit.test_hardware import FakeGpu, FakeNvml
+from tests.support.fakes import FakeGpu, FakeNvml
 from ui import hardware as hardware_tab
 
 GIB = 1024**3
