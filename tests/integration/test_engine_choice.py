@@ -1,9 +1,10 @@
 """--engine auto serves from Ollama when it answers, else from the embedded engine, and says why."""
 
-from backend.chat import ChatService, TurnSettings
+from backend.chat import TurnSettings
 from backend.engines.base import ChatDelta, ChatOptions
 from backend.services import choose_engine
 from backend.settings import Settings
+from tests.support.chat_service import chat_service
 
 
 def test_auto_uses_ollama_when_it_answers(ollama_server, tmp_path):
@@ -30,7 +31,7 @@ def test_a_turn_through_ollama_is_saved_with_ollamas_metrics(ollama_server, stor
     engine = choose_engine(Settings(ollama_host=ollama_server.url, data_dir=tmp_path)).engine
     settings = TurnSettings("smollm2:135m", "You are a helpful assistant.",
                             ChatOptions(temperature=0.0, num_ctx=2048, seed=1))  # fmt: skip
-    events = list(ChatService(store, lambda: engine).send(
+    events = list(chat_service(store, engine, tmp_path).send(
         alice, None, "What is the capital of France?", settings))  # fmt: skip
     reply = events[-1].reply
     assert "Paris" in "".join(e.text for e in events if isinstance(e, ChatDelta))
@@ -43,7 +44,7 @@ def test_a_turn_with_ollama_down_is_saved_as_a_readable_error(refused_ollama_hos
     engine = choose_engine(
         Settings(ollama_host=refused_ollama_host, engine="ollama", data_dir=tmp_path)
     ).engine
-    events = list(ChatService(store, lambda: engine).send(
+    events = list(chat_service(store, engine, tmp_path).send(
         alice, None, "Hello?", TurnSettings("smollm2:135m")))  # fmt: skip
     reply = events[-1].reply
     assert reply.status == "error"
