@@ -20,6 +20,7 @@ from backend.chat import (
 from backend.chat_validation import installed_model
 from ui.chat_render import chat_history, conversation_card, search_card
 from ui.chat_turns import model_advice, notice_lines, register_api, stream_turn
+from ui.checked_inputs import CheckedDropdown, CheckedNumber, CheckedSlider
 from ui.common import PRIVATE, acting_user, guarded, safe_markdown
 
 if TYPE_CHECKING:
@@ -78,7 +79,7 @@ def build(services: Services, demo: gr.Blocks) -> None:
                     keep_btn = gr.Button("Keep", size="sm")
             import_btn = gr.UploadButton("Import .json", file_types=[".json"], size="sm")
         with gr.Column(scale=4):
-            model = gr.Dropdown(label="Model", choices=[], elem_id="model-picker", scale=2)
+            model = CheckedDropdown(label="Model", choices=[], elem_id="model-picker", scale=2)
             chatbot = gr.Chatbot(
                 elem_id="chatbot",
                 show_label=False,
@@ -109,13 +110,13 @@ def build(services: Services, demo: gr.Blocks) -> None:
                     label="System prompt", value=DEFAULT_SYSTEM_PROMPT, lines=2
                 )
                 with gr.Row():
-                    temperature = gr.Slider(
+                    temperature = CheckedSlider(
                         0.0, 2.0, value=DEFAULT_TEMPERATURE, step=0.05, label="Temperature"
                     )
-                    num_ctx = gr.Dropdown(
+                    num_ctx = CheckedDropdown(
                         CONTEXT_CHOICES, value=DEFAULT_NUM_CTX, label="Context length (num_ctx)"
                     )
-                    max_tokens = gr.Number(
+                    max_tokens = CheckedNumber(
                         value=0,
                         minimum=0,
                         precision=0,
