@@ -5,23 +5,44 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Protocol
 
 from backend.accounts import User
+from backend.chat_validation import (
+    DEFAULT_NUM_CTX,
+    DEFAULT_SYSTEM_PROMPT,
+    DEFAULT_TEMPERATURE,
+    ChatInputError,
+    TurnSettings,
+    checked_settings,
+    conversation_ref,
+    installed_model,
+    message_text,
+    options_dict,
+    stored_settings,
+)
 from backend.engines.base import (
     ChatDelta,
     ChatMessage,
-    ChatOptions,
     ChatStats,
     Engine,
     EngineError,
 )
 from backend.store import Conversation, Message, Store
 
-DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
-# Low enough that small models (the bundled 135M one) stay on topic: SmolLM2 answered
-# "capital of France?" with Paris 7 times in 8 seeds at 0.3, 4 in 8 at 0.7.
-DEFAULT_TEMPERATURE = 0.3
+if TYPE_CHECKING:
+    from backend.admission import Decision
+
+__all__ = [  # the chat defaults and checks, for callers of the chat service
+    "DEFAULT_NUM_CTX",
+    "DEFAULT_SYSTEM_PROMPT",
+    "DEFAULT_TEMPERATURE",
+    "ChatInputError",
+    "TurnSettings",
+    "stored_settings",
+]
+
 TITLE_MAX_CHARS = 60
 # Without the engine's tokenizer we budget ~3.5 characters a token (English prose averages ~4;
 # code and other languages less), plus a few tokens of chat-template framing per message.
@@ -29,15 +50,20 @@ CHARS_PER_TOKEN = 3.5
 TEMPLATE_TOKENS_PER_MESSAGE = 6
 
 
-class ChatInputError(ValueError):
-    """The turn cannot start (empty message, no model chosen, nothing to regenerate)."""
+class TurnRefused(ChatInputError):
+    """Admission refused loading the model for this turn; the message carries its numbers."""
+
+    def __init__(self, decision: Decision) -> None:
+        super().__init__(decision.message())
+        self.decision = decision
 
 
-@dataclass(frozen=True)
-class TurnSettings:
-    model: str
-    system_prompt: str = DEFAULT_SYSTEM_PROMPT
-    options: ChatOptions = field(default_factory=ChatOptions)
+class TurnAdmission(Protocol):
+    """What the chat service asks before a turn may make the engine load a model."""
+
+    def chat_turn_decision(self, user: User, model: str, num_ctx: int) -> Decision | None:
+        """None when the model is loaded at num_ctx already, or its memory cannot be known."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -45,6 +71,7 @@ class TurnStarted:
     conversation: Conversation
     prompt: Message
     dropped_messages: int  # oldest history messages left out to fit num_ctx
+    note: str = ""  # a setting changed on the way (the context capped at the model's own)
 
 
 @dataclass(frozen=True)
@@ -93,11 +120,19 @@ def fit_history(
 
 
 class ChatService:
-    """Runs turns for the acting user; the engine is looked up per turn (it may be swapped)."""
+    """Runs turns for the acting user; the engine is looked up per turn (it may be swapped).
 
-    def __init__(self, store: Store, engine: Callable[[], Engine]) -> None:
+    Every turn is checked before anything is written or the engine sees it: the inputs by
+    chat_validation's rules, the model against the engine's list, and the load it may cause
+    by admission, whichever way the turn arrived (Chat tab, /chat, a script).
+    """
+
+    def __init__(
+        self, store: Store, engine: Callable[[], Engine], admission: TurnAdmission
+    ) -> None:
         self._store = store
         self._engine = engine
+        self._admission = admission
 
     def send(
         self,
@@ -108,15 +143,13 @@ class ChatService:
         cancel: threading.Event | None = None,
     ) -> Iterator[TurnEvent]:
         """Persist the question, then stream the reply; the reply is persisted however it ends."""
-        text = text.strip()
-        if not text:
-            raise ChatInputError("Type a message first.")
-        _check_model(settings)
-        conversation = self._conversation_for(user, conversation_id, text, settings)
-        prompt = self._store.add_message(
-            user.id, conversation.id, role="user", content=text, model=settings.model
-        )
-        yield from self._reply(user, conversation, prompt, settings, cancel)
+        text = message_text(text)
+        settings = checked_settings(settings)
+        conversation_id = conversation_ref(conversation_id)
+        if conversation_id is not None:
+            self._store.get_conversation(user.id, conversation_id)  # the user's own, or refused
+        settings, note = self._admitted(user, settings)
+        yield from self._send(user, conversation_id, text, settings, cancel, note)
 
     def regenerate(
         self,
@@ -126,12 +159,14 @@ class ChatService:
         cancel: threading.Event | None = None,
     ) -> Iterator[TurnEvent]:
         """Drop the last reply and answer the last question again."""
-        _check_model(settings)
+        settings = checked_settings(settings)
+        conversation_id = _existing(conversation_id)
         last_question, later = self._last_question(user, conversation_id, "answer again")
+        settings, note = self._admitted(user, settings)  # before anything is deleted
         if later:
             self._store.delete_messages_from(user.id, conversation_id, later[0].id)
         conversation = self._conversation_for(user, conversation_id, "", settings)
-        yield from self._reply(user, conversation, last_question, settings, cancel)
+        yield from self._reply(user, conversation, last_question, settings, cancel, note)
 
     def edit_last(
         self,
@@ -142,12 +177,57 @@ class ChatService:
         cancel: threading.Event | None = None,
     ) -> Iterator[TurnEvent]:
         """Replace the last question (and its reply) with new text and answer it."""
-        if not text.strip():
-            raise ChatInputError("The edited question is empty.")
-        _check_model(settings)  # before anything is deleted
+        text = message_text(text, "The edited question")
+        settings = checked_settings(settings)
+        conversation_id = _existing(conversation_id)
         last_question, _ = self._last_question(user, conversation_id, "edit")
+        settings, note = self._admitted(user, settings)  # before anything is deleted
         self._store.delete_messages_from(user.id, conversation_id, last_question.id)
-        yield from self.send(user, conversation_id, text, settings, cancel)
+        yield from self._send(user, conversation_id, text, settings, cancel, note)
+
+    def _send(
+        self,
+        user: User,
+        conversation_id: int | None,
+        text: str,
+        settings: TurnSettings,
+        cancel: threading.Event | None,
+        note: str,
+    ) -> Iterator[TurnEvent]:
+        conversation = self._conversation_for(user, conversation_id, text, settings)
+        prompt = self._store.add_message(
+            user.id, conversation.id, role="user", content=text, model=settings.model
+        )
+        yield from self._reply(user, conversation, prompt, settings, cancel, note)
+
+    def _admitted(self, user: User, settings: TurnSettings) -> tuple[TurnSettings, str]:
+        """The settings the engine gets, or ChatInputError / TurnRefused before any write.
+
+        An unreachable engine is not refused here: the turn then fails at the engine and is
+        saved as an error reply, like any engine failure.
+        """
+        try:
+            names = [m.name for m in self._engine().list_models()]
+        except EngineError:
+            names = None
+        if names is not None:
+            settings = replace(settings, model=installed_model(settings.model, names))
+        asked = settings.options.num_ctx
+        decision = self._admission.chat_turn_decision(user, settings.model, asked)
+        if decision is None:
+            return settings, ""
+        if not decision.admitted:
+            raise TurnRefused(decision)
+        if decision.num_ctx >= asked:
+            return settings, ""
+        options = replace(settings.options, num_ctx=decision.num_ctx)
+        if options.num_predict is not None:
+            options = replace(options, num_predict=min(options.num_predict, decision.num_ctx))
+        note = (
+            f"{settings.model} was trained on a context of {decision.num_ctx} tokens: "
+            f"this reply uses {decision.num_ctx}, not {asked}."
+        )
+        return replace(settings, options=options), note
 
     def _last_question(
         self, user: User, conversation_id: int, action: str
@@ -162,7 +242,7 @@ class ChatService:
     def _conversation_for(
         self, user: User, conversation_id: int | None, text: str, settings: TurnSettings
     ) -> Conversation:
-        options = _options_dict(settings.options)
+        options = options_dict(settings.options)
         if conversation_id is None:
             return self._store.create_conversation(
                 user.id,
@@ -186,6 +266,7 @@ class ChatService:
         prompt: Message,
         settings: TurnSettings,
         cancel: threading.Event | None,
+        note: str = "",
     ) -> Iterator[TurnEvent]:
         history = [
             ChatMessage(m.role, m.content)  # type: ignore[arg-type]
@@ -195,7 +276,7 @@ class ChatService:
         options = settings.options
         reserve = options.num_predict or max(options.num_ctx // 4, 128)
         messages, dropped = fit_history(settings.system_prompt, history, options.num_ctx, reserve)
-        yield TurnStarted(conversation, prompt, dropped)
+        yield TurnStarted(conversation, prompt, dropped, note)
 
         parts: list[str] = []
         stats: ChatStats | None = None
@@ -262,16 +343,8 @@ def coalesce_deltas(
         yield ChatDelta(pending)
 
 
-def _check_model(settings: TurnSettings) -> None:
-    if not settings.model:
-        raise ChatInputError("Choose a model first.")
-
-
-def _options_dict(options: ChatOptions) -> dict[str, object]:
-    return {k: v for k, v in vars(options).items() if v is not None}
-
-
-def options_from_dict(values: dict[str, object] | None) -> ChatOptions:
-    """ChatOptions from a stored dict, ignoring keys this version does not know."""
-    known = set(ChatOptions.__dataclass_fields__)
-    return ChatOptions(**{k: v for k, v in (values or {}).items() if k in known})  # type: ignore[arg-type]
+def _existing(conversation_id: object) -> int:
+    found = conversation_ref(conversation_id)
+    if found is None:
+        raise ChatInputError("Open a chat first.")
+    return found

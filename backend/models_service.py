@@ -245,8 +245,11 @@ class ModelService:
             settings,
         )
 
-    def chat_model_check(self, user: User | None, model: str, num_ctx: int) -> Decision | None:
-        """For the chat model picker: None when the model is loaded already or unknowable."""
+    def chat_turn_decision(self, user: User | None, model: str, num_ctx: int) -> Decision | None:
+        """Admission for a chat turn's load: None when the model is loaded at num_ctx already
+        (cheap: no estimate) or its memory cannot be known (the engine is unreachable, or the
+        model is neither in the catalog nor readable); else the decision, at the context the
+        engine would use (capped at the model's trained context)."""
         self._signed_in(user)
         try:
             loaded = self._engine().loaded_models()
@@ -256,10 +259,14 @@ class ModelService:
             if model_key(m.name) == model_key(model) and m.context_length in (None, int(num_ctx)):
                 return None
         try:
-            decision = self.check(user, model, num_ctx)
+            return self.check(user, model, num_ctx)
         except (EngineError, CatalogError, EstimateError):
             return None
-        return None if decision.already_loaded else decision
+
+    def chat_model_check(self, user: User | None, model: str, num_ctx: int) -> Decision | None:
+        """For the chat model picker: None when the model is loaded already or unknowable."""
+        decision = self.chat_turn_decision(user, model, num_ctx)
+        return None if decision is None or decision.already_loaded else decision
 
     # -- admin operations -----------------------------------------------------------------
 

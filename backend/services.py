@@ -73,7 +73,6 @@ class Services:
         self.hardware = hardware
         self.catalog = catalog
         self.accounts = Accounts(store)
-        self.chat = ChatService(store, lambda: self.engine)
         self.conversations = ConversationService(store)
         self.models = ModelService(
             store,
@@ -82,6 +81,7 @@ class Services:
             catalog,
             ram_bandwidth_gbps=settings.ram_bandwidth_gbps,
         )
+        self.chat = ChatService(store, lambda: self.engine, self.models)
 
     @classmethod
     def build(cls, settings: Settings) -> Services:

@@ -22,6 +22,8 @@ from backend.engines.base import (
     ModelSpec,
     OutOfMemory,
     PullProgress,
+    checked_model_name,
+    checked_num_ctx,
 )
 from backend.engines.model_info import spec_from_model_info
 
@@ -107,6 +109,7 @@ class OllamaEngine:
         ]
 
     def show(self, model: str) -> ModelSpec:
+        checked_model_name(model)
         response = self._call(model, self._client.show, model)
         quantization = response.details.quantization_level if response.details else None
         file_size = next(
@@ -128,6 +131,8 @@ class OllamaEngine:
         options: ChatOptions,
         cancel: threading.Event | None = None,
     ) -> Iterator[ChatDelta | ChatStats]:
+        checked_model_name(model)
+        checked_num_ctx(options.num_ctx)
         started = time.perf_counter()
         if cancel is not None and cancel.is_set():
             yield ChatStats("cancelled", total_ms=0.0)
@@ -171,6 +176,7 @@ class OllamaEngine:
 
     def pull(self, model: str) -> Iterator[PullProgress]:
         """Stream /api/pull; closing this generator closes the stream, which cancels the pull."""
+        checked_model_name(model)
         stream = self._call(model, self._client.pull, model, stream=True)
         try:
             for part in stream:
@@ -190,13 +196,17 @@ class OllamaEngine:
             stream.close()
 
     def delete(self, model: str) -> None:
+        checked_model_name(model)
         self._call(model, self._client.delete, model)
 
     def load(self, model: str, num_ctx: int) -> None:
         """An empty /api/generate loads the model with this context size (default keep_alive)."""
+        checked_model_name(model)
+        checked_num_ctx(num_ctx)
         self._call(model, self._client.generate, model=model, options={"num_ctx": num_ctx})
 
     def unload(self, model: str) -> None:
+        checked_model_name(model)
         self._call(model, self._client.generate, model=model, keep_alive=0)
 
 

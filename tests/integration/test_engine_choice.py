@@ -1,9 +1,10 @@
 """--engine auto serves from Ollama when it answers, else from the embedded engine, and says why."""
 
-from backend.chat import ChatService, TurnSettings
+from backend.chat import TurnSettings
 from backend.engines.base import ChatDelta, ChatMessage, ChatOptions
 from backend.services import choose_engine
 from backend.settings import Settings
+from tests.support.chat_service import chat_service
 
 
 def test_auto_uses_ollama_when_it_answers(ollama_server, tmp_path):
@@ -33,7 +34,7 @@ def test_a_turn_through_ollama_is_saved_with_ollamas_metrics(
     options = ChatOptions(temperature=0.0, num_ctx=2048, seed=1, num_predict=24)
     settings = TurnSettings("smollm2:135m", "You are a helpful assistant.", options)
     question = "What is the capital of France?"
-    events = list(ChatService(store, lambda: engine).send(alice, None, question, settings))
+    events = list(chat_service(store, engine, tmp_path).send(alice, None, question, settings))
     reply = events[-1].reply
     # Greedy text differs between CPUs, but not between two paths on one machine: the reply
     # through Ollama's protocol is what the generating engine says when called directly.
@@ -55,7 +56,7 @@ def test_a_turn_with_ollama_down_is_saved_as_a_readable_error(refused_ollama_hos
     engine = choose_engine(
         Settings(ollama_host=refused_ollama_host, engine="ollama", data_dir=tmp_path)
     ).engine
-    events = list(ChatService(store, lambda: engine).send(
+    events = list(chat_service(store, engine, tmp_path).send(
         alice, None, "Hello?", TurnSettings("smollm2:135m")))  # fmt: skip
     reply = events[-1].reply
     assert reply.status == "error"

@@ -154,6 +154,37 @@ def test_refused_connection_is_unavailable_and_status_says_so(refused_ollama_hos
         list(engine.pull("smollm2:360m"))
 
 
+@pytest.mark.parametrize("model", ["/abs/path.gguf", "../../etc/x.gguf", "a\x00b", "x" * 301,
+                                   "\ud800", ""])  # fmt: skip
+def test_names_only_are_sent_to_ollama(refused_ollama_host: str, model: str) -> None:
+    # Nothing listens at this host: a ModelNotFound (not EngineUnavailable) proves the name was
+    # refused before any request left.
+    engine = OllamaEngine(refused_ollama_host, timeout_s=5)
+    calls = {
+        "chat": lambda: list(engine.chat(model, FRANCE, GREEDY)),
+        "show": lambda: engine.show(model),
+        "pull": lambda: list(engine.pull(model)),
+        "delete": lambda: engine.delete(model),
+        "load": lambda: engine.load(model, 2048),
+        "unload": lambda: engine.unload(model),
+    }
+    for what, call in calls.items():
+        with pytest.raises(ModelNotFound, match="is not a model name") as refused:
+            call()
+        assert len(str(refused.value)) < 200, what
+
+
+@pytest.mark.parametrize("num_ctx", [10**9, 0, "4096", float("inf")])
+def test_a_context_outside_the_hard_bounds_never_reaches_ollama(
+    refused_ollama_host: str, num_ctx: object
+) -> None:
+    engine = OllamaEngine(refused_ollama_host, timeout_s=5)
+    with pytest.raises(EngineError, match="context length must be"):
+        engine.load(BUNDLED_NAME, num_ctx)  # type: ignore[arg-type]
+    with pytest.raises(EngineError, match="context length must be"):
+        list(engine.chat(BUNDLED_NAME, FRANCE, ChatOptions(num_ctx=num_ctx)))  # type: ignore[arg-type]
+
+
 # -- models ----------------------------------------------------------------------------------
 
 

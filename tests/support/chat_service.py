@@ -1,0 +1,23 @@
+"""A ChatService wired as the app wires it: with the admission check of a real ModelService."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from backend.catalog import load_catalog
+from backend.chat import ChatService
+from backend.engines.base import Engine
+from backend.hardware import HardwareMonitor
+from backend.models_service import ModelService
+from backend.services import CATALOG_PATH
+from backend.store import Store
+
+
+def model_service(store: Store, engine: Engine, data_dir: Path) -> ModelService:
+    """Admission over this machine's real hardware (NVML where there is a GPU)."""
+    hardware = HardwareMonitor(data_dir, data_dir / "models")
+    return ModelService(store, lambda: engine, hardware, load_catalog(CATALOG_PATH))
+
+
+def chat_service(store: Store, engine: Engine, data_dir: Path) -> ChatService:
+    return ChatService(store, lambda: engine, model_service(store, engine, data_dir))
