@@ -13,7 +13,6 @@ thread, so load on this shared machine hits both sides alike. Also times the ref
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -35,6 +34,7 @@ from backend.conversations import (
 )
 from backend.store import Store
 from tests.support.app_process import ADMIN_PASSWORD, AppProcess
+from tests.support.conversation_exports import export
 from tests.support.gradio_http import GradioHTTP
 
 STAFF_PASSWORD = "staff-pass-123"
@@ -45,9 +45,7 @@ def export_bytes(messages: int, chars: int) -> bytes:
         {"role": ("user", "assistant")[i % 2], "content": f"{i} " + "word " * (chars // 5)}
         for i in range(messages)
     ]
-    document = {"format": "hearth.conversation", "version": 1,
-                "conversation": {"title": "bench import"}, "messages": body}  # fmt: skip
-    return json.dumps(document).encode()
+    return export(body, title="bench import")
 
 
 def import_once(admin: GradioHTTP, raw: bytes) -> float:

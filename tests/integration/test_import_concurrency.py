@@ -14,7 +14,7 @@ from backend.conversations import MAX_IMPORT_MESSAGES, ConversationService
 from backend.store import IMPORT_BATCH_ROWS, ImportFailed, Store, StoreError
 from backend.store_connections import BUSY_TIMEOUT_MS
 from tests.conftest import STAFF_PASSWORD
-from tests.integration.test_import_limits import export, turns
+from tests.support.conversation_exports import export, turns
 
 
 def runs(ids: list[int]) -> list[list[int]]:

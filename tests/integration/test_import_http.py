@@ -13,8 +13,8 @@ from backend.accounts import Accounts
 from backend.conversations import MAX_IMPORT_BYTES
 from backend.store import Store
 from tests.conftest import STAFF_PASSWORD
-from tests.integration.test_import_limits import export, turns
 from tests.support.app_process import ADMIN_PASSWORD, AppProcess
+from tests.support.conversation_exports import export, turns
 from tests.support.gradio_http import GradioHTTP
 
 UPLOAD = "/gradio_api/upload"

@@ -20,25 +20,12 @@ from backend.conversations import (
     hidden_messages_note,
 )
 from backend.store import Store
+from tests.support.conversation_exports import export, turns
 
 
 @pytest.fixture
 def history(store: Store) -> ConversationService:
     return ConversationService(store)
-
-
-def export(messages: list[Any], **conversation: Any) -> bytes:
-    document = {
-        "format": "hearth.conversation",
-        "version": 1,
-        "conversation": {"title": "Imported", **conversation},
-        "messages": messages,
-    }
-    return json.dumps(document).encode()
-
-
-def turns(count: int) -> list[dict[str, str]]:
-    return [{"role": ("user", "assistant")[i % 2], "content": f"m{i}"} for i in range(count)]
 
 
 def assert_nothing_stored(store: Store, owner_id: int) -> None:
