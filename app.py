@@ -128,6 +128,7 @@ def run_users(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def serve(settings: Settings) -> int:
+    from backend.conversation_import import MAX_IMPORT_BYTES
     from backend.services import Services
     from ui import build_ui, launch_options
 
@@ -152,6 +153,7 @@ def serve(settings: Settings) -> int:
             auth_message="Sign in to Hearth.",
             ssr_mode=False,
             show_error=False,
+            max_file_size=MAX_IMPORT_BYTES,  # refused with 413 while the upload is read
             **launch_options(),
         )
     finally:

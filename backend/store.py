@@ -8,6 +8,7 @@ scopes to it in the SQL: another user's conversation looks exactly like a missin
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from pathlib import Path
 
@@ -19,10 +20,12 @@ from backend.store_records import (
     CONVERSATION_MESSAGES_SQL,
     INSERT_MESSAGE,
     LIST_CONVERSATIONS_SQL,
+    NEWEST_MESSAGES_SQL,
     SEARCH_SQL,
     AuditEntry,
     Conversation,
     ConversationNotFound,
+    ImportFailed,
     Message,
     MessageNotFound,
     SearchHit,
@@ -46,6 +49,11 @@ from backend.store_values import (
     utc_iso,
 )
 
+# Rows per write transaction when importing: each batch holds the write lock for milliseconds.
+IMPORT_BATCH_ROWS = 500
+
+_log = logging.getLogger(__name__)
+
 __all__ = [
     "DEFAULT_TITLE",
     "MESSAGE_ROLES",
@@ -54,6 +62,7 @@ __all__ = [
     "AuditEntry",
     "Conversation",
     "ConversationNotFound",
+    "ImportFailed",
     "Message",
     "MessageNotFound",
     "SearchHit",
@@ -190,9 +199,15 @@ class Store(AccountTables):
 
     # -- messages ---------------------------------------------------------------------------
 
-    def messages(self, owner_id: int, conversation_id: int) -> list[Message]:
-        """The conversation's messages, oldest first."""
-        rows = self._all(CONVERSATION_MESSAGES_SQL, (conversation_id, owner_id))
+    def messages(
+        self, owner_id: int, conversation_id: int, *, newest: int | None = None
+    ) -> list[Message]:
+        """The conversation's messages (only the newest `newest` of them if given), oldest first."""
+        if newest is None:
+            rows = self._all(CONVERSATION_MESSAGES_SQL, (conversation_id, owner_id))
+        else:
+            check_limit(newest, 0)
+            rows = self._all(NEWEST_MESSAGES_SQL, (conversation_id, owner_id, newest))[::-1]
         if not rows:
             raise ConversationNotFound(conversation_id)
         return [Message(*row) for row in rows if row[0] is not None]
@@ -288,8 +303,16 @@ class Store(AccountTables):
         options: dict,
         messages: list[dict],
         created_at: str | None = None,
+        batch_rows: int = IMPORT_BATCH_ROWS,
     ) -> Conversation:
-        """Create a conversation with all its messages in one transaction (all or nothing)."""
+        """Create a conversation with all its messages; all or nothing.
+
+        Every row is checked before the first write. The rows then go in batches of
+        batch_rows, each its own short transaction, so other writers (a login, a chat turn)
+        wait milliseconds rather than the whole import; if any batch fails, the conversation
+        and what was written of it are deleted before the error is raised.
+        """
+        check_limit(batch_rows, 0)
         now = now_iso()
         started = utc_iso(created_at) if created_at else now
         options_json = dump_options(options)
@@ -301,11 +324,36 @@ class Store(AccountTables):
                     " options_json, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (owner_id, _title(title), model, system_prompt, options_json, started, now),
                 )
-                conversation_id = cursor.lastrowid
-                conn.executemany(INSERT_MESSAGE, [(conversation_id, *row) for row in rows])
         except sqlite3.IntegrityError as exc:
             raise UserNotFound(owner_id) from exc
+        conversation_id = cursor.lastrowid
+        assert conversation_id is not None  # an INSERT that succeeded has a rowid
+        written = 0
+        try:
+            for start in range(0, len(rows), batch_rows):
+                batch = rows[start : start + batch_rows]
+                with self._connections.write() as conn:
+                    conn.executemany(INSERT_MESSAGE, [(conversation_id, *row) for row in batch])
+                written += len(batch)
+        except BaseException as exc:
+            discarded = self._discard_import(owner_id, conversation_id)
+            if isinstance(exc, sqlite3.Error | StoreError):  # StoreError: the lock wait ran out
+                raise ImportFailed(written, len(rows), exc, discarded=discarded) from exc
+            raise
         return self.get_conversation(owner_id, conversation_id)
+
+    def _discard_import(self, owner_id: int, conversation_id: int) -> bool:
+        """Delete a conversation whose import failed (its messages go with it); True if done."""
+        try:
+            with self._connections.write() as conn:
+                conn.execute(
+                    "DELETE FROM conversations WHERE id = ? AND owner_id = ?",
+                    (conversation_id, owner_id),
+                )
+        except (sqlite3.Error, StoreError):
+            _log.exception("Cannot delete conversation %s after its import failed", conversation_id)
+            return False
+        return True
 
 
 def _title(title: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import weakref
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +26,47 @@ class _Holder:
         self.conn = conn
 
 
+class WriteTurns:
+    """A first-come, first-served lock for this process's writers.
+
+    SQLite's busy handler polls with growing sleeps (up to 100 ms), so a writer that commits
+    and begins again at once (an import's batches) keeps the lock and starves the rest. Here a
+    release hands the turn straight to the longest waiter, so a login waits one batch at most.
+    """
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._waiting: deque[threading.Event] = deque()
+        self._holder: int | None = None
+
+    def acquire(self, timeout_s: float) -> bool:
+        me = threading.get_ident()
+        with self._mutex:
+            if self._holder == me:
+                raise StoreError("A write transaction cannot begin inside another one.")
+            if self._holder is None:
+                self._holder = me
+                return True
+            turn = threading.Event()
+            self._waiting.append(turn)
+        if not turn.wait(timeout_s):
+            with self._mutex:
+                if not turn.is_set():  # not handed over meanwhile: leave the queue
+                    self._waiting.remove(turn)
+                    return False
+        with self._mutex:
+            self._holder = me
+        return True
+
+    def release(self) -> None:
+        with self._mutex:
+            if self._waiting:
+                self._holder = -1  # held for the next in line until it wakes and claims it
+                self._waiting.popleft().set()
+            else:
+                self._holder = None
+
+
 def connect(path: Path) -> sqlite3.Connection:
     """A connection in autocommit mode (transactions are explicit) with the store's pragmas."""
     # check_same_thread=False only so that close() may close every thread's connection;
@@ -41,8 +83,9 @@ class ThreadConnections:
     """Hands each thread its own connection to one database file.
 
     Per-thread connections let readers run while another thread writes (WAL), and keep
-    sqlite3 objects out of reach of other threads. Writers queue on SQLite's own lock,
-    waiting up to BUSY_TIMEOUT_MS.
+    sqlite3 objects out of reach of other threads. This process's writers take turns in
+    arrival order (WriteTurns); against other processes they wait on SQLite's own lock. Either
+    wait lasts up to BUSY_TIMEOUT_MS.
     """
 
     def __init__(self, path: Path) -> None:
@@ -51,6 +94,7 @@ class ThreadConnections:
         self._lock = threading.Lock()
         self._open: weakref.WeakSet[_Holder] = weakref.WeakSet()
         self._closed = False
+        self._turns = WriteTurns()
 
     def get(self) -> sqlite3.Connection:
         holder = getattr(self._local, "holder", None)
@@ -68,14 +112,21 @@ class ThreadConnections:
     def write(self) -> Iterator[sqlite3.Connection]:
         """A write transaction that holds the write lock from its start; commits on exit."""
         conn = self.get()
-        conn.execute("BEGIN IMMEDIATE")
+        if not self._turns.acquire(BUSY_TIMEOUT_MS / 1000):
+            raise StoreError(
+                f"The database stayed busy for {BUSY_TIMEOUT_MS / 1000:.0f} s; try again."
+            )
         try:
-            yield conn
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        finally:
+            self._turns.release()
 
     def close(self) -> None:
         with self._lock:

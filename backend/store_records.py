@@ -20,6 +20,22 @@ class MessageNotFound(StoreError):
         self.message_id = message_id
 
 
+class ImportFailed(StoreError):
+    """A write failed part-way through an import; what it had written was deleted again."""
+
+    def __init__(self, written: int, total: int, cause: Exception, *, discarded: bool) -> None:
+        kept = (
+            "nothing of it was kept"
+            if discarded
+            else "the partial copy could not be removed: delete that chat"
+        )
+        super().__init__(
+            f"The import stopped after {written:,} of {total:,} messages ({cause}); {kept}."
+        )
+        self.written = written
+        self.total = total
+
+
 class UserExists(StoreError):
     def __init__(self, name: str) -> None:
         super().__init__(f"A user named {name!r} already exists.")
@@ -121,6 +137,11 @@ CONVERSATION_MESSAGES_SQL = (
     " LEFT JOIN messages m ON m.conversation_id = c.id AND m.owner_id = c.owner_id"
     " WHERE c.id = ? AND c.owner_id = ? ORDER BY m.id"
 )  # params: conversation_id, owner_id
+NEWEST_MESSAGES_SQL = (
+    f"SELECT {MESSAGE_COLUMNS} FROM conversations c"
+    " LEFT JOIN messages m ON m.conversation_id = c.id AND m.owner_id = c.owner_id"
+    " WHERE c.id = ? AND c.owner_id = ? ORDER BY m.id DESC LIMIT ?"
+)  # params: conversation_id, owner_id, limit; newest first
 SEARCH_SQL = (
     "SELECT m.conversation_id, m.id, c.title, m.role,"
     " snippet(messages_fts, 0, '«', '»', '…', 12), m.created_at"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import html
 import tempfile
 import threading
@@ -18,6 +19,7 @@ from backend.chat import (
     stored_settings,
 )
 from backend.chat_validation import installed_model
+from backend.conversations import hidden_messages_note
 from ui.chat_render import chat_history, conversation_card, search_card
 from ui.chat_turns import model_advice, notice_lines, register_api, stream_turn
 from ui.checked_inputs import CheckedDropdown, CheckedNumber, CheckedSlider
@@ -151,6 +153,8 @@ def build(services: Services, demo: gr.Blocks) -> None:
             conversation.model, conversation.system_prompt, conversation.options
         )
         notes = list(stored.notes)
+        if hidden := hidden_messages_note(conversation, len(messages)):
+            notes.append(hidden)
         model_name = _usable_model(services, user, stored.model, notes)
         num_ctx = _context_choice(stored.options.num_ctx, notes)
         return (
@@ -366,8 +370,26 @@ def build(services: Services, demo: gr.Blocks) -> None:
     )
 
     def import_file(file, request: gr.Request):
-        raw = Path(file if isinstance(file, str) else file.name).read_bytes()
-        conversation = services.conversations.import_json(acting_user(services, request), raw)
+        # Gradio hands over a path inside its upload folder (it refuses any other path from a
+        # page); the upload is deleted once handled, whatever the outcome.
+        upload = Path(file) if isinstance(file, str) and file else None
+        try:
+            user = acting_user(services, request)
+            if upload is None:
+                raise ChatInputError("Choose a .json export file to import.")
+            try:
+                raw = upload.read_bytes()
+            except OSError as exc:
+                raise ChatInputError(
+                    "The uploaded file could not be read; upload it again."
+                ) from exc
+            conversation = services.conversations.import_json(user, raw)
+        finally:
+            if upload is not None and upload.is_file():
+                with contextlib.suppress(OSError):  # cleanup must not hide the import's outcome
+                    upload.unlink()
+                    if upload.parent != Path(gr.utils.get_upload_folder()):
+                        upload.parent.rmdir()  # Gradio's folder for this one upload, now empty
         gr.Info(f"Imported “{html.escape(conversation.title)}”.")  # toasts render HTML
         return open_conversation(conversation.id, request)
 
