@@ -45,6 +45,10 @@ class OutOfMemory(EngineError):
     """The engine ran out of memory loading or running a model."""
 
 
+class ModelFactsUnavailable(EngineError):
+    """The engine serves the model but does not tell its architecture (show() cannot answer)."""
+
+
 @dataclass(frozen=True)
 class ChatMessage:
     role: Role
@@ -130,6 +134,9 @@ class ChatStats:
     tokens_per_s: float | None = None
     total_ms: float | None = None
     load_ms: float | None = None
+    # "engine": the token counts are the engine's own; "hearth": the engine sent none and
+    # Hearth counted them itself (see the engine's docs for how).
+    counted_by: str = "engine"
 
 
 @dataclass(frozen=True)
