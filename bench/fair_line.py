@@ -33,8 +33,8 @@ from typing import Protocol
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from backend.fair_line import FairLine
-from backend.fair_line_values import LineFull, LineRefused
+from backend.chat.fair_line import FairLine
+from backend.chat.fair_line_values import LineFull, LineRefused
 
 GREEDY = "greedy"
 

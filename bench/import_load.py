@@ -22,14 +22,14 @@ from pathlib import Path
 import httpx
 import psutil
 
-from backend.accounts import Accounts
-from backend.conversations import (
+from backend.auth.accounts import Accounts
+from backend.chat.conversations import (
     MAX_IMPORT_BYTES,
     MAX_IMPORT_MESSAGES,
     OPEN_NEWEST_MESSAGES,
     ConversationService,
 )
-from backend.store import Store
+from backend.store.database import Store
 from tests.support.app_process import ADMIN_PASSWORD, AppProcess
 from tests.support.conversation_exports import export
 from tests.support.gradio_http import GradioHTTP

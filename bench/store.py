@@ -17,15 +17,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from backend.store import Store
-from backend.store_connections import connect
-from backend.store_records import (
+from backend.store.connections import connect
+from backend.store.database import Store
+from backend.store.records import (
     CONVERSATION_MESSAGES_SQL,
     INSERT_MESSAGE,
     LIST_CONVERSATIONS_SQL,
     SEARCH_SQL,
 )
-from backend.store_values import fts_query, now_iso
+from backend.store.values import fts_query, now_iso
 
 OPEN_SIZE = 200
 CONVERSATIONS_PER_USER = 100

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import psutil
 
-from backend.accounts import Accounts
+from backend.auth.accounts import Accounts
 from backend.engines.base import ChatDelta, ChatMessage, ChatOptions, ChatStats
 from backend.engines.embedded import BUNDLED_MODEL_NAME, EmbeddedEngine
-from backend.store import Store
+from backend.store.database import Store
 from tests.support.app_process import ADMIN_PASSWORD, AppProcess
 from tests.support.gradio_http import GradioHTTP, timed_stream
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from backend.accounts import (
+from backend.auth.accounts import (
     AUDIT_OUTCOMES,
     AUDIT_PAGE_SIZE,
     ROLES,
@@ -22,7 +22,7 @@ from backend.accounts import (
     User,
     require_admin,
 )
-from backend.store import AuditEntry, UserRecord
+from backend.services import AuditEntry, UserRecord
 from ui import admission_panel
 from ui.common import PRIVATE, acting_user, guarded
 

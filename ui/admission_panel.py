@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 
 import gradio as gr
 
-from backend.admission_settings import POLICIES, AdmissionSettings
-from backend.memory import KV_CACHE_TYPES
+from backend.admission.settings import POLICIES, AdmissionSettings
+from backend.estimate.memory import KV_CACHE_TYPES
 from ui.common import PRIVATE, acting_user, guarded
 
 if TYPE_CHECKING:

@@ -11,15 +11,15 @@ from typing import TYPE_CHECKING
 
 import gradio as gr
 
-from backend.chat import (
+from backend.chat.conversations import hidden_messages_note
+from backend.chat.turns import (
     DEFAULT_NUM_CTX,
     DEFAULT_SYSTEM_PROMPT,
     DEFAULT_TEMPERATURE,
     ChatInputError,
     stored_settings,
 )
-from backend.chat_validation import installed_model
-from backend.conversations import hidden_messages_note
+from backend.chat.validation import installed_model
 from ui.chat_render import chat_history, conversation_card, search_card
 from ui.chat_turns import model_advice, notice_lines, register_api, stream_turn
 from ui.checked_inputs import CheckedDropdown, CheckedNumber, CheckedSlider

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import gradio as gr
 
-from backend.chat import (
+from backend.chat.turns import (
     DEFAULT_NUM_CTX,
     DEFAULT_SYSTEM_PROMPT,
     DEFAULT_TEMPERATURE,
@@ -18,7 +18,7 @@ from backend.chat import (
     TurnStarted,
     coalesce_deltas,
 )
-from backend.chat_validation import (
+from backend.chat.validation import (
     MAX_NUM_CTX,
     MIN_NUM_CTX,
     NUM_CTX,
@@ -27,7 +27,7 @@ from backend.chat_validation import (
     parse_int,
     turn_settings,
 )
-from backend.engines.base import ChatDelta, EngineError
+from backend.services import ChatDelta, EngineError
 from ui.chat_render import reply_markdown
 from ui.common import USER_ERRORS, acting_user, safe_markdown, user_error
 

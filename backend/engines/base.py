@@ -8,6 +8,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
+from backend.estimate.spec import ModelSpec
+
 Role = Literal["system", "user", "assistant"]
 
 # The defaults of a chat turn's options: the one home for them (the Chat tab, /chat and the
@@ -178,41 +180,6 @@ class EngineStatus:
     version: str = ""
 
 
-@dataclass(frozen=True)
-class ModelSpec:
-    """Architecture facts the memory estimator needs, from the catalog, /api/show or GGUF."""
-
-    name: str
-    architecture: str
-    parameter_count: int
-    block_count: int
-    embedding_length: int
-    head_count: int
-    head_count_kv: int
-    context_length: int
-    key_length: int | None = None  # default: embedding_length // head_count
-    value_length: int | None = None
-    vocab_size: int | None = None
-    expert_count: int = 0
-    expert_used_count: int = 0
-    head_count_kv_per_layer: tuple[int, ...] = ()  # set when layers differ
-    sliding_window: int = 0  # SWA window in tokens, 0 when every layer is global
-    sliding_window_layers: int = 0  # how many of block_count layers use the window
-    file_size_bytes: int | None = None  # size of the weights as stored
-    quantization: str = ""
-    feed_forward_length: int = 0  # FFN width (dense layers); 0 when unknown
-    expert_feed_forward_length: int = 0  # FFN width of one MoE expert; 0: feed_forward_length
-    tied_embeddings: bool = False  # no output.weight: the token embedding doubles as output
-
-    @property
-    def head_dim_k(self) -> int:
-        return self.key_length or self.embedding_length // self.head_count
-
-    @property
-    def head_dim_v(self) -> int:
-        return self.value_length or self.embedding_length // self.head_count
-
-
 @runtime_checkable
 class Engine(Protocol):
     """What the app needs from an inference backend."""
@@ -244,3 +211,13 @@ class Engine(Protocol):
     def load(self, model: str, num_ctx: int) -> None: ...
 
     def unload(self, model: str) -> None: ...
+
+
+def model_key(name: str) -> str:
+    """A model name as engines resolve it: lower case, with ":latest" when it has no tag."""
+    name = name.strip().lower()
+    return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
+
+
+def same_model(a: str, b: str) -> bool:
+    return model_key(a) == model_key(b)

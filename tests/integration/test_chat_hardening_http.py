@@ -19,9 +19,9 @@ from typing import Any
 import psutil
 import pytest
 
-from backend.accounts import Accounts
+from backend.auth.accounts import Accounts
 from backend.engines.base import quote_value
-from backend.store import Store
+from backend.store.database import Store
 from tests.conftest import STAFF_PASSWORD
 from tests.support.app_process import ADMIN_PASSWORD, AppProcess
 from tests.support.gradio_http import GradioHTTP

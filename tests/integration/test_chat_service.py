@@ -4,8 +4,8 @@ import threading
 
 import pytest
 
-from backend.admission_settings import AdmissionSettings
-from backend.chat import (
+from backend.admission.settings import AdmissionSettings
+from backend.chat.turns import (
     ChatInputError,
     ChatService,
     TurnFinished,

@@ -1,6 +1,6 @@
 """--engine auto serves from Ollama when it answers, else from the embedded engine, and says why."""
 
-from backend.chat import TurnSettings
+from backend.chat.turns import TurnSettings
 from backend.engines.base import ChatDelta, ChatMessage, ChatOptions
 from backend.services import choose_engine
 from backend.settings import Settings

@@ -9,8 +9,8 @@ from collections import Counter
 
 import pytest
 
-from backend.fair_line import FairLine
-from backend.fair_line_values import LineRefused, TicketState
+from backend.chat.fair_line import FairLine
+from backend.chat.fair_line_values import LineRefused, TicketState
 
 JOIN_TIMEOUT_S = 60
 

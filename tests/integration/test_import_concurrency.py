@@ -9,10 +9,10 @@ from collections.abc import Callable
 
 import pytest
 
-from backend.accounts import Accounts
-from backend.conversations import MAX_IMPORT_MESSAGES, ConversationService
-from backend.store import IMPORT_BATCH_ROWS, ImportFailed, Store, StoreError
-from backend.store_connections import BUSY_TIMEOUT_MS
+from backend.auth.accounts import Accounts
+from backend.chat.conversations import MAX_IMPORT_MESSAGES, ConversationService
+from backend.store.connections import BUSY_TIMEOUT_MS
+from backend.store.database import IMPORT_BATCH_ROWS, ImportFailed, Store, StoreError
 from tests.conftest import STAFF_PASSWORD
 from tests.support.conversation_exports import export, turns
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from backend.accounts import Accounts
-from backend.conversations import MAX_IMPORT_BYTES
-from backend.store import Store
+from backend.auth.accounts import Accounts
+from backend.chat.conversations import MAX_IMPORT_BYTES
+from backend.store.database import Store
 from tests.conftest import STAFF_PASSWORD
 from tests.support.app_process import ADMIN_PASSWORD, AppProcess
 from tests.support.conversation_exports import export, turns

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from backend.conversations import (
+from backend.chat.conversations import (
     MAX_IMPORT_BYTES,
     MAX_IMPORT_MESSAGES,
     MAX_MESSAGE_CHARS,
@@ -19,7 +19,7 @@ from backend.conversations import (
     InvalidExport,
     hidden_messages_note,
 )
-from backend.store import Store
+from backend.store.database import Store
 from tests.support.conversation_exports import export, turns
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import gradio as gr
 import pytest
 
-from backend.admission_settings import AdmissionSettings
+from backend.admission.settings import AdmissionSettings
 from backend.services import Services
 from backend.settings import Settings
 from tests.support.app_process import free_port

@@ -10,16 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from backend.accounts import Accounts, PermissionDenied, User
-from backend.admission_settings import AdmissionSettings
-from backend.catalog import load_catalog
+from backend.admission.settings import AdmissionSettings
+from backend.auth.accounts import Accounts, PermissionDenied, User
 from backend.engines.base import EngineUnavailable, ModelNotFound
 from backend.engines.ollama import OllamaEngine
-from backend.hardware import HardwareMonitor
-from backend.models_service import AdmissionRefused, ModelService
-from backend.nvml import NvmlProcess, process_name
-from backend.pull_progress import NotEnoughDisk
-from backend.store import Store
+from backend.estimate.catalog import load_catalog
+from backend.hardware.monitor import HardwareMonitor
+from backend.hardware.nvml import NvmlProcess, process_name
+from backend.models_admin.pull_progress import NotEnoughDisk
+from backend.models_admin.service import AdmissionRefused, ModelService
+from backend.store.database import Store
 from tests.support.fakes import FakeGpu, FakeNvml
 from tests.support.ollama_server import BUNDLED_NAME, OllamaTestServer
 

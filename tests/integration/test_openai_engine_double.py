@@ -23,7 +23,8 @@ from backend.engines.base import (
     OutOfMemory,
 )
 from backend.engines.openai_compat import OpenAICompatEngine
-from backend.engines.server_facts import MIB, VllmLoad, read_dcgm_gpus
+from backend.engines.server_facts import VllmLoad, read_dcgm_gpus
+from backend.units import MIB
 from tests.support import openai_texts as texts
 from tests.support.fixtures_openai import DOUBLE_API_KEY
 from tests.support.openai_double import PROMPT_TOKENS, REPLY, OpenAIDouble

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from backend.store import Store
+from backend.store.database import Store
 
 
 @pytest.fixture

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from backend.catalog import load_catalog
-from backend.chat import ChatService
+from backend.chat.turns import ChatService
 from backend.engines.base import Engine
-from backend.hardware import HardwareMonitor
-from backend.models_service import ModelService
+from backend.estimate.catalog import load_catalog
+from backend.hardware.monitor import HardwareMonitor
+from backend.models_admin.service import ModelService
 from backend.services import CATALOG_PATH
-from backend.store import Store
+from backend.store.database import Store
 
 
 def model_service(store: Store, engine: Engine, data_dir: Path) -> ModelService:

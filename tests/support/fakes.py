@@ -23,7 +23,7 @@ from backend.engines.base import (
     LoadedModel,
     ModelNotFound,
 )
-from backend.nvml import NvmlError, NvmlMemory, NvmlProcess
+from backend.hardware.nvml import NvmlError, NvmlMemory, NvmlProcess
 
 GIB = 1024**3
 

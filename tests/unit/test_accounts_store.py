@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from backend.accounts import (
+from backend.auth.accounts import (
     LOCKOUT_AFTER_FAILURES,
     AccountError,
     Accounts,
@@ -19,7 +19,7 @@ from backend.accounts import (
     PermissionDenied,
     User,
 )
-from backend.store import Store
+from backend.store.database import Store
 
 PASSWORD = "alice-pass-123"  # the conftest alice's
 

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from backend.chat_validation import (
+from backend.chat.validation import (
     DEFAULT_NUM_CTX,
     DEFAULT_SYSTEM_PROMPT,
     DEFAULT_TEMPERATURE,

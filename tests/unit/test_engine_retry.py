@@ -7,7 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from backend.engine_retry import (
+from backend.engines.base import EngineError, EngineUnavailable
+from backend.engines.retry import (
     OLLAMA_BUSY_TEXT,
     EngineBusy,
     backoff_delay_s,
@@ -15,7 +16,6 @@ from backend.engine_retry import (
     retry_busy,
     retry_busy_stream,
 )
-from backend.engines.base import EngineError, EngineUnavailable
 
 
 class Flaky:

@@ -8,8 +8,8 @@ import threading
 
 import pytest
 
-from backend.fair_line import FairLine
-from backend.fair_line_values import (
+from backend.chat.fair_line import FairLine
+from backend.chat.fair_line_values import (
     LineFull,
     NotAdmitted,
     Ticket,

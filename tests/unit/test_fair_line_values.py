@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from backend.fair_line_values import LineFull, TooManyWaiting, Waiting, whole_seconds
+from backend.chat.fair_line_values import LineFull, TooManyWaiting, Waiting, whole_seconds
 
 
 @pytest.mark.parametrize(

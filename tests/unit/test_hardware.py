@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from backend.hardware import (
+from backend.hardware.monitor import (
     NO_GPU_FOUND,
     HardwareMonitor,
     cpu_busy_pct,
@@ -15,7 +15,7 @@ from backend.hardware import (
     read_disk,
     read_os,
 )
-from backend.nvml import NvmlProcess, peak_memory_bandwidth_gbps, read_gpu
+from backend.hardware.nvml import NvmlProcess, peak_memory_bandwidth_gbps, read_gpu
 from tests.support.fakes import FakeGpu, FakeNvml
 
 GIB = 1024**3

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from backend.engines.server_facts import (
-    MIB,
     LlamaCppFacts,
     ServerFacts,
     VllmLoad,
@@ -13,6 +12,7 @@ from backend.engines.server_facts import (
     parse_llama_cpp,
     parse_vllm_metrics,
 )
+from backend.units import MIB
 from tests.support import openai_texts as texts
 
 
