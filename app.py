@@ -130,6 +130,7 @@ def run_users(args: argparse.Namespace, settings: Settings) -> int:
 def serve(settings: Settings) -> int:
     from backend.services import Services
     from ui import build_ui, launch_options
+    from ui.http_guards import launch_options as guard_options
 
     services = Services.build(settings)
     password = services.accounts.ensure_first_admin(settings.admin_password)
@@ -153,6 +154,7 @@ def serve(settings: Settings) -> int:
             ssr_mode=False,
             show_error=False,
             **launch_options(),
+            **guard_options(services.accounts),  # sessions that end, login origin and throttle
         )
     finally:
         services.close()

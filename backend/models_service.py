@@ -112,7 +112,7 @@ class ModelService:
             return require_admin(user, what)
         except PermissionDenied:
             actor = user.name if user else "?"
-            self._store.audit(actor=actor, action=action, target=target, outcome="denied")
+            self._store.audit(actor=actor, action=action, target=target, outcome="refused")
             raise
 
     @staticmethod
