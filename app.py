@@ -131,6 +131,7 @@ def serve(settings: Settings) -> int:
     from backend.chat.conversation_import import MAX_IMPORT_BYTES
     from backend.services import Services
     from ui import build_ui, launch_options
+    from ui.http_guards import launch_options as guard_options
 
     services = Services.build(settings)
     password = services.accounts.ensure_first_admin(settings.admin_password)
@@ -155,6 +156,7 @@ def serve(settings: Settings) -> int:
             show_error=False,
             max_file_size=MAX_IMPORT_BYTES,  # refused with 413 while the upload is read
             **launch_options(),
+            **guard_options(services.accounts),  # sessions that end, login origin and throttle
         )
     finally:
         services.close()

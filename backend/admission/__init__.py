@@ -1,6 +1,6 @@
 """Admission control: admit, warn about or refuse a model load before the engine tries it."""
 
-from backend.admission.decide import decide, suggestions
+from backend.admission.decision import decide, suggestions
 from backend.admission.reservations import Reservations
 from backend.admission.settings import POLICIES, AdmissionError, AdmissionSettings, Policy
 from backend.admission.types import (

@@ -1,4 +1,4 @@
-"""Users, scrypt password hashes, roles, login throttling, the audit log reader.
+"""Users, scrypt password hashes, roles, logins and sessions; admin checks audit each refusal.
 
 The acting User of every service call comes from here.
 """
@@ -6,10 +6,8 @@ The acting User of every service call comes from here.
 from __future__ import annotations
 
 import asyncio
-import csv
 import hashlib
 import hmac
-import io
 import re
 import secrets
 import threading
@@ -17,21 +15,31 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from backend.store.database import AuditEntry, Store, UserExists, UserRecord
+from backend.auth.audit_log import (
+    AUDIT_PAGE_SIZE,
+    AuditFilter,
+    AuditPage,
+    describe,
+    export_csv,
+    read_page,
+)
+from backend.auth.login_throttle import (
+    LOCKOUT_AFTER_FAILURES,
+    LOCKOUT_S,
+    LOGIN_DELAY_BASE_S,
+    LOGIN_DELAY_MAX_S,
+    TakeTurns,
+    TooManyWaiting,
+    identity,
+    login_delay_s,
+)
+from backend.store.accounts import AUDIT_OUTCOMES as AUDIT_OUTCOMES  # the one vocabulary
+from backend.store.database import Store, UserExists, UserRecord
 
 Role = Literal["admin", "staff"]
 ROLES: tuple[Role, ...] = ("admin", "staff")
 MIN_PASSWORD_LENGTH = 8
-LOCKOUT_AFTER_FAILURES = 5
-LOCKOUT_S = 300
-# Each consecutive failed login (within LOCKOUT_S, since the last success) doubles the wait
-# before the next attempt for that name is checked: 0, 0.25, 0.5, 1, 2, 2 ... seconds.
-LOGIN_DELAY_BASE_S = 0.25
-LOGIN_DELAY_MAX_S = 2.0
-AUDIT_PAGE_SIZE = 50
-AUDIT_OUTCOMES = ("ok", "failed", "refused")
 _MAX_LOGGED_NAME = 64  # an unknown name typed at the login form is audited, cut to this
-_CSV_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 
 # scrypt parameters: n=2**14, r=8 costs 16 MiB and ~50 ms per hash (OWASP's minimum is n=2**17
@@ -100,32 +108,8 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def login_delay_s(failures: int, base_s: float, max_s: float) -> float:
-    """Seconds to wait before checking a login after this many consecutive failures."""
-    if failures <= 0 or base_s <= 0:
-        return 0.0
-    return min(base_s * 2 ** (failures - 1), max_s)
-
-
-@dataclass(frozen=True)
-class AuditFilter:
-    """What the admin narrows the audit log to; empty fields match everything."""
-
-    actor: str = ""
-    action: str = ""
-    outcome: str = ""
-    since: str = ""  # a date (YYYY-MM-DD) or ISO 8601 time, taken as UTC
-
-
-@dataclass(frozen=True)
-class AuditPage:
-    entries: tuple[AuditEntry, ...]
-    page: int
-    has_next: bool
-
-
 class Accounts:
-    """User management and login checks over the store; every change is audited."""
+    """User management, logins and sessions over the store; every change and refusal is audited."""
 
     def __init__(
         self,
@@ -139,19 +123,32 @@ class Accounts:
         self._delay_max_s = login_delay_max_s
         self._dummy_hash = hash_password(secrets.token_urlsafe(16))
         self._login_lock = threading.Lock()
+        self._turns = TakeTurns()
 
-    # -- sessions ------------------------------------------------------------------------
+    # -- logins --------------------------------------------------------------------------
 
     async def authenticate(self, name: str, password: str) -> bool:
         """Gradio's auth callable: True when the login may proceed. Slowed, locked, audited.
 
-        Async so that Gradio awaits it: the back-off sleep and the scrypt check then run
-        without holding up the server's event loop (Gradio calls a plain function inline).
+        Attempts for one account (any case of its name) take turns: each waits the back-off
+        its predecessors' failures earned, so parallel guesses are no faster than serial ones.
+        Async so that Gradio awaits it: the waits and the scrypt check run off the event loop.
         """
-        delay_s = await asyncio.to_thread(self.login_delay_for, name)
-        if delay_s > 0:
-            await asyncio.sleep(delay_s)
-        return await asyncio.to_thread(self.check_login, name, password)
+        try:
+            async with self._turns.turn(identity(name)):
+                delay_s = await asyncio.to_thread(self.login_delay_for, name)
+                if delay_s > 0:
+                    await asyncio.sleep(delay_s)
+                return await asyncio.to_thread(self.check_login, name, password)
+        except TooManyWaiting:
+            self.refuse_login(name, "too many attempts waiting at once")
+            return False
+
+    def refuse_login(self, name: str | None, reason: str) -> None:
+        """Audit a login refused before its password was looked at (e.g. from another site)."""
+        record = self._store.get_user_by_name(name or "")
+        actor = record.name if record else _logged_name(name)
+        self._store.audit(actor=actor, action="login", outcome="refused", detail=reason)
 
     def login_delay_for(self, name: str) -> float:
         """The back-off before the next login for this name, from its recent failures."""
@@ -212,16 +209,46 @@ class Accounts:
             detail += f"; locked until {locked_until}"
         self._store.audit(actor=record.name, action="login", outcome="failed", detail=detail)
 
-    def resolve(self, name: str | None) -> User | None:
-        """The User for a logged-in session name; None for anonymous or disabled users."""
+    # -- sessions ------------------------------------------------------------------------
+
+    def session_stamp(self) -> int:
+        """Read BEFORE a login is checked; the session it opens is valid while resolve() says."""
+        return self._store.session_clock()
+
+    def resolve(self, name: str | None, session: int | None = None) -> User | None:
+        """The User for a signed-in name (any case); None for anonymous or disabled users, and,
+        given the session's stamp, for a session ended since (password, role, disable, sign-out).
+        """
         if not name:
             return None
         record = self._store.get_user_by_name(name)
         if record is None or record.disabled:
             return None
+        if session is not None and (self._store.session_epoch(record.id) or 0) > session:
+            return None
         return User(record.id, record.name, record.role)  # type: ignore[arg-type]
 
+    def sign_out(self, name: str | None, session: int | None = None) -> User | None:
+        """End every session of this user (a sign-out anywhere ends them all); audited."""
+        user = self.resolve(name, session)
+        if user is not None:
+            self._store.end_sessions(user.id)
+            self._store.audit(actor=user.name, action="logout", detail="all sessions ended")
+        return user
+
     # -- management ----------------------------------------------------------------------
+
+    def require_admin(
+        self, actor: User | None, what: str, *, action: str, target: str = ""
+    ) -> User:
+        """require_admin, writing a `refused` audit row (who, action, target) when it refuses."""
+        try:
+            return require_admin(actor, what)
+        except PermissionDenied as exc:
+            target = _cut(target.encode("utf-8", "replace").decode("utf-8"))
+            self._store.audit(actor=actor.name if actor else "?", action=action, target=target,
+                              outcome="refused", detail=str(exc))  # fmt: skip
+            raise
 
     def ensure_first_admin(self, password: str | None = None) -> str | None:
         """Create an 'admin' user when there is none; return the password to print once."""
@@ -233,8 +260,8 @@ class Accounts:
         return password if generated else None
 
     def add_user(self, actor: User | None, name: str, password: str, role: Role) -> User:
-        require_admin(actor, "add users")
-        return self._create(name, password, role, actor=actor.name)  # type: ignore[union-attr]
+        admin = self.require_admin(actor, "add users", action="user.add", target=str(name))
+        return self._create(name, password, role, actor=admin.name)
 
     def add_user_cli(self, name: str, password: str, role: Role) -> User:
         """For `app.py users add`: whoever runs the CLI owns the box."""
@@ -244,7 +271,7 @@ class Accounts:
         _check_name(name)
         _check_password(password)
         _check_role(role)
-        try:
+        try:  # the name column ignores case: 'BOB' is refused while 'bob' exists
             record = self._store.create_user(name, role, hash_password(password))
         except UserExists as exc:
             raise AccountError(f"A user named '{name}' already exists.") from exc
@@ -252,23 +279,29 @@ class Accounts:
         return User(record.id, record.name, role)
 
     def list_users(self, actor: User | None) -> list[UserRecord]:
-        require_admin(actor, "list users")
+        self.require_admin(actor, "list users", action="user.list")
         return self._store.list_users()
 
     def list_users_cli(self) -> list[UserRecord]:
         return self._store.list_users()
 
     def set_role(self, actor: User | None, name: str, role: Role) -> None:
-        admin = require_admin(actor, "change roles")
+        """A changed role ends the user's sessions: they sign in again with the new one."""
+        admin = self.require_admin(actor, "change roles", action="user.role", target=str(name))
         _check_role(role)
         record = self._record(name)
         if record.id == admin.id and role != "admin":
             raise AccountError("You cannot remove your own admin role.")
-        self._store.update_user(record.id, role=role)
-        self._store.audit(actor=admin.name, action="user.role", target=name, detail=f"role={role}")
+        changed = record.role != role
+        self._store.update_user(record.id, role=role, end_sessions=changed)
+        detail = f"role={role}" + ("; sessions ended" if changed else "")
+        self._store.audit(actor=admin.name, action="user.role", target=record.name, detail=detail)
 
     def set_disabled(self, actor: User | None, name: str, disabled: bool) -> None:
-        admin = require_admin(actor, "disable users")
+        what, action = (
+            ("disable users", "user.disable") if disabled else ("enable users", "user.enable")
+        )
+        admin = self.require_admin(actor, what, action=action, target=str(name))
         record = self._record(name)
         if record.id == admin.id and disabled:
             raise AccountError("You cannot disable your own account.")
@@ -279,14 +312,15 @@ class Accounts:
 
     def _set_disabled(self, record: UserRecord, disabled: bool, *, actor: str) -> None:
         if disabled:
-            self._store.update_user(record.id, disabled=True)
+            self._store.update_user(record.id, disabled=True, end_sessions=True)
         else:  # enabling also lifts a lockout: it is how an admin lets a locked-out user back
             self._store.update_user(record.id, disabled=False, failed_logins=0, locked_until=None)
         action = "user.disable" if disabled else "user.enable"
-        self._store.audit(actor=actor, action=action, target=record.name)
+        detail = "sessions ended" if disabled else ""
+        self._store.audit(actor=actor, action=action, target=record.name, detail=detail)
 
     def set_password(self, actor: User | None, name: str, password: str) -> None:
-        admin = require_admin(actor, "set passwords")
+        admin = self.require_admin(actor, "set passwords", action="user.passwd", target=str(name))
         self._set_password(name, password, actor=admin.name)
 
     def set_password_cli(self, name: str, password: str) -> None:
@@ -295,46 +329,34 @@ class Accounts:
     def _set_password(self, name: str, password: str, *, actor: str) -> None:
         _check_password(password)
         record = self._record(name)
-        self._store.update_user(
-            record.id, password_hash=hash_password(password), failed_logins=0, locked_until=None
+        self._store.update_user(record.id, password_hash=hash_password(password),
+                                failed_logins=0, locked_until=None, end_sessions=True)  # fmt: skip
+        self._store.audit(
+            actor=actor, action="user.passwd", target=record.name, detail="sessions ended"
         )
-        self._store.audit(actor=actor, action="user.passwd", target=record.name)
 
     # -- audit log -------------------------------------------------------------------------
 
     def audit_log(
         self,
         actor: User | None,
-        filters: AuditFilter = AuditFilter(),
+        filters: AuditFilter | None = None,
         page: int = 1,
         per_page: int = AUDIT_PAGE_SIZE,
     ) -> AuditPage:
         """One page of the audit log, newest first, narrowed by the filters. Admins only."""
-        require_admin(actor, "read the audit log")
-        page = max(1, int(page))
-        rows = self._store.list_audit(
-            **_filter_args(filters), limit=per_page + 1, offset=(page - 1) * per_page
-        )
-        return AuditPage(tuple(rows[:per_page]), page, has_next=len(rows) > per_page)
+        self.require_admin(actor, "read the audit log", action="audit.read")
+        return read_page(self._store, filters or AuditFilter(), page, per_page)
 
-    def audit_csv(self, actor: User | None, filters: AuditFilter = AuditFilter()) -> str:
+    def audit_csv(self, actor: User | None, filters: AuditFilter | None = None) -> str:
         """The filtered audit log as CSV (when, who, action, target, outcome, detail)."""
-        admin = require_admin(actor, "export the audit log")
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(["when", "who", "action", "target", "outcome", "detail"])
-        args, offset, count, batch = _filter_args(filters), 0, 0, 1000
-        while rows := self._store.list_audit(**args, limit=batch, offset=offset):
-            for e in rows:
-                writer.writerow(
-                    _csv_cell(v) for v in (e.at, e.actor, e.action, e.target, e.outcome, e.detail)
-                )
-            count += len(rows)
-            offset += batch
+        admin = self.require_admin(actor, "export the audit log", action="audit.export")
+        filters = filters or AuditFilter()
+        text, count = export_csv(self._store, filters)
         self._store.audit(
-            actor=admin.name, action="audit.export", detail=f"{count} entries; {_describe(filters)}"
+            actor=admin.name, action="audit.export", detail=f"{count} entries; {describe(filters)}"
         )
-        return out.getvalue()
+        return text
 
     def _record(self, name: str) -> UserRecord:
         record = self._store.get_user_by_name(name)
@@ -353,30 +375,11 @@ def _refusal(record: UserRecord) -> str:
 
 
 def _logged_name(name: str | None) -> str:
-    name = (name or "").strip() or "?"
-    return name if len(name) <= _MAX_LOGGED_NAME else name[:_MAX_LOGGED_NAME] + "…"
+    return _cut((name or "").strip() or "?")
 
 
-def _filter_args(filters: AuditFilter) -> dict[str, str | None]:
-    outcome = filters.outcome.strip()
-    if outcome and outcome not in AUDIT_OUTCOMES:
-        raise AccountError(f"Outcome must be one of {', '.join(AUDIT_OUTCOMES)}, not '{outcome}'.")
-    return {
-        "actor": filters.actor.strip() or None,
-        "action": filters.action.strip() or None,
-        "outcome": outcome or None,
-        "since": filters.since.strip() or None,  # the store parses it (UTC when no offset)
-    }
-
-
-def _describe(filters: AuditFilter) -> str:
-    given = [f"{k}={v}" for k, v in vars(filters).items() if str(v).strip()]
-    return ", ".join(given) or "no filters"
-
-
-def _csv_cell(value: str) -> str:
-    """Keep a spreadsheet from running a cell as a formula (an unknown login name is free text)."""
-    return "'" + value if value.startswith(_CSV_FORMULA_START) else value
+def _cut(text: str) -> str:
+    return text if len(text) <= _MAX_LOGGED_NAME else text[:_MAX_LOGGED_NAME] + "…"
 
 
 def _check_name(name: str) -> None:

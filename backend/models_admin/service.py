@@ -11,8 +11,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, fields, replace
 
-from backend.admission import Decision, LoadRequest, Machine, Reservation, Reservations
-from backend.admission import decide as admission
+from backend.admission import Decision, LoadRequest, Machine, Reservation, Reservations, decide
 from backend.admission.settings import AdmissionSettings
 from backend.auth.accounts import PermissionDenied, User, require_admin
 from backend.engines.base import (
@@ -112,7 +111,7 @@ class ModelService:
             return require_admin(user, what)
         except PermissionDenied:
             actor = user.name if user else "?"
-            self._store.audit(actor=actor, action=action, target=target, outcome="denied")
+            self._store.audit(actor=actor, action=action, target=target, outcome="refused")
             raise
 
     @staticmethod
@@ -237,7 +236,7 @@ class ModelService:
         settings = self.admission_settings()
         kv = kv_cache_type or settings.kv_cache_type
         request = self.load_request(model, num_ctx, kv)
-        return admission.decide(
+        return decide(
             request,
             self.machine(),
             self._loaded_or_empty(),
@@ -345,11 +344,11 @@ class ModelService:
         loaded = self._loaded_or_empty()
         before: list[HardwareSnapshot] = []
 
-        def decide(reserved: tuple[Reservation, ...]) -> Decision:
+        def decide_with(reserved: tuple[Reservation, ...]) -> Decision:
             before.append(self._hardware.snapshot())
-            return admission.decide(request, self.machine(before[0]), loaded, reserved, settings)
+            return decide(request, self.machine(before[0]), loaded, reserved, settings)
 
-        decision, reservation = self._reservations.admit(model, decide, force=override)
+        decision, reservation = self._reservations.admit(model, decide_with, force=override)
         forced = override and not decision.admitted
         if not decision.admitted and not forced:
             self._store.audit(actor=admin.name, action="model.load", target=model,

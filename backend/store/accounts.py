@@ -17,6 +17,9 @@ from backend.store.records import (
 from backend.store.values import ROLES, check_choice, check_limit, now_iso, utc_iso
 
 _UNCHANGED: object = object()  # update_user(locked_until=...) default: leave it as it is
+# Every outcome an audit row may have: the Admin filter offers exactly these. A refusal (not
+# allowed, locked out, foreign origin) is 'refused'; 'cancelled' is work its caller stopped.
+AUDIT_OUTCOMES: tuple[str, ...] = ("ok", "failed", "refused", "cancelled")
 
 
 class AccountTables:
@@ -73,7 +76,9 @@ class AccountTables:
         password_hash: str | None = None,
         failed_logins: int | None = None,
         locked_until: str | object | None = _UNCHANGED,
+        end_sessions: bool = False,
     ) -> UserRecord:
+        """Change the given columns; end_sessions also ends the user's sessions, atomically."""
         changes: dict[str, object] = {}
         if role is not None:
             changes["role"] = check_choice("role", role, ROLES)
@@ -94,15 +99,37 @@ class AccountTables:
             )
             if cursor.rowcount == 0:
                 raise UserNotFound(user_id)
+            if end_sessions:
+                _stamp_sessions_ended(conn, user_id)
         user = self.get_user(user_id)
         assert user is not None
         return user
+
+    # -- sessions ---------------------------------------------------------------------------
+
+    def session_clock(self) -> int:
+        """The session clock now: a login stamped with it outlives every earlier ending."""
+        row = self._one("SELECT epoch FROM session_clock WHERE id = 1")
+        return row[0] if row else 0
+
+    def session_epoch(self, user_id: int) -> int | None:
+        """The clock value at which this user's sessions last ended (0: never); None: no user."""
+        row = self._one("SELECT session_epoch FROM users WHERE id = ?", (user_id,))
+        return None if row is None else row[0]
+
+    def end_sessions(self, user_id: int) -> int:
+        """End every session of this user begun before now; returns the new clock value."""
+        with self._connections.write() as conn:
+            if conn.execute("SELECT 1 FROM users WHERE id = ?", (user_id,)).fetchone() is None:
+                raise UserNotFound(user_id)
+            return _stamp_sessions_ended(conn, user_id)
 
     # -- audit log --------------------------------------------------------------------------
 
     def audit(
         self, *, actor: str, action: str, target: str = "", outcome: str = "ok", detail: str = ""
     ) -> None:
+        check_choice("outcome", outcome, AUDIT_OUTCOMES)
         with self._connections.write() as conn:
             conn.execute(
                 "INSERT INTO audit (at, actor, action, target, outcome, detail)"
@@ -156,3 +183,11 @@ class AccountTables:
                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (key, encoded),
             )
+
+
+def _stamp_sessions_ended(conn: sqlite3.Connection, user_id: int) -> int:
+    """Advance the clock and stamp the user with it, inside the caller's write transaction."""
+    conn.execute("UPDATE session_clock SET epoch = epoch + 1 WHERE id = 1")
+    (epoch,) = conn.execute("SELECT epoch FROM session_clock WHERE id = 1").fetchone()
+    conn.execute("UPDATE users SET session_epoch = ? WHERE id = ?", (epoch, user_id))
+    return epoch

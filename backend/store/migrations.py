@@ -100,10 +100,25 @@ CREATE TABLE settings (
 );
 """
 
+# Sessions: ending a user's sessions advances the one-row clock and stamps the user with it; a
+# login stamped with the clock value read before it began stays valid while the user's stamp is
+# not newer (backend.auth.accounts). Refusals were once stored as 'denied' by the models service;
+# the audit vocabulary has one word for them.
+_M004_SESSIONS_REFUSED_OUTCOME = """
+ALTER TABLE users ADD COLUMN session_epoch INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE session_clock (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    epoch INTEGER NOT NULL
+);
+INSERT INTO session_clock (id, epoch) VALUES (1, 0);
+UPDATE audit SET outcome = 'refused' WHERE outcome = 'denied';
+"""
+
 _STEPS: tuple[tuple[str, str], ...] = (
     ("m001_core_tables", _M001_CORE),
     ("m002_message_search", _M002_SEARCH),
     ("m003_accounts_audit_settings", _M003_ACCOUNTS_AUDIT_SETTINGS),
+    ("m004_sessions_refused_outcome", _M004_SESSIONS_REFUSED_OUTCOME),
 )
 MIGRATION_NAMES: tuple[str, ...] = tuple(name for name, _ in _STEPS)
 

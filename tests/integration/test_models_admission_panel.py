@@ -58,8 +58,8 @@ def test_staff_sees_the_settings_read_only_and_cannot_save(panel) -> None:
     refused = _call(url, "clerk", STAFF_PW, "admission_save", ["off", 0, "MiB", "f16"])
     assert "Only an admin may change the admission policy" in refused["output"]["error"]
     assert services.models.admission_settings() == AdmissionSettings()
-    denied = services.store.list_audit(action="admission.settings", actor="clerk")
-    assert [e.outcome for e in denied] == ["denied"]
+    refusals = services.store.list_audit(action="admission.settings", actor="clerk")
+    assert [e.outcome for e in refusals] == ["refused"]
 
 
 def test_admin_saves_and_the_change_is_audited(panel) -> None:

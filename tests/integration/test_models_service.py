@@ -259,7 +259,7 @@ def test_staff_is_refused_every_admin_operation_and_each_is_audited(
         with pytest.raises(PermissionDenied, match="Only an admin may"):
             attempt()
         [(actor, _, outcome, _)] = audit(store, action)
-        assert (actor, outcome) == ("alice", "denied"), action
+        assert (actor, outcome) == ("alice", "refused"), action
     assert ollama_server.installed_names() == [BUNDLED_NAME]
     assert ollama_server.state.running() == []
     assert ollama_server.events.pulls_completed == 0

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from backend.estimate.spec import ModelFactsError
 from backend.estimate.model_info import sliding_window_layers, spec_from_model_info
+from backend.estimate.spec import ModelFactsError
 
 # docs/api.md's /api/show example (llama3.2 8B, Q4_0).
 LLAMA_8B: dict[str, Any] = {
