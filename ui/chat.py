@@ -16,7 +16,7 @@ from backend.chat import (
     ChatInputError,
     options_from_dict,
 )
-from ui.chat_render import chat_history, conversation_card, search_card
+from ui.chat_render import chat_history, conversation_card, model_choice, search_card
 from ui.chat_turns import (
     DEFAULT_NUM_CTX,
     model_advice,
@@ -151,15 +151,19 @@ def build(services: Services, demo: gr.Blocks) -> None:
         user = acting_user(services, request)
         conversation, messages = services.conversations.open(user, conversation_id)
         options = options_from_dict(conversation.options)
+        names = [m.name for m in services.installed_models(user)]
+        picked, note = model_choice(conversation.model, names)
+        if picked:
+            note = model_advice(services, user, picked, options.num_ctx)[0]
         return (
             conversation.id,
             chat_history(messages),
             conversation.title,
-            gr.Dropdown(value=conversation.model or None),
+            gr.Dropdown(choices=names, value=picked),
             conversation.system_prompt,
             options.temperature,
             options.num_ctx,
-            "",
+            note,
             gr.File(visible=False),
         )
 
@@ -279,8 +283,8 @@ def build(services: Services, demo: gr.Blocks) -> None:
     def advise(model_name: str, ctx: int, request: gr.Request) -> str:
         return model_advice(services, acting_user(services, request), model_name, ctx)[0]
 
-    for control in (model, num_ctx):
-        control.change(advise, [model, num_ctx], notice, api_name="chat_model_advice", **PRIVATE)
+    for control in (model, num_ctx):  # .input: what the user picks; handlers that set them say
+        control.input(advise, [model, num_ctx], notice, api_name="chat_model_advice", **PRIVATE)
 
     # -- wiring ------------------------------------------------------------------------------
 
@@ -381,14 +385,18 @@ def build(services: Services, demo: gr.Blocks) -> None:
     def on_load(request: gr.Request):
         user = services.accounts.resolve(request.username)
         if user is None:
-            return gr.Dropdown(choices=[]), *list_page_empty()
+            return gr.Dropdown(choices=[]), *list_page_empty(), ""
         names = [m.name for m in services.installed_models(user)]
+        first = names[0] if names else None
+        advice = model_advice(services, user, first, DEFAULT_NUM_CTX)[0] if first else ""
         return (
-            gr.Dropdown(choices=names, value=names[0] if names else None),
+            gr.Dropdown(choices=names, value=first),
             *list_page(1, None, request),
+            advice,
         )
 
-    demo.load(on_load, None, [model, *sidebar_outputs], api_name="chat_tab_load", **PRIVATE)
+    load_outputs = [model, *sidebar_outputs, notice]
+    demo.load(on_load, None, load_outputs, api_name="chat_tab_load", **PRIVATE)
 
     register_api(services)
 

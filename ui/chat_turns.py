@@ -19,7 +19,7 @@ from backend.chat import (
 )
 from backend.engines.base import ChatDelta, ChatOptions, EngineError
 from ui.chat_render import reply_markdown
-from ui.common import USER_ERRORS, acting_user, safe_markdown, user_error
+from ui.common import USER_ERRORS, acting_user, inline_markdown, safe_markdown, user_error
 
 if TYPE_CHECKING:
     from backend.services import Services
@@ -77,11 +77,11 @@ def stream_turn(services, kind, text, current, history, settings, request, cance
             elif isinstance(event, TurnFinished):
                 history[-1] = {"role": "assistant", "content": reply_markdown(event.reply)}
                 if event.reply.status == "error":
-                    notice = f"⚠ {event.reply.error}"
+                    notice = f"⚠ {inline_markdown(event.reply.error or '')}"
                 yield history, "", current, notice, *idle
     except USER_ERRORS as exc:
         gr.Warning(html.escape(str(exc)))
-        yield gr.Chatbot(), gr.Textbox(), current, f"⚠ {exc}", *idle
+        yield gr.Chatbot(), gr.Textbox(), current, f"⚠ {inline_markdown(str(exc))}", *idle
 
 
 def model_advice(services: Services, user, model: str, num_ctx: int) -> tuple[str, bool]:
