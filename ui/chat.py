@@ -19,8 +19,7 @@ from backend.chat.turns import (
     ChatInputError,
     stored_settings,
 )
-from backend.chat.validation import installed_model
-from ui.chat_render import chat_history, conversation_card, search_card
+from ui.chat_render import chat_history, conversation_card, model_choice, search_card
 from ui.chat_turns import model_advice, notice_lines, register_api, stream_turn
 from ui.checked_inputs import CheckedDropdown, CheckedNumber, CheckedSlider
 from ui.common import PRIVATE, acting_user, guarded, safe_markdown
@@ -155,17 +154,19 @@ def build(services: Services, demo: gr.Blocks) -> None:
         notes = list(stored.notes)
         if hidden := hidden_messages_note(conversation, len(messages)):
             notes.append(hidden)
-        model_name = _usable_model(services, user, stored.model, notes)
+        names = [m.name for m in services.installed_models(user)]
+        model_name, missing = model_choice(stored.model, names)
         num_ctx = _context_choice(stored.options.num_ctx, notes)
+        advice = model_advice(services, user, model_name, num_ctx)[0] if model_name else missing
         return (
             conversation.id,
             chat_history(messages),
             conversation.title,
-            gr.Dropdown(value=model_name) if model_name else gr.Dropdown(),
+            gr.Dropdown(choices=names, value=model_name),
             stored.system_prompt,
             stored.options.temperature,
             num_ctx,
-            notice_lines("ℹ", "\n".join(notes)) if notes else "",
+            _notice(notes, advice),
             gr.File(visible=False),
         )
 
@@ -281,8 +282,8 @@ def build(services: Services, demo: gr.Blocks) -> None:
     def advise(model_name: str, ctx: int, request: gr.Request) -> str:
         return model_advice(services, acting_user(services, request), model_name, ctx)[0]
 
-    for control in (model, num_ctx):
-        control.change(advise, [model, num_ctx], notice, api_name="chat_model_advice", **PRIVATE)
+    for control in (model, num_ctx):  # .input: what the user picks; handlers that set them say
+        control.input(advise, [model, num_ctx], notice, api_name="chat_model_advice", **PRIVATE)
 
     # -- wiring ------------------------------------------------------------------------------
 
@@ -401,14 +402,18 @@ def build(services: Services, demo: gr.Blocks) -> None:
     def on_load(request: gr.Request):
         user = services.accounts.resolve(request.username)
         if user is None:
-            return gr.Dropdown(choices=[]), *list_page_empty()
+            return gr.Dropdown(choices=[]), *list_page_empty(), ""
         names = [m.name for m in services.installed_models(user)]
+        first = names[0] if names else None
+        advice = model_advice(services, user, first, DEFAULT_NUM_CTX)[0] if first else ""
         return (
-            gr.Dropdown(choices=names, value=names[0] if names else None),
+            gr.Dropdown(choices=names, value=first),
             *list_page(1, None, request),
+            advice,
         )
 
-    demo.load(on_load, None, [model, *sidebar_outputs], api_name="chat_tab_load", **PRIVATE)
+    load_outputs = [model, *sidebar_outputs, notice]
+    demo.load(on_load, None, load_outputs, api_name="chat_tab_load", **PRIVATE)
 
     register_api(services)
 
@@ -417,16 +422,10 @@ def list_page_empty():
     return gr.Dataset(samples=[]), [], 1, ""
 
 
-def _usable_model(services: Services, user, name: str, notes: list[str]) -> str:
-    """The stored model when the engine has it (or cannot say); else "" and a note."""
-    installed = [m.name for m in services.installed_models(user)]
-    if not name or not installed:
-        return name
-    try:
-        return installed_model(name, installed)
-    except ChatInputError:
-        notes.append(f"This chat used {name}, which the engine does not have now: pick a model.")
-        return ""
+def _notice(notes: list[str], advice: str) -> str:
+    """Notes about a reopened chat (escaped, a line each), then admission's advice."""
+    parts = [notice_lines("ℹ", "\n".join(notes)) if notes else "", advice]
+    return "\n\n".join(part for part in parts if part)
 
 
 def _context_choice(num_ctx: int, notes: list[str]) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import html
 import inspect
-import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -14,6 +13,7 @@ import gradio as gr
 
 from backend.auth.accounts import PermissionDenied, User
 from backend.services import EngineError, StoreError
+from ui.chat_markdown import chat_markdown
 
 if TYPE_CHECKING:
     from backend.services import Services
@@ -22,8 +22,6 @@ if TYPE_CHECKING:
 # Gradio shows a generic "Error" (show_error=False keeps tracebacks out of the page).
 USER_ERRORS: tuple[type[Exception], ...] = (ValueError, PermissionError, EngineError, StoreError)
 PRIVATE: dict[str, Any] = {"api_visibility": "private"}
-
-_CODE = re.compile(r"(```.*?(?:```|$)|`[^`\n]*`)", re.DOTALL)
 
 
 def acting_user(services: Services, request: gr.Request | None) -> User:
@@ -35,15 +33,17 @@ def acting_user(services: Services, request: gr.Request | None) -> User:
 
 
 def safe_markdown(text: str) -> str:
-    """Markdown whose HTML shows as text: escape <, >, & outside code spans and fences.
+    """Chat text (questions, replies, notices that echo input) as markdown with no HTML or images.
 
-    Code is left alone because markdown already shows it literally; everywhere else an
-    `<img onerror=...>` in a reply or a question must appear as characters, never as markup.
+    One renderer for all of it, ui.chat_markdown: `<` shows as a character, `![alt](url)`
+    becomes the link `[image: alt](url)`, and code cannot smuggle markup out of a fence.
     """
-    parts = _CODE.split(text)
-    return "".join(
-        part if index % 2 else html.escape(part, quote=False) for index, part in enumerate(parts)
-    )
+    return chat_markdown(text)
+
+
+def inline_markdown(text: str) -> str:
+    """Untrusted text (a model name, an engine's error) on one line of a markdown notice."""
+    return safe_markdown(" ".join(str(text).split()))
 
 
 def format_expiry(iso: str) -> str:

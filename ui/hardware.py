@@ -372,7 +372,7 @@ def build(services: Any) -> None:
         try:
             acting_user(services, request)
         except PermissionDenied as exc:
-            gr.Warning(str(exc))
+            gr.Warning(escape(str(exc)))  # toasts render HTML
             return False
         return True
 

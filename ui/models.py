@@ -13,7 +13,7 @@ import gradio as gr
 
 from backend.models_admin.service import AdmissionRefused
 from backend.services import EngineError
-from ui.common import PRIVATE, acting_user, guarded
+from ui.common import PRIVATE, acting_user, guarded, inline_markdown
 from ui.models_render import (
     ANY_FAMILY,
     ANY_SIZE,
@@ -110,7 +110,7 @@ def build(services: Services, demo: gr.Blocks) -> None:
         try:
             have, running = models.installed(user), models.loaded(user)
         except EngineError as exc:
-            have, running, note = [], [], f"⚠ {exc}"
+            have, running, note = [], [], f"⚠ {inline_markdown(str(exc))}"
         names = [m.name for m in have]
         up = [m.name for m in running]
         return (
@@ -194,7 +194,7 @@ def build(services: Services, demo: gr.Blocks) -> None:
         acting_user(services, request)
         if not model:
             raise ValueError("Pick an installed model first.")
-        text = f"Delete **{model}** from the engine? Its files are removed."
+        text = f"Delete **{inline_markdown(model)}** from the engine? Its files are removed."
         return gr.update(visible=True), text
 
     @guarded

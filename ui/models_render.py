@@ -152,9 +152,9 @@ def decision_html(decision: Decision, title: str = "") -> str:
         "",
     )
     return (
-        f'{STYLE}<div class="mm-decision" data-verdict="{decision.verdict}">'
+        f'{STYLE}<div class="mm-decision" data-verdict="{escape(decision.verdict)}">'
         f"<b>{escape(title or decision.model)}</b> at num_ctx {decision.num_ctx} · "
-        f"policy {decision.policy}: {badge(*VERDICTS[decision.verdict])} "
+        f"policy {escape(decision.policy)}: {badge(*VERDICTS[decision.verdict])} "
         f"{badge(*BADGES[p.verdict])}{breakdown}<ul class='mm-reasons'>{reasons}</ul>{tips}</div>"
     )
 
