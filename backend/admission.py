@@ -12,7 +12,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Literal
 
-from backend.admission_reasons import format_size, free_line, need_line, usage_lines
+from backend.admission_reasons import (
+    format_size,
+    free_line,
+    need_line,
+    placement_line,
+    usage_lines,
+)
 from backend.admission_settings import AdmissionError, AdmissionSettings, Policy
 from backend.engines.base import LoadedModel, ModelSpec
 from backend.memory import (
@@ -76,6 +82,13 @@ class LoadRequest:
     num_ctx: int
     kv_cache_type: str = "f16"
     alternatives: tuple[ModelSpec, ...] = ()  # other quantizations of the same model
+    parallel: int = 1  # slots, each of num_ctx tokens (OLLAMA_NUM_PARALLEL)
+    flash_attention: bool | None = None  # None: on exactly when the KV cache is quantized
+
+    @property
+    def uses_flash_attention(self) -> bool:
+        fa = self.flash_attention
+        return self.kv_cache_type != "f16" if fa is None else fa or self.kv_cache_type != "f16"
 
 
 @dataclass(frozen=True)
@@ -159,8 +172,14 @@ def _same(a: str, b: str) -> bool:
     return model_key(a) == model_key(b)
 
 
-def _estimate(spec: ModelSpec, num_ctx: int, kv: str) -> MemoryEstimate:
-    return estimate_memory(spec, num_ctx=num_ctx, kv_cache_type=kv, flash_attention=kv != "f16")
+def _estimate(request: LoadRequest, num_ctx: int) -> MemoryEstimate:
+    return estimate_memory(
+        request.spec,
+        num_ctx=num_ctx,
+        kv_cache_type=request.kv_cache_type,
+        flash_attention=request.uses_flash_attention,
+        parallel=request.parallel,
+    )
 
 
 def _speed(spec: ModelSpec, est: MemoryEstimate, at: Placement, machine: Machine) -> float | None:
@@ -242,7 +261,7 @@ def decide(
     if request.num_ctx < 1:
         raise AdmissionError(f"Context length must be positive, got {request.num_ctx}")
     ctx = min(request.num_ctx, spec.context_length) if spec.context_length else request.num_ctx
-    estimate = _estimate(spec, ctx, kv)
+    estimate = _estimate(request, ctx)
     reasons: list[str] = []
     if ctx < request.num_ctx:
         reasons.append(
@@ -276,6 +295,7 @@ def decide(
     verdict = judged.verdict
     reasons += [need_line(request, estimate, ctx), free_line(machine, budget, reserved)]
     reasons.append(judged.note)
+    reasons.append(placement_line(judged.placement))
     if same:
         reasons.append(
             f"{request.model} is loaded at num_ctx {same[0].context_length}: the engine reloads "

@@ -64,6 +64,8 @@ class CatalogView:
     kv_cache_type: str
     machine: Machine
     engine_error: str = ""  # why the installed marks are missing, "" when the engine answered
+    parallel: int = 1  # slots per model (OLLAMA_NUM_PARALLEL)
+    flash_attention: bool = False
 
 
 @dataclass(frozen=True)
@@ -132,8 +134,11 @@ class ModelService:
         if not isinstance(stored, dict):
             return AdmissionSettings()
         known = {f.name for f in fields(AdmissionSettings)}
+        values = {k: v for k, v in stored.items() if k in known}
+        if values.get("kv_cache_type", "f16") != "f16":
+            values.setdefault("flash_attention", True)  # stored before flash attention was a field
         try:
-            return AdmissionSettings(**{k: v for k, v in stored.items() if k in known})
+            return AdmissionSettings(**values)
         except (TypeError, ValueError):
             return AdmissionSettings()  # a hand-edited database must not lock every load out
 
@@ -151,8 +156,8 @@ class ModelService:
             action="admission.settings",
             detail=(
                 f"policy {before.policy} -> {settings.policy}; margin "
-                f"{before.describe_margin()} -> {settings.describe_margin()}; KV cache "
-                f"{before.kv_cache_type} -> {settings.kv_cache_type}"
+                f"{before.describe_margin()} -> {settings.describe_margin()}; engine "
+                f"{before.describe_engine()} -> {settings.describe_engine()}"
             ),
         )
 
@@ -164,6 +169,7 @@ class ModelService:
         """Every catalog model and quant judged against the free memory now; installed marked."""
         self._signed_in(user)
         machine = self.machine()
+        settings = self.admission_settings()
         rows = fit_rows(
             self._catalog,
             free_vram_bytes=machine.free_vram_bytes,
@@ -173,6 +179,8 @@ class ModelService:
             ram_bandwidth_gbps=machine.ram_bandwidth_gbps,
             num_ctx=int(num_ctx),
             kv_cache_type=kv_cache_type,
+            flash_attention=settings.flash_attention or kv_cache_type != "f16",
+            parallel=settings.num_parallel,
         )
         error = ""
         try:
@@ -190,7 +198,10 @@ class ModelService:
             result.append(
                 CatalogRow(row, entry.parameter_count, entry.context_length, default, here)
             )
-        return CatalogView(tuple(result), int(num_ctx), kv_cache_type, machine, error)
+        return CatalogView(
+            tuple(result), int(num_ctx), kv_cache_type, machine, error, settings.num_parallel,
+            settings.flash_attention or kv_cache_type != "f16",
+        )  # fmt: skip
 
     def installed(self, user: User | None) -> list[InstalledModel]:
         self._signed_in(user)
@@ -200,8 +211,16 @@ class ModelService:
         self._signed_in(user)
         return self._engine().loaded_models()
 
-    def load_request(self, model: str, num_ctx: int, kv_cache_type: str) -> LoadRequest:
-        """The admission input for a model: its catalog entry, else the engine's /api/show."""
+    def load_request(
+        self,
+        model: str,
+        num_ctx: int,
+        kv_cache_type: str,
+        settings: AdmissionSettings | None = None,
+    ) -> LoadRequest:
+        """The admission input for a model: its catalog entry, else the engine's /api/show; slots
+        and flash attention as the engine runs them (the admission settings)."""
+        settings = settings or self.admission_settings()
         model = model.strip()
         if not model:
             raise ValueError("Name a model first.")
@@ -220,7 +239,10 @@ class ModelService:
                     "memory cannot be estimated; pull it first.",
                 ) from exc
             others = ()
-        return LoadRequest(model, spec, int(num_ctx), kv_cache_type, others)
+        fa = settings.flash_attention or kv_cache_type != "f16"
+        return LoadRequest(
+            model, spec, int(num_ctx), kv_cache_type, others, settings.num_parallel, fa
+        )
 
     def _loaded_or_empty(self) -> list[LoadedModel]:
         try:
@@ -236,7 +258,7 @@ class ModelService:
         self._signed_in(user)
         settings = self.admission_settings()
         kv = kv_cache_type or settings.kv_cache_type
-        request = self.load_request(model, num_ctx, kv)
+        request = self.load_request(model, num_ctx, kv, settings)
         return admission.decide(
             request,
             self.machine(),
@@ -334,7 +356,7 @@ class ModelService:
         model = model.strip()
         admin = self._admin(user, f"load {model}", "model.load", model)
         settings = self.admission_settings()
-        request = self.load_request(model, num_ctx, settings.kv_cache_type)
+        request = self.load_request(model, num_ctx, settings.kv_cache_type, settings)
         loaded = self._loaded_or_empty()
         before: list[HardwareSnapshot] = []
 

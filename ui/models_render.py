@@ -80,7 +80,9 @@ def machine_html(view: CatalogView) -> str:
     return (
         f'{STYLE}<p class="mm-sub">This machine now: {gpu}, {format_size(m.free_ram_bytes)} '
         f"of {format_size(m.total_ram_bytes)} RAM available. Estimates at num_ctx "
-        f"{view.num_ctx} with a {escape(view.kv_cache_type)} KV cache.{note}</p>"
+        f"{view.num_ctx} × {view.parallel} slot(s) (OLLAMA_NUM_PARALLEL) with a "
+        f"{escape(view.kv_cache_type)} KV cache, flash attention "
+        f"{'on' if view.flash_attention else 'off'}.{note}</p>"
     )
 
 
@@ -119,21 +121,12 @@ def decision_html(decision: Decision, title: str = "") -> str:
     """The admission decision: verdict, reasons with numbers, what would fit instead."""
     e, p = decision.estimate, decision.placement
     speed = f"≤ {decision.tokens_per_s_bound:.1f} tok/s" if decision.tokens_per_s_bound else "–"
-    breakdown = _table(
-        ["Weights", "KV cache", "Compute", "Output", "Runtime", "Total", "GPU layers", "Speed"],
-        [
-            [
-                format_size(e.weights_bytes),
-                format_size(e.kv_cache_bytes),
-                format_size(e.compute_bytes),
-                format_size(e.output_bytes),
-                format_size(e.overhead_bytes),
-                f"<b>{format_size(e.total_bytes)}</b>",
-                f"{p.gpu_layers}/{p.total_layers}",
-                speed,
-            ]
-        ],
-        "",
+    breakdown = _parts_table(decision)
+    facts = "the file's tensors" if e.weights_source == "exact" else "llama.cpp's recipe"
+    slots = f" × {e.parallel} slots" if e.parallel > 1 else ""
+    breakdown += (
+        f"<p class='mm-sub'>{p.gpu_layers}/{p.total_layers} layers on the GPU · speed {speed} · "
+        f"num_ctx {decision.num_ctx}{slots} · weights from {facts}</p>"
     )
     reasons = "".join(f"<li>{escape(r)}</li>" for r in decision.reasons)
     tips = _table(
@@ -157,6 +150,26 @@ def decision_html(decision: Decision, title: str = "") -> str:
         f"policy {decision.policy}: {badge(*VERDICTS[decision.verdict])} "
         f"{badge(*BADGES[p.verdict])}{breakdown}<ul class='mm-reasons'>{reasons}</ul>{tips}</div>"
     )
+
+
+def _parts_table(decision: Decision) -> str:
+    """The load's buffers where llama.cpp puts them: a GPU row and a host row."""
+    p = decision.placement
+    rows = []
+    for side, parts in (("GPU", p.gpu), ("Host", p.host)):
+        rows.append(
+            [
+                side,
+                format_size(parts.weights_bytes),
+                format_size(parts.kv_cache_bytes),
+                format_size(parts.compute_bytes),
+                format_size(parts.output_bytes),
+                format_size(parts.overhead_bytes),
+                f"<b>{format_size(parts.total_bytes)}</b>",
+            ]
+        )
+    headers = ["Where", "Weights", "KV cache", "Compute", "Output", "Runtime", "Total"]
+    return _table(headers, rows, "")
 
 
 def installed_html(models: list[InstalledModel]) -> str:

@@ -214,8 +214,12 @@ def test_refusal_carries_the_numbers_and_the_override_is_audited(
 
 def test_admission_settings_are_stored_and_audited(service, admin, store):
     assert service.admission_settings() == AdmissionSettings()
-    service.set_admission_settings(admin, AdmissionSettings("relaxed", 5, "%", "q8_0"))
-    assert service.admission_settings() == AdmissionSettings("relaxed", 5, "%", "q8_0")
+    service.set_admission_settings(
+        admin, AdmissionSettings("relaxed", 5, "%", "q8_0", flash_attention=True)
+    )
+    assert service.admission_settings() == AdmissionSettings(
+        "relaxed", 5, "%", "q8_0", flash_attention=True
+    )
     [(_, _, outcome, detail)] = audit(store, "admission.settings")
     assert outcome == "ok" and "balanced -> relaxed" in detail and "512 MiB -> 5 %" in detail
 
