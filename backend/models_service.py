@@ -218,27 +218,31 @@ class ModelService:
         kv_cache_type: str,
         settings: AdmissionSettings | None = None,
     ) -> LoadRequest:
-        """The admission input for a model: its catalog entry, else the engine's /api/show; slots
-        and flash attention as the engine runs them (the admission settings)."""
+        """The admission input for a model: the installed file's real tensors when the engine has
+        it (exact), else its catalog entry (recipe); slots and flash attention as the engine runs
+        them (the admission settings)."""
         settings = settings or self.admission_settings()
         model = model.strip()
         if not model:
             raise ValueError("Name a model first.")
         entry = self._catalog.find(model)
-        if entry is not None:
-            option = self._catalog.quant_for_tag(model) or entry.quant()
-            spec = spec_for(entry, option.quant)
-            others = tuple(spec_for(entry, q.quant) for q in entry.quants if q != option)
-        else:
-            try:
-                spec = self._engine().show(model)
-            except ModelNotFound as exc:
+        option = (self._catalog.quant_for_tag(model) or entry.quant()) if entry else None
+        quants = entry.quants if entry else ()
+        others = tuple(spec_for(entry, q.quant) for q in quants if q != option)  # type: ignore[arg-type]
+        try:
+            spec = self._engine().show(model)
+        except ModelNotFound as exc:
+            if entry is None or option is None:
                 raise ModelNotFound(
                     model,
                     f"'{model}' is neither in the catalog nor installed on the engine, so its "
                     "memory cannot be estimated; pull it first.",
                 ) from exc
-            others = ()
+            spec = spec_for(entry, option.quant)
+        except EngineError:
+            if entry is None or option is None:
+                raise
+            spec = spec_for(entry, option.quant)  # the engine is down: the catalog's facts
         fa = settings.flash_attention or kv_cache_type != "f16"
         return LoadRequest(
             model, spec, int(num_ctx), kv_cache_type, others, settings.num_parallel, fa

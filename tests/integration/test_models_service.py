@@ -13,8 +13,9 @@ import pytest
 from backend.accounts import Accounts, PermissionDenied, User
 from backend.admission_settings import AdmissionSettings
 from backend.catalog import load_catalog
-from backend.engines.base import EngineUnavailable, ModelNotFound
+from backend.engines.base import EngineUnavailable, ModelNotFound, TensorInfo
 from backend.engines.ollama import OllamaEngine
+from backend.estimate.tensors import tensor_bytes
 from backend.hardware import HardwareMonitor
 from backend.models_service import AdmissionRefused, ModelService
 from backend.nvml import NvmlProcess, process_name
@@ -232,6 +233,19 @@ def test_chat_model_check(service, admin, ollama_server):
     assert service.chat_model_check(admin, "unknown:1b", 2048) is None  # unknowable
     refused = service.chat_model_check(admin, "llama3.1:70b-instruct-fp16", 4096)
     assert refused is not None and refused.verdict == "refuse"
+
+
+def test_an_installed_model_is_estimated_from_its_real_tensors(service, admin, ollama_server):
+    exact = service.check(admin, BUNDLED_NAME, 2048)  # installed: /api/show verbose tensors
+    facts = ollama_server.facts
+    listed = [TensorInfo(t["name"], t["type"], tuple(t["shape"])) for t in facts.tensors]
+    assert exact.estimate.weights_source == "exact"
+    assert exact.estimate.weights_bytes == sum(tensor_bytes(t) for t in listed)
+    assert exact.estimate.tied_output_bytes == exact.estimate.token_embd_bytes > 0  # tied
+    assert any("from the file's tensors" in reason for reason in exact.reasons)
+    recipe = service.check(admin, "llama3.1:8b", 2048)  # not installed: the catalog's recipe
+    assert recipe.estimate.weights_source == "recipe"
+    assert any("from llama.cpp's recipe" in reason for reason in recipe.reasons)
 
 
 def test_catalog_view_marks_installed_models(service, admin, ollama_server):
