@@ -198,9 +198,7 @@ def test_show_reads_the_files_tensors_and_the_estimate_uses_them(
 def test_show_sends_tensors_only_when_verbose(ollama_server: OllamaTestServer) -> None:
     plain = httpx.post(f"{ollama_server.url}/api/show", json={"model": BUNDLED_NAME}).json()
     assert "tensors" not in plain and plain["model_info"]["tokenizer.ggml.tokens"] == []
-    raw = httpx.post(
-        f"{ollama_server.url}/api/show", json={"model": BUNDLED_NAME, "verbose": True}
-    )
+    raw = httpx.post(f"{ollama_server.url}/api/show", json={"model": BUNDLED_NAME, "verbose": True})
     body = raw.json()
     assert list(body).index("tensors") == list(body).index("model_info") + 1  # Go field order
     first = body["tensors"][0]
