@@ -19,7 +19,13 @@ from backend.admission_reasons import (
     placement_line,
     usage_lines,
 )
-from backend.admission_settings import AdmissionError, AdmissionSettings, Policy
+from backend.admission_settings import (
+    NO_LEARNED_MARGIN,
+    AdmissionError,
+    AdmissionSettings,
+    LearnedMargin,
+    Policy,
+)
 from backend.engines.base import LoadedModel, ModelSpec
 from backend.memory import (
     DEFAULT_RAM_BANDWIDTH_GBPS,
@@ -160,6 +166,7 @@ class Budget:
     reserved_ram: int = 0
     margin_vram: int = 0
     margin_ram: int = 0
+    learned: LearnedMargin = NO_LEARNED_MARGIN  # part of the margin learned from past loads
 
 
 def model_key(name: str) -> str:
@@ -230,11 +237,17 @@ def _budget(
     settings: AdmissionSettings,
     reserved: Sequence[Reservation],
     freed: Sequence[LoadedModel],
+    learned: LearnedMargin = NO_LEARNED_MARGIN,
 ) -> Budget:
     reserved_vram = sum(r.vram_bytes for r in reserved)
     reserved_ram = sum(r.ram_bytes for r in reserved)
     margin_vram = settings.margin_bytes(machine.total_vram_bytes)
     margin_ram = settings.margin_bytes(machine.total_ram_bytes)
+    if settings.policy != "off":  # loads measured above their estimate: keep that much more free
+        if machine.has_gpu:
+            margin_vram += learned.bytes
+        else:
+            margin_ram += learned.bytes
     vram = machine.free_vram_bytes + sum(m.vram_bytes for m in freed)
     ram = machine.free_ram_bytes + sum(m.ram_bytes for m in freed)
     return Budget(
@@ -244,6 +257,7 @@ def _budget(
         reserved_ram=reserved_ram,
         margin_vram=margin_vram if machine.has_gpu else 0,
         margin_ram=margin_ram,
+        learned=learned if settings.policy != "off" else NO_LEARNED_MARGIN,
     )
 
 
@@ -255,8 +269,10 @@ def decide(
     settings: AdmissionSettings,
     *,
     suggest: bool = True,
+    learned: LearnedMargin = NO_LEARNED_MARGIN,
 ) -> Decision:
-    """The admission decision for one load request."""
+    """The admission decision for one load request; `learned` widens the safety margin by what
+    measured loads ran above their estimates."""
     spec, kv, policy = request.spec, request.kv_cache_type, settings.policy
     if request.num_ctx < 1:
         raise AdmissionError(f"Context length must be positive, got {request.num_ctx}")
@@ -270,7 +286,7 @@ def decide(
         )
     same = [m for m in loaded if _same(m.name, request.model)]
     others = sorted((m for m in loaded if m not in same), key=lambda m: m.expires_at or "~")
-    base = _budget(machine, settings, reserved, same)
+    base = _budget(machine, settings, reserved, same, learned)
     if same and same[0].context_length in (None, ctx):
         placement = Placement(
             estimate.block_count + 1, estimate.block_count + 1, same[0].vram_bytes,
@@ -286,7 +302,7 @@ def decide(
     if judged.verdict != "admit" and others:
         # Ollama unloads idle models, least recently used first, until the new one fits.
         for count in range(1, len(others) + 1):
-            trial = _budget(machine, settings, reserved, [*same, *others[:count]])
+            trial = _budget(machine, settings, reserved, [*same, *others[:count]], learned)
             better = _judge(spec, estimate, trial.vram, trial.ram, machine, policy)
             if _RANK[better.verdict] > _RANK[judged.verdict]:
                 judged, budget, evicts = better, trial, tuple(m.name for m in others[:count])
@@ -314,7 +330,7 @@ def decide(
         budget.vram, budget.ram, tuple(reasons), evicts=evicts,
     )  # fmt: skip
     if suggest and verdict != "admit":
-        found = suggestions(request, machine, loaded, reserved, settings, verdict)
+        found = suggestions(request, machine, loaded, reserved, settings, verdict, learned)
         if not found and verdict == "refuse":
             smallest = min((spec, *request.alternatives), key=weights_bytes_for)
             reasons.append(
@@ -333,6 +349,7 @@ def suggestions(
     reserved: Sequence[Reservation],
     settings: AdmissionSettings,
     verdict: AdmissionVerdict,
+    learned: LearnedMargin = NO_LEARNED_MARGIN,
 ) -> tuple[Suggestion, ...]:
     """What would do better than `verdict`: a smaller quant, a shorter context, a q8_0 KV cache,
     unloading a model; each the largest/first that does, with its own estimate."""
@@ -344,7 +361,7 @@ def suggestions(
             free_vram_bytes=machine.free_vram_bytes + sum(m.vram_bytes for m in gone),
             free_ram_bytes=machine.free_ram_bytes + sum(m.ram_bytes for m in gone),
         )
-        result = decide(req, freed, still, reserved, settings, suggest=False)
+        result = decide(req, freed, still, reserved, settings, suggest=False, learned=learned)
         if _RANK[result.verdict] <= _RANK[verdict]:
             return None
         return Suggestion(

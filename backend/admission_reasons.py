@@ -67,9 +67,10 @@ def free_line(machine: Machine, budget: Budget, reserved: Sequence[Reservation])
     extras = []
     if budget.margin_vram or budget.margin_ram:
         vram_margin = f"{format_size(budget.margin_vram)} VRAM / " if machine.has_gpu else ""
+        learned = budget.learned.describe()
         extras.append(
             f"after keeping a safety margin of {vram_margin}{format_size(budget.margin_ram)} "
-            "RAM free"
+            "RAM free" + (f" (of it {learned})" if learned else "")
         )
     if reserved:
         extras.append(

@@ -86,3 +86,25 @@ class AdmissionSettings:
             f" OLLAMA_FLASH_ATTENTION={int(self.flash_attention)}, "
             f"OLLAMA_KV_CACHE_TYPE={self.kv_cache_type}"
         )
+
+
+@dataclass(frozen=True)
+class LearnedMargin:
+    """What admission adds to its safety margin after measured loads ran above their estimates
+    (backend.load_records.learned_margin works it out from the estimate-vs-actual records)."""
+
+    bytes: int = 0  # 0 when no measured load ran above its estimate
+    raw_bytes: int = 0  # the worst measured excess before the cap
+    model: str = ""  # the load that ran furthest above its estimate
+
+    def describe(self) -> str:
+        if not self.bytes:
+            return ""
+        capped = " (capped)" if self.raw_bytes > self.bytes else ""
+        return (
+            f"{self.bytes / MIB:.0f} MiB{capped} learned from loads that ran above their "
+            f"estimate (worst: {self.model}, {self.raw_bytes / MIB:.0f} MiB over)"
+        )
+
+
+NO_LEARNED_MARGIN = LearnedMargin()

@@ -15,7 +15,7 @@ from backend import admission
 from backend.accounts import PermissionDenied, User, require_admin
 from backend.admission import Decision, LoadRequest, Machine, model_key
 from backend.admission_reasons import format_size
-from backend.admission_settings import AdmissionSettings
+from backend.admission_settings import AdmissionSettings, LearnedMargin
 from backend.catalog import Catalog, CatalogError, FitRow, fit_rows, spec_for
 from backend.engines.base import (
     Engine,
@@ -25,7 +25,16 @@ from backend.engines.base import (
     ModelNotFound,
 )
 from backend.hardware import HardwareMonitor, HardwareSnapshot
-from backend.load_records import LoadRecord, LoadRecords, describe_actual, record_for
+from backend.load_records import (
+    MAX_LOAD_RECORDS,
+    ErrorSummary,
+    LoadRecord,
+    LoadRecords,
+    describe_actual,
+    learned_margin,
+    record_for,
+    summaries,
+)
 from backend.memory import DEFAULT_RAM_BANDWIDTH_GBPS, EstimateError
 from backend.pull_progress import (
     PULL_DISK_HEADROOM_BYTES,
@@ -38,6 +47,7 @@ from backend.reservations import Reservation, Reservations
 from backend.store import Store
 
 ADMISSION_KEY = "admission.settings"
+LEARNED_MARGIN_KEY = "admission.learned_margin"  # the last learned margin, to audit changes
 
 
 class AdmissionRefused(ValueError):
@@ -269,6 +279,7 @@ class ModelService:
             self._loaded_or_empty(),
             self._reservations.held(),
             settings,
+            learned=self.learned_margin(),
         )
 
     def chat_model_check(self, user: User | None, model: str, num_ctx: int) -> Decision | None:
@@ -362,11 +373,13 @@ class ModelService:
         settings = self.admission_settings()
         request = self.load_request(model, num_ctx, settings.kv_cache_type, settings)
         loaded = self._loaded_or_empty()
+        learned = self.learned_margin(admin)
         before: list[HardwareSnapshot] = []
 
         def decide(reserved: tuple[Reservation, ...]) -> Decision:
             before.append(self._hardware.snapshot())
-            return admission.decide(request, self.machine(before[0]), loaded, reserved, settings)
+            machine = self.machine(before[0])
+            return admission.decide(request, machine, loaded, reserved, settings, learned=learned)
 
         decision, reservation = self._reservations.admit(model, decide, force=override)
         forced = override and not decision.admitted
@@ -385,8 +398,9 @@ class ModelService:
             raise
         finally:
             self._reservations.release(reservation)
-        record = record_for(decision, before[0], after, now_loaded, forced)
+        record = record_for(decision, before[0], after, now_loaded, forced, self._host())
         self._records.add(record)
+        self.learned_margin(admin)  # audit a margin this load's measurement changes
         self._store.audit(
             actor=admin.name,
             action=action,
@@ -398,3 +412,29 @@ class ModelService:
     def load_records(self, limit: int = 10) -> list[LoadRecord]:
         """The last loads' estimate next to the actual numbers, newest first."""
         return self._records.latest(limit)
+
+    def load_error_summaries(self) -> list[ErrorSummary]:
+        """Mean and worst estimate error of the recorded loads, per model and per host."""
+        return summaries(self._records.latest(MAX_LOAD_RECORDS))
+
+    def _host(self) -> str:
+        engine = self._engine()
+        return str(getattr(engine, "host", "") or engine.name)
+
+    def learned_margin(self, actor: User | None = None) -> LearnedMargin:
+        """What admission adds to the margin on this host after loads ran above their estimate;
+        a change is audited (by the admin whose load sees it first, else the system)."""
+        learned = learned_margin(self._records.latest(MAX_LOAD_RECORDS), self._host())
+        before = self._store.get_setting(LEARNED_MARGIN_KEY, 0)
+        if learned.bytes != before:
+            self._store.set_setting(LEARNED_MARGIN_KEY, learned.bytes)
+            self._store.audit(
+                actor=actor.name if actor else "system",
+                action="admission.margin.learned",
+                detail=(
+                    f"learned margin {format_size(before if isinstance(before, int) else 0)} -> "
+                    f"{format_size(learned.bytes)}"
+                    + (f": {learned.describe()}" if learned.bytes else "")
+                ),
+            )
+        return learned

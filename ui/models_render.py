@@ -3,6 +3,7 @@ HTML the Models tab shows."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from html import escape
 from typing import TYPE_CHECKING
 
@@ -11,8 +12,9 @@ from ui.common import format_bytes, format_expiry
 
 if TYPE_CHECKING:
     from backend.admission import Decision
+    from backend.admission_settings import LearnedMargin
     from backend.engines.base import InstalledModel, LoadedModel
-    from backend.load_records import LoadRecord
+    from backend.load_records import ErrorSummary, LoadRecord
     from backend.models_service import CatalogRow, CatalogView
     from backend.pull_progress import PullUpdate
 
@@ -208,7 +210,11 @@ def loaded_html(models: list[LoadedModel]) -> str:
     return STYLE + _table(headers, rows, "No model is loaded.")
 
 
-def records_html(records: list[LoadRecord]) -> str:
+def records_html(
+    records: list[LoadRecord],
+    errors: Sequence[ErrorSummary] = (),
+    learned: LearnedMargin | None = None,
+) -> str:
     def size(v: int | None) -> str:
         return "–" if v is None else format_size(v)
 
@@ -227,7 +233,33 @@ def records_html(records: list[LoadRecord]) -> str:
     ]
     headers = ["When", "Model", "Context", "Estimate", "Engine (/api/ps)", "NVML Δ", "RAM Δ",
                "Error"]  # fmt: skip
-    return STYLE + _table(headers, rows, "No loads recorded yet.")
+    return STYLE + _table(headers, rows, "No loads recorded yet.") + _errors_html(errors, learned)
+
+
+def _errors_html(errors: Sequence[ErrorSummary], learned: LearnedMargin | None) -> str:
+    """Mean and worst error per model and per host, and the margin admission learned."""
+    if not errors:
+        return ""
+    rows = [
+        [
+            escape(e.kind),
+            escape(e.name),
+            str(e.loads),
+            f"{e.mean_error_pct:+.1f}%",
+            f"{e.worst_error_pct:+.1f}%",
+            format_size(e.worst_excess_bytes) if e.worst_excess_bytes else "–",
+        ]
+        for e in errors
+    ]
+    headers = ["Per", "Name", "Loads", "Mean error", "Worst error", "Most above estimate"]
+    note = learned.describe() if learned else ""
+    margin = (
+        f"<p class='mm-sub' id='models-learned-margin'>Admission keeps "
+        f"{escape(note)} free on top of its safety margin.</p>"
+        if note
+        else "<p class='mm-sub'>No measured load ran above its estimate: no margin added.</p>"
+    )
+    return _table(headers, rows, "") + margin
 
 
 def pull_html(update: PullUpdate) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from backend.engines.base import EngineUnavailable, ModelNotFound, TensorInfo
 from backend.engines.ollama import OllamaEngine
 from backend.estimate.tensors import tensor_bytes
 from backend.hardware import HardwareMonitor
+from backend.load_records import LoadRecords
 from backend.models_service import AdmissionRefused, ModelService
 from backend.nvml import NvmlProcess, process_name
 from backend.pull_progress import NotEnoughDisk
@@ -295,3 +297,22 @@ def test_an_unreachable_engine_gives_readable_errors(store, admin, refused_ollam
     view = service.catalog_view(admin)
     assert view.rows and refused_ollama_host in view.engine_error
     engine.close()
+
+
+def test_loads_measured_above_their_estimate_widen_the_margin_audited(
+    service, admin, ollama_server, store
+):
+    service.load(admin, BUNDLED_NAME, 2048)  # the fake engine reports exactly the estimate
+    assert service.learned_margin().bytes == 0
+    [first] = service.load_records()
+    assert first.host == ollama_server.url
+    over = replace(first, actual_size_bytes=first.estimate_total_bytes + 300 * MIB)
+    LoadRecords(store).add(over)  # a load that took 300 MiB more than estimated
+    decision = service.check(admin, BUNDLED_NAME, 1024)
+    assert any("300 MiB learned from loads" in reason for reason in decision.reasons)
+    [(actor, _, outcome, detail)] = audit(store, "admission.margin.learned")
+    assert (actor, outcome) == ("system", "ok")
+    assert "0 MiB -> 300 MiB" in detail and BUNDLED_NAME in detail
+    errors = {(e.kind, e.name): e for e in service.load_error_summaries()}
+    assert errors[("model", BUNDLED_NAME)].loads == 2
+    assert errors[("host", ollama_server.url)].worst_excess_bytes == 300 * MIB
