@@ -68,11 +68,11 @@ def build(services: Services, demo: gr.Blocks) -> None:
     with gr.Row():
         parallel = gr.Number(
             label=f"Parallel slots per model ({ENGINE_ENV_VARS['num_parallel']})",
-            minimum=1, precision=0, elem_id="admission-parallel",
+            precision=0, elem_id="admission-parallel",
         )  # fmt: skip
         context = gr.Number(
             label=f"Default context length ({ENGINE_ENV_VARS['context_length']})",
-            minimum=1, precision=0, elem_id="admission-context",
+            precision=0, elem_id="admission-context",
         )  # fmt: skip
         flash = gr.Checkbox(
             label=f"Flash attention ({ENGINE_ENV_VARS['flash_attention']}=1)",
