@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from backend.store import Store
 
 LOAD_RECORDS_KEY = "models.load_records"
+LEARNED_MARGIN_KEY = "admission.learned_margin"  # the last learned margin, to audit changes
 MAX_LOAD_RECORDS = 20
 # A measured load above its estimate widens admission's margin by the excess, up to this much
 # (a bigger gap means the estimate is wrong for that model, not that every load needs room).
@@ -141,6 +142,24 @@ class LoadRecords:
             if isinstance(raw, dict) and required <= set(raw):  # older records lack new fields
                 records.append(LoadRecord(**{k: raw[k] for k in names & set(raw)}))
         return records[:limit]
+
+    def error_summaries(self) -> list[ErrorSummary]:
+        return summaries(self.latest(MAX_LOAD_RECORDS))
+
+    def learned_margin(self, host: str, actor: str) -> LearnedMargin:
+        """The margin this host's recent loads call for; a change of it is audited."""
+        learned = learned_margin(self.latest(MAX_LOAD_RECORDS), host)
+        with self._lock:
+            before = self._store.get_setting(LEARNED_MARGIN_KEY, 0)
+            before = before if isinstance(before, int) else 0
+            if learned.bytes == before:
+                return learned
+            self._store.set_setting(LEARNED_MARGIN_KEY, learned.bytes)
+        detail = f"learned margin {format_size(before)} -> {format_size(learned.bytes)}"
+        if learned.bytes:
+            detail += f": {learned.describe()}"
+        self._store.audit(actor=actor, action="admission.margin.learned", detail=detail)
+        return learned
 
 
 @dataclass(frozen=True)

@@ -16,25 +16,16 @@ from backend.accounts import PermissionDenied, User, require_admin
 from backend.admission import Decision, LoadRequest, Machine, model_key
 from backend.admission_reasons import format_size
 from backend.admission_settings import AdmissionSettings, LearnedMargin
-from backend.catalog import Catalog, CatalogError, FitRow, fit_rows, spec_for
+from backend.catalog import Catalog, CatalogError, FitRow, fit_rows
 from backend.engines.base import (
     Engine,
     EngineError,
     InstalledModel,
     LoadedModel,
-    ModelNotFound,
 )
+from backend.estimate.model_spec import resolve_spec
 from backend.hardware import HardwareMonitor, HardwareSnapshot
-from backend.load_records import (
-    MAX_LOAD_RECORDS,
-    ErrorSummary,
-    LoadRecord,
-    LoadRecords,
-    describe_actual,
-    learned_margin,
-    record_for,
-    summaries,
-)
+from backend.load_records import ErrorSummary, LoadRecord, LoadRecords, describe_actual, record_for
 from backend.memory import DEFAULT_RAM_BANDWIDTH_GBPS, EstimateError
 from backend.pull_progress import (
     PULL_DISK_HEADROOM_BYTES,
@@ -47,7 +38,6 @@ from backend.reservations import Reservation, Reservations
 from backend.store import Store
 
 ADMISSION_KEY = "admission.settings"
-LEARNED_MARGIN_KEY = "admission.learned_margin"  # the last learned margin, to audit changes
 
 
 class AdmissionRefused(ValueError):
@@ -180,6 +170,7 @@ class ModelService:
         self._signed_in(user)
         machine = self.machine()
         settings = self.admission_settings()
+        fa = settings.flash_attention or kv_cache_type != "f16"
         rows = fit_rows(
             self._catalog,
             free_vram_bytes=machine.free_vram_bytes,
@@ -189,7 +180,7 @@ class ModelService:
             ram_bandwidth_gbps=machine.ram_bandwidth_gbps,
             num_ctx=int(num_ctx),
             kv_cache_type=kv_cache_type,
-            flash_attention=settings.flash_attention or kv_cache_type != "f16",
+            flash_attention=fa,
             parallel=settings.num_parallel,
         )
         error = ""
@@ -208,10 +199,8 @@ class ModelService:
             result.append(
                 CatalogRow(row, entry.parameter_count, entry.context_length, default, here)
             )
-        return CatalogView(
-            tuple(result), int(num_ctx), kv_cache_type, machine, error, settings.num_parallel,
-            settings.flash_attention or kv_cache_type != "f16",
-        )  # fmt: skip
+        view = (tuple(result), int(num_ctx), kv_cache_type, machine, error)
+        return CatalogView(*view, settings.num_parallel, fa)
 
     def installed(self, user: User | None) -> list[InstalledModel]:
         self._signed_in(user)
@@ -228,31 +217,12 @@ class ModelService:
         kv_cache_type: str,
         settings: AdmissionSettings | None = None,
     ) -> LoadRequest:
-        """The admission input for a model: the installed file's real tensors when the engine has
-        it (exact), else its catalog entry (recipe); slots and flash attention as the engine runs
-        them (the admission settings)."""
+        """Admission input: the installed file's tensors, else the catalog; the engine's slots."""
         settings = settings or self.admission_settings()
         model = model.strip()
         if not model:
             raise ValueError("Name a model first.")
-        entry = self._catalog.find(model)
-        option = (self._catalog.quant_for_tag(model) or entry.quant()) if entry else None
-        quants = entry.quants if entry else ()
-        others = tuple(spec_for(entry, q.quant) for q in quants if q != option)  # type: ignore[arg-type]
-        try:
-            spec = self._engine().show(model)
-        except ModelNotFound as exc:
-            if entry is None or option is None:
-                raise ModelNotFound(
-                    model,
-                    f"'{model}' is neither in the catalog nor installed on the engine, so its "
-                    "memory cannot be estimated; pull it first.",
-                ) from exc
-            spec = spec_for(entry, option.quant)
-        except EngineError:
-            if entry is None or option is None:
-                raise
-            spec = spec_for(entry, option.quant)  # the engine is down: the catalog's facts
+        spec, others = resolve_spec(model, self._catalog, lambda m: self._engine().show(m))
         fa = settings.flash_attention or kv_cache_type != "f16"
         return LoadRequest(
             model, spec, int(num_ctx), kv_cache_type, others, settings.num_parallel, fa
@@ -415,26 +385,11 @@ class ModelService:
 
     def load_error_summaries(self) -> list[ErrorSummary]:
         """Mean and worst estimate error of the recorded loads, per model and per host."""
-        return summaries(self._records.latest(MAX_LOAD_RECORDS))
+        return self._records.error_summaries()
 
-    def _host(self) -> str:
-        engine = self._engine()
-        return str(getattr(engine, "host", "") or engine.name)
+    def _host(self) -> str:  # the engine's address, or its name (embedded)
+        return str(getattr(self._engine(), "host", "") or self._engine().name)
 
     def learned_margin(self, actor: User | None = None) -> LearnedMargin:
-        """What admission adds to the margin on this host after loads ran above their estimate;
-        a change is audited (by the admin whose load sees it first, else the system)."""
-        learned = learned_margin(self._records.latest(MAX_LOAD_RECORDS), self._host())
-        before = self._store.get_setting(LEARNED_MARGIN_KEY, 0)
-        if learned.bytes != before:
-            self._store.set_setting(LEARNED_MARGIN_KEY, learned.bytes)
-            self._store.audit(
-                actor=actor.name if actor else "system",
-                action="admission.margin.learned",
-                detail=(
-                    f"learned margin {format_size(before if isinstance(before, int) else 0)} -> "
-                    f"{format_size(learned.bytes)}"
-                    + (f": {learned.describe()}" if learned.bytes else "")
-                ),
-            )
-        return learned
+        """The margin admission adds on this host after loads ran above their estimate."""
+        return self._records.learned_margin(self._host(), actor.name if actor else "system")
