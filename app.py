@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _configure_estimate(parser: argparse.ArgumentParser) -> None:
     try:
-        from backend.estimate_cli import configure_parser
+        from backend.estimate.cli import configure_parser
     except ImportError:  # pragma: no cover - the estimator ships with the app
         return
     configure_parser(parser)
@@ -96,8 +96,8 @@ def _read_password(prompt: str) -> str:
 
 
 def run_users(args: argparse.Namespace, settings: Settings) -> int:
-    from backend.accounts import AccountError, Accounts
-    from backend.store import Store
+    from backend.auth.accounts import AccountError, Accounts
+    from backend.store.database import Store
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     with Store(settings.db_path) as store:
@@ -128,8 +128,10 @@ def run_users(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def serve(settings: Settings) -> int:
+    from backend.chat.conversation_import import MAX_IMPORT_BYTES
     from backend.services import Services
     from ui import build_ui, launch_options
+    from ui.http_guards import launch_options as guard_options
 
     services = Services.build(settings)
     password = services.accounts.ensure_first_admin(settings.admin_password)
@@ -152,7 +154,9 @@ def serve(settings: Settings) -> int:
             auth_message="Sign in to Hearth.",
             ssr_mode=False,
             show_error=False,
+            max_file_size=MAX_IMPORT_BYTES,  # refused with 413 while the upload is read
             **launch_options(),
+            **guard_options(services.accounts),  # sessions that end, login origin and throttle
         )
     finally:
         services.close()
@@ -169,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "users":
         return run_users(args, settings)
     if args.command == "estimate":
-        from backend.estimate_cli import run
+        from backend.estimate.cli import run
         from backend.services import CATALOG_PATH
 
         return run(args, CATALOG_PATH)

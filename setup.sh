@@ -49,4 +49,6 @@ requirements=requirements.txt
 $with_tests && requirements=requirements-dev.txt
 say "pip install -r $requirements (the first run compiles llama.cpp: about 10 minutes)"
 .venv/bin/python -m pip install -q -r "$requirements"
+# Hearth itself, editable: `backend` and `ui` import from this checkout wherever you run.
+.venv/bin/python -m pip install -q --no-deps -e .
 say "ready"

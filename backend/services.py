@@ -6,18 +6,49 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
-from backend.accounts import Accounts, User
-from backend.catalog import Catalog, FitRow, fit_rows, load_catalog
-from backend.chat import ChatService
-from backend.conversations import ConversationService
-from backend.engines.base import Engine, EngineError, EngineStatus, InstalledModel, LoadedModel
+from backend.auth.accounts import Accounts, User
+from backend.chat.conversations import ConversationService
+from backend.chat.turns import ChatService
+from backend.engines.base import (
+    ChatDelta,
+    Engine,
+    EngineError,
+    EngineStatus,
+    InstalledModel,
+    LoadedModel,
+)
 from backend.engines.embedded import EmbeddedEngine
 from backend.engines.model_store import ModelStore, ollama_model_store
-from backend.hardware import HardwareMonitor, HardwareSnapshot
-from backend.memory import DEFAULT_RAM_BANDWIDTH_GBPS
-from backend.models_service import ModelService
+from backend.estimate.catalog import Catalog, FitRow, fit_rows, load_catalog
+from backend.estimate.memory import DEFAULT_RAM_BANDWIDTH_GBPS
+from backend.hardware.monitor import HardwareMonitor, HardwareSnapshot
+from backend.models_admin.service import ModelService
 from backend.settings import Settings
-from backend.store import Store
+from backend.store.database import (
+    AuditEntry,
+    Conversation,
+    Message,
+    SearchHit,
+    Store,
+    StoreError,
+    UserRecord,
+)
+
+# Values the UI shows, re-exported: a tab imports from services, never from the store or engines.
+__all__ = [
+    "AuditEntry",
+    "ChatDelta",
+    "Conversation",
+    "EngineError",
+    "EngineStatus",
+    "InstalledModel",
+    "LoadedModel",
+    "Message",
+    "SearchHit",
+    "Services",
+    "StoreError",
+    "UserRecord",
+]
 
 CATALOG_PATH = Path(__file__).resolve().parents[1] / "data" / "catalog.json"
 
@@ -73,7 +104,6 @@ class Services:
         self.hardware = hardware
         self.catalog = catalog
         self.accounts = Accounts(store)
-        self.chat = ChatService(store, lambda: self.engine)
         self.conversations = ConversationService(store)
         self.models = ModelService(
             store,
@@ -82,6 +112,7 @@ class Services:
             catalog,
             ram_bandwidth_gbps=settings.ram_bandwidth_gbps,
         )
+        self.chat = ChatService(store, lambda: self.engine, self.models)
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -136,20 +167,14 @@ class Services:
         kv_cache_type: str = "f16",
         tags: Collection[str] | None = None,
     ) -> list[FitRow]:
-        """Catalog rows (all, or the given base tags) judged against this snapshot's free memory.
-
-        Several GPUs count as one pool (Ollama splits layers across them) at the slowest
-        card's bandwidth.
-        """
-        bandwidths = [g.peak_memory_bandwidth_gbps for g in snapshot.gpus]
-        known = [b for b in bandwidths if b]
+        """Catalog rows (all, or the given base tags) judged against this snapshot's free memory."""
         engine = self.models.admission_settings()  # slots and flash attention as the engine runs
         return fit_rows(
             self.catalog if tags is None else self.catalog.subset(tags),
             free_vram_bytes=snapshot.free_vram_bytes,
             total_vram_bytes=snapshot.total_vram_bytes,
             free_ram_bytes=snapshot.memory.available_bytes,
-            gpu_bandwidth_gbps=min(known) if known else None,
+            gpu_bandwidth_gbps=snapshot.gpu_bandwidth_gbps,
             ram_bandwidth_gbps=self.ram_bandwidth_gbps,
             num_ctx=num_ctx,
             kv_cache_type=kv_cache_type,

@@ -2,7 +2,7 @@
 
 Loads the bundled SmolLM2-135M and tiny random-weight models of other families (written on
 the spot with tests/support/tiny_gguf.py) with llama-cpp-python on the CPU, parses the buffer
-sizes llama.cpp prints, and compares them with backend.memory.estimate_memory at several
+sizes llama.cpp prints, and compares them with backend.estimate.memory.estimate_memory at several
 context sizes and KV cache types. The baseline is llama.cpp's own report.
 
 Run: .venv/bin/python -m bench.estimate_accuracy [--quick]
@@ -16,8 +16,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from backend.engines.gguf_spec import spec_from_gguf
-from backend.memory import MIB, estimate_memory
+from backend.estimate.gguf_spec import spec_from_gguf
+from backend.estimate.memory import estimate_memory
+from backend.units import MIB
 from tests.support.tiny_gguf import (
     ACCURACY_SHAPES,
     LlamaCppBuffers,

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from backend.catalog import load_catalog, spec_for
+from backend.estimate.catalog import load_catalog, spec_for
+from backend.estimate.memory import estimate_memory
 from backend.estimate.placement import split
-from backend.memory import MIB, estimate_memory
+from backend.units import MIB
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLE = ROOT / "data" / "cuda_loads.json"

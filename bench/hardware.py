@@ -23,7 +23,7 @@ from pathlib import Path
 
 import psutil
 
-from backend.hardware import HardwareMonitor
+from backend.hardware.monitor import HardwareMonitor
 
 
 def per_call_ms(fn: Callable[[], object], repeat: int) -> float:

@@ -1,7 +1,7 @@
 """Store benchmark: Store methods beside raw sqlite3 doing the same statements on the same file.
 
-    .venv/bin/python bench/store.py                      # 10,000 conversations, 1,000,000 messages
-    .venv/bin/python bench/store.py --conversations 500 --messages 20000   # quick run
+    .venv/bin/python -m bench.store                      # 10,000 conversations, 1,000,000 messages
+    .venv/bin/python -m bench.store --conversations 500 --messages 20000   # quick run
 
 Generates the database with bulk inserts through the real schema (triggers included), then
 measures p50 / p99 of append, list, open and search, interleaving each Store call with its
@@ -12,23 +12,20 @@ from __future__ import annotations
 
 import argparse
 import random
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from backend.store import Store
-from backend.store_connections import connect
-from backend.store_records import (
+from backend.store.connections import connect
+from backend.store.database import Store
+from backend.store.records import (
     CONVERSATION_MESSAGES_SQL,
     INSERT_MESSAGE,
     LIST_CONVERSATIONS_SQL,
     SEARCH_SQL,
 )
-from backend.store_values import fts_query, now_iso
+from backend.store.values import fts_query, now_iso
 
 OPEN_SIZE = 200
 CONVERSATIONS_PER_USER = 100

@@ -8,7 +8,7 @@ machine hits both sides alike; then the app alone, back to back, because on a sm
 first token is slower right after the bench's own engine has decoded. Also prints the app's
 resident memory idle and after loading.
 
-    .venv/bin/python bench/streaming.py [--rounds 5] [--tokens 128]
+    .venv/bin/python -m bench.streaming [--rounds 5] [--tokens 128]
 """
 
 from __future__ import annotations
@@ -16,19 +16,16 @@ from __future__ import annotations
 import argparse
 import sqlite3
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import psutil
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from backend.accounts import Accounts
+from backend.auth.accounts import Accounts
 from backend.engines.base import ChatDelta, ChatMessage, ChatOptions, ChatStats
 from backend.engines.embedded import BUNDLED_MODEL_NAME, EmbeddedEngine
-from backend.store import Store
+from backend.store.database import Store
 from tests.support.app_process import ADMIN_PASSWORD, AppProcess
 from tests.support.gradio_http import GradioHTTP, timed_stream
 

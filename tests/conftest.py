@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from backend.accounts import Accounts, User
+from backend.auth.accounts import Accounts, User
 from backend.engines.embedded import EmbeddedEngine, bundled_model_path
-from backend.store import Store
+from backend.store.database import Store
 from tests.support.app_process import ADMIN_PASSWORD, AppProcess
 
-pytest_plugins = ["tests.support.fixtures_ollama"]
+pytest_plugins = ["tests.support.fixtures_ollama", "tests.support.fixtures_openai"]
 
 STAFF_PASSWORD = "staff-pass-123"
 

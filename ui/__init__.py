@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import gradio as gr
@@ -14,7 +15,7 @@ if TYPE_CHECKING:
     from backend.services import Services
 
 TITLE = "Hearth"
-CSS_PATH = __file__.rsplit("/", 1)[0] + "/hearth.css"
+UI_DIR = Path(__file__).resolve().parent
 
 
 _FLAME_SVG = (
@@ -37,9 +38,9 @@ def theme() -> gr.themes.Base:
 
 def launch_options() -> dict[str, object]:
     """What Gradio 6 wants at launch() rather than in gr.Blocks()."""
-    with open(CSS_PATH, encoding="utf-8") as handle:
-        css = handle.read()
-    return {"theme": theme(), "css": css}
+    css = (UI_DIR / "hearth.css").read_text(encoding="utf-8")
+    keys = (UI_DIR / "chat_keys.js").read_text(encoding="utf-8")
+    return {"theme": theme(), "css": css, "head": f"<script>{keys}</script>"}
 
 
 def header_html(services: Services, username: str | None) -> str:

@@ -14,15 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from backend.accounts import (
+from backend.auth.accounts import (
     AUDIT_OUTCOMES,
     AUDIT_PAGE_SIZE,
     ROLES,
     AuditFilter,
     User,
-    require_admin,
 )
-from backend.store import AuditEntry, UserRecord
+from backend.services import AuditEntry, UserRecord
 from ui import admission_panel
 from ui.common import PRIVATE, acting_user, guarded
 
@@ -34,11 +33,14 @@ AUDIT_HEADERS = ["When (UTC)", "Who", "Action", "Target", "Outcome", "Detail"]
 # Actions written today; the field also takes any other action name (model.*, admission.*).
 KNOWN_ACTIONS = [
     "login",
+    "logout",
     "user.add",
     "user.role",
     "user.disable",
     "user.enable",
     "user.passwd",
+    "user.list",
+    "audit.read",
     "audit.export",
 ]
 _ANY = ("Any", "")
@@ -69,9 +71,12 @@ def _when(iso: str) -> str:
         return iso
 
 
-def _admin(services: Services, request: gr.Request | None, action: str) -> User:
-    """The signed-in admin, or PermissionDenied (a toast) for anyone else."""
-    return require_admin(acting_user(services, request), action)
+def _admin(
+    services: Services, request: gr.Request | None, what: str, action: str, target: Any = ""
+) -> User:
+    """The signed-in admin, or PermissionDenied (a toast, and a `refused` audit row)."""
+    user = acting_user(services, request)
+    return services.accounts.require_admin(user, what, action=action, target=str(target or ""))
 
 
 def build(services: Services, demo: gr.Blocks, tab: gr.Tab | None = None) -> None:
@@ -190,21 +195,23 @@ def build(services: Services, demo: gr.Blocks, tab: gr.Tab | None = None) -> Non
 
     @guarded
     def admin_add_user(name, secret, new, actor, action, outcome, since, page, request: gr.Request):
-        admin = _admin(services, request, "add users")
+        admin = _admin(services, request, "add users", "user.add", name)
         added = services.accounts.add_user(admin, (name or "").strip(), secret or "", new)
         gr.Info(f"Added {added.role} '{escape(added.name)}'.")  # toasts render HTML
         return ("", "", *view(admin, actor, action, outcome, since, page))
 
     @guarded
     def admin_set_role(name, new, actor, action, outcome, since, page, request: gr.Request):
-        admin = _admin(services, request, "change roles")
+        admin = _admin(services, request, "change roles", "user.role", name)
         services.accounts.set_role(admin, _chosen(name), new)
         gr.Info(f"'{escape(name)}' is now {escape(new)}.")
         return view(admin, actor, action, outcome, since, page)
 
     def switch(disabled: bool):
         def run(name, actor, action, outcome, since, page, request: gr.Request):
-            admin = _admin(services, request, "disable users")
+            what = "disable users" if disabled else "enable users"
+            action = "user.disable" if disabled else "user.enable"
+            admin = _admin(services, request, what, action, name)
             services.accounts.set_disabled(admin, _chosen(name), disabled)
             gr.Info(f"'{escape(name)}' is {'disabled' if disabled else 'enabled'}.")
             return view(admin, actor, action, outcome, since, page)
@@ -213,7 +220,7 @@ def build(services: Services, demo: gr.Blocks, tab: gr.Tab | None = None) -> Non
 
     @guarded
     def admin_set_password(name, secret, actor, action, outcome, since, page, request: gr.Request):
-        admin = _admin(services, request, "set passwords")
+        admin = _admin(services, request, "set passwords", "user.passwd", name)
         services.accounts.set_password(admin, _chosen(name), secret or "")
         gr.Info(f"Password set for '{escape(name)}'.")
         return ("", *view(admin, actor, action, outcome, since, page))
@@ -247,7 +254,7 @@ def build(services: Services, demo: gr.Blocks, tab: gr.Tab | None = None) -> Non
 
     def audit_at(step: int | None):
         def run(actor, action, outcome, since, page, request: gr.Request):
-            admin = _admin(services, request, "read the audit log")
+            admin = _admin(services, request, "read the audit log", "audit.read")
             return view(admin, actor, action, outcome, since, 1 if step is None else page + step)
 
         return guarded(run)
@@ -259,7 +266,7 @@ def build(services: Services, demo: gr.Blocks, tab: gr.Tab | None = None) -> Non
 
     @guarded
     def admin_audit_export(actor, action, outcome, since, request: gr.Request):
-        admin = _admin(services, request, "export the audit log")
+        admin = _admin(services, request, "export the audit log", "audit.export")
         text = services.accounts.audit_csv(admin, _filter(actor, action, outcome, since))
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         path = Path(tempfile.mkdtemp(prefix="hearth-audit-")) / f"hearth-audit-{stamp}.csv"

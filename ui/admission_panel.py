@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 
 import gradio as gr
 
-from backend.admission_settings import ENGINE_ENV_VARS, POLICIES, AdmissionSettings
-from backend.memory import KV_CACHE_TYPES
+from backend.admission.settings import ENGINE_ENV_VARS, POLICIES, AdmissionSettings
+from backend.estimate.memory import KV_CACHE_TYPES
 from ui.common import PRIVATE, acting_user, guarded
 
 if TYPE_CHECKING:
@@ -50,8 +50,8 @@ def _whole(value: object) -> int:
     return int(value) if float(value).is_integer() else -1
 
 
-def build(services: Services, demo: gr.Blocks) -> None:
-    """The admission panel's components and events, inside whatever block the caller opened."""
+def _form() -> tuple[gr.components.Component, ...]:
+    """The panel's components: policy and margin, the engine's settings, save, help, status."""
     gr.Markdown(
         "### Load admission\nBefore a model loads, its memory estimate is checked against "
         "what is free now (other GPU processes, loaded models and loads in flight included)."
@@ -81,6 +81,12 @@ def build(services: Services, demo: gr.Blocks) -> None:
     explain = gr.Markdown(policy_help(), elem_id="admission-help")
     save = gr.Button("Save admission settings", variant="primary", elem_id="admission-save")
     status = gr.Markdown("", elem_id="admission-status")
+    return policy, margin, unit, kv, parallel, context, flash, explain, save, status
+
+
+def build(services: Services, demo: gr.Blocks) -> None:
+    """The admission panel's components and events, inside whatever block the caller opened."""
+    policy, margin, unit, kv, parallel, context, flash, explain, save, status = _form()
 
     @guarded
     def admission_panel_load(request: gr.Request):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import html
 import tempfile
 import threading
@@ -10,26 +11,24 @@ from typing import TYPE_CHECKING
 
 import gradio as gr
 
-from backend.chat import (
+from backend.chat.conversations import hidden_messages_note
+from backend.chat.turns import (
+    DEFAULT_NUM_CTX,
     DEFAULT_SYSTEM_PROMPT,
     DEFAULT_TEMPERATURE,
     ChatInputError,
-    options_from_dict,
+    stored_settings,
 )
+from backend.chat.validation import installed_model
 from ui.chat_render import chat_history, conversation_card, search_card
-from ui.chat_turns import (
-    DEFAULT_NUM_CTX,
-    model_advice,
-    register_api,
-    stream_turn,
-    turn_settings,
-)
+from ui.chat_turns import model_advice, notice_lines, register_api, stream_turn
+from ui.checked_inputs import CheckedDropdown, CheckedNumber, CheckedSlider
 from ui.common import PRIVATE, acting_user, guarded, safe_markdown
 
 if TYPE_CHECKING:
     from backend.services import Services
 
-CONTEXT_CHOICES = [512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072]
+CONTEXT_CHOICES = [256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072]
 PER_PAGE = 15
 
 
@@ -82,7 +81,7 @@ def build(services: Services, demo: gr.Blocks) -> None:
                     keep_btn = gr.Button("Keep", size="sm")
             import_btn = gr.UploadButton("Import .json", file_types=[".json"], size="sm")
         with gr.Column(scale=4):
-            model = gr.Dropdown(label="Model", choices=[], elem_id="model-picker", scale=2)
+            model = CheckedDropdown(label="Model", choices=[], elem_id="model-picker", scale=2)
             chatbot = gr.Chatbot(
                 elem_id="chatbot",
                 show_label=False,
@@ -113,13 +112,13 @@ def build(services: Services, demo: gr.Blocks) -> None:
                     label="System prompt", value=DEFAULT_SYSTEM_PROMPT, lines=2
                 )
                 with gr.Row():
-                    temperature = gr.Slider(
+                    temperature = CheckedSlider(
                         0.0, 2.0, value=DEFAULT_TEMPERATURE, step=0.05, label="Temperature"
                     )
-                    num_ctx = gr.Dropdown(
+                    num_ctx = CheckedDropdown(
                         CONTEXT_CHOICES, value=DEFAULT_NUM_CTX, label="Context length (num_ctx)"
                     )
-                    max_tokens = gr.Number(
+                    max_tokens = CheckedNumber(
                         value=0,
                         minimum=0,
                         precision=0,
@@ -150,16 +149,23 @@ def build(services: Services, demo: gr.Blocks) -> None:
             return _blank_chat(services, request)
         user = acting_user(services, request)
         conversation, messages = services.conversations.open(user, conversation_id)
-        options = options_from_dict(conversation.options)
+        stored = stored_settings(
+            conversation.model, conversation.system_prompt, conversation.options
+        )
+        notes = list(stored.notes)
+        if hidden := hidden_messages_note(conversation, len(messages)):
+            notes.append(hidden)
+        model_name = _usable_model(services, user, stored.model, notes)
+        num_ctx = _context_choice(stored.options.num_ctx, notes)
         return (
             conversation.id,
             chat_history(messages),
             conversation.title,
-            gr.Dropdown(value=conversation.model or None),
-            conversation.system_prompt,
-            options.temperature,
-            options.num_ctx,
-            "",
+            gr.Dropdown(value=model_name) if model_name else gr.Dropdown(),
+            stored.system_prompt,
+            stored.options.temperature,
+            num_ctx,
+            notice_lines("ℹ", "\n".join(notes)) if notes else "",
             gr.File(visible=False),
         )
 
@@ -207,20 +213,13 @@ def build(services: Services, demo: gr.Blocks) -> None:
         def run(
             text, current, history, model_name, system, temp, ctx, max_new, request: gr.Request
         ):
+            # Every value is checked (and admission consulted) by the chat service, whichever
+            # way the turn arrives; stream_turn turns a refusal into a notice.
             cancel = threading.Event()
             running[request.session_hash] = cancel
             try:
-                settings = turn_settings(model_name, system, temp, ctx, max_new)
-                advice, refused = model_advice(
-                    services, acting_user(services, request), model_name, ctx
-                )
-                if refused:  # say so now rather than fail in the middle of the reply
-                    gr.Warning("This model cannot be loaded at this context length now.")
-                    yield gr.Chatbot(), gr.Textbox(), current, advice, gr.Button(), gr.Button()
-                    return
-                yield from stream_turn(
-                    services, kind, text, current, history, settings, request, cancel
-                )
+                raw = (model_name, system, temp, ctx, max_new)
+                yield from stream_turn(services, kind, text, current, history, raw, request, cancel)
             finally:
                 running.pop(request.session_hash, None)
 
@@ -254,16 +253,19 @@ def build(services: Services, demo: gr.Blocks) -> None:
         edit_data: gr.EditData,
         request: gr.Request,
     ):
-        text = edit_data.value if isinstance(edit_data.value, str) else str(edit_data.value)
-        last_question = max(i for i, m in enumerate(history) if m["role"] == "user")
-        if edit_data.index != last_question:
+        history = history if isinstance(history, list) else []
+        questions = [
+            i for i, m in enumerate(history) if isinstance(m, dict) and m.get("role") == "user"
+        ]
+        index = getattr(edit_data, "index", None)
+        if not questions or index != questions[-1]:
             gr.Warning("Only the last question can be edited and sent again.")
             yield history, gr.Textbox(), current, "", gr.Button(), gr.Button()
             return
         yield from turn("edit")(
-            text,
+            getattr(edit_data, "value", None),
             current,
-            history[: edit_data.index],
+            history[:index],
             model_name,
             system,
             temp,
@@ -368,8 +370,26 @@ def build(services: Services, demo: gr.Blocks) -> None:
     )
 
     def import_file(file, request: gr.Request):
-        raw = Path(file if isinstance(file, str) else file.name).read_bytes()
-        conversation = services.conversations.import_json(acting_user(services, request), raw)
+        # Gradio hands over a path inside its upload folder (it refuses any other path from a
+        # page); the upload is deleted once handled, whatever the outcome.
+        upload = Path(file) if isinstance(file, str) and file else None
+        try:
+            user = acting_user(services, request)
+            if upload is None:
+                raise ChatInputError("Choose a .json export file to import.")
+            try:
+                raw = upload.read_bytes()
+            except OSError as exc:
+                raise ChatInputError(
+                    "The uploaded file could not be read; upload it again."
+                ) from exc
+            conversation = services.conversations.import_json(user, raw)
+        finally:
+            if upload is not None and upload.is_file():
+                with contextlib.suppress(OSError):  # cleanup must not hide the import's outcome
+                    upload.unlink()
+                    if upload.parent != Path(gr.utils.get_upload_folder()):
+                        upload.parent.rmdir()  # Gradio's folder for this one upload, now empty
         gr.Info(f"Imported “{html.escape(conversation.title)}”.")  # toasts render HTML
         return open_conversation(conversation.id, request)
 
@@ -395,6 +415,27 @@ def build(services: Services, demo: gr.Blocks) -> None:
 
 def list_page_empty():
     return gr.Dataset(samples=[]), [], 1, ""
+
+
+def _usable_model(services: Services, user, name: str, notes: list[str]) -> str:
+    """The stored model when the engine has it (or cannot say); else "" and a note."""
+    installed = [m.name for m in services.installed_models(user)]
+    if not name or not installed:
+        return name
+    try:
+        return installed_model(name, installed)
+    except ChatInputError:
+        notes.append(f"This chat used {name}, which the engine does not have now: pick a model.")
+        return ""
+
+
+def _context_choice(num_ctx: int, notes: list[str]) -> int:
+    """A stored context length as one of the picker's choices (the largest not above it)."""
+    if num_ctx in CONTEXT_CHOICES:
+        return num_ctx
+    choice = max((c for c in CONTEXT_CHOICES if c <= num_ctx), default=CONTEXT_CHOICES[0])
+    notes.append(f"The stored context length {num_ctx} is not offered here; using {choice}.")
+    return choice
 
 
 def _blank_chat(services: Services, request: gr.Request):

@@ -5,8 +5,9 @@ from __future__ import annotations
 import html
 from datetime import datetime
 
-from backend.store import Conversation, Message, SearchHit
-from ui.common import format_ms, safe_markdown
+from backend.services import Conversation, Message, SearchHit
+from backend.units import format_ms
+from ui.common import safe_markdown
 
 STATUS_MARKERS = {"stopped": "⏹ Stopped", "error": "⚠ Failed"}
 

@@ -8,67 +8,78 @@ from typing import TYPE_CHECKING
 
 import gradio as gr
 
-from backend.chat import (
+from backend.chat.turns import (
+    DEFAULT_NUM_CTX,
     DEFAULT_SYSTEM_PROMPT,
     DEFAULT_TEMPERATURE,
     ChatInputError,
     TurnFinished,
-    TurnSettings,
+    TurnRefused,
     TurnStarted,
     coalesce_deltas,
 )
-from backend.engines.base import ChatDelta, ChatOptions, EngineError
+from backend.chat.validation import (
+    MAX_NUM_CTX,
+    MIN_NUM_CTX,
+    NUM_CTX,
+    message_text,
+    model_name,
+    parse_int,
+    turn_settings,
+)
+from backend.services import ChatDelta, EngineError
 from ui.chat_render import reply_markdown
 from ui.common import USER_ERRORS, acting_user, safe_markdown, user_error
 
 if TYPE_CHECKING:
     from backend.services import Services
 
-DEFAULT_NUM_CTX = 4096
+
+def notice_lines(icon: str, text: str) -> str:
+    """A notice for the chat's Markdown line: each line of text escaped, kept on its own line."""
+    return f"{icon} " + "  \n".join(safe_markdown(line) for line in text.split("\n"))
 
 
-def turn_settings(model_name, system, temperature, num_ctx, max_tokens) -> TurnSettings:
-    options = ChatOptions(
-        temperature=float(temperature),
-        num_ctx=int(num_ctx),
-        num_predict=int(max_tokens) if max_tokens else None,
-    )
-    return TurnSettings(model=model_name or "", system_prompt=system or "", options=options)
+def stream_turn(services, kind, text, current, history, raw_settings, request, cancel):
+    """Yield (chatbot, textbox, conversation id, notice, send button, stop button) updates.
 
-
-def stream_turn(services, kind, text, current, history, settings, request, cancel):
-    """Yield (chatbot, textbox, conversation id, notice, send button, stop button) updates."""
+    raw_settings are the form's (model, system prompt, temperature, num_ctx, max tokens) as
+    sent: checked here, inside the handler's error net, like everything else the turn takes.
+    """
     busy = (gr.Button(visible=False), gr.Button(visible=True))
     idle = (gr.Button(visible=True), gr.Button(visible=False))
-    history = list(history or [])
+    history = list(history) if isinstance(history, list) else []
     try:
         user = acting_user(services, request)
+        settings = turn_settings(*raw_settings)
         if kind == "send":
+            text = message_text(text)
             events = services.chat.send(user, current, text, settings, cancel)
         elif current is None:
             raise ChatInputError("Open a chat first.")
         elif kind == "regenerate":
             events = services.chat.regenerate(user, current, settings, cancel)
         else:
+            text = message_text(text, "The edited question")
             events = services.chat.edit_last(user, current, text, settings, cancel)
-        if kind == "send":
-            history.append({"role": "user", "content": safe_markdown(text.strip())})
-        elif kind == "regenerate":
-            while history and history[-1]["role"] == "assistant":
+        if kind == "regenerate":
+            while history and _role(history[-1]) == "assistant":
                 history.pop()
         else:
-            history.append({"role": "user", "content": safe_markdown(text.strip())})
+            history.append({"role": "user", "content": safe_markdown(text)})
         reply = ""
         notice = ""
         history.append({"role": "assistant", "content": ""})
         for event in coalesce_deltas(events):
             if isinstance(event, TurnStarted):
                 current = event.conversation.id
+                notes = [event.note] if event.note else []
                 if event.dropped_messages:
-                    notice = (
-                        f"ℹ {event.dropped_messages} older message(s) left out to fit "
+                    notes.append(
+                        f"{event.dropped_messages} older message(s) left out to fit "
                         f"the {settings.options.num_ctx}-token context."
                     )
+                notice = notice_lines("ℹ", "\n".join(notes)) if notes else ""
                 yield history, "", current, notice, *busy
             elif isinstance(event, ChatDelta):
                 reply += event.text
@@ -77,25 +88,31 @@ def stream_turn(services, kind, text, current, history, settings, request, cance
             elif isinstance(event, TurnFinished):
                 history[-1] = {"role": "assistant", "content": reply_markdown(event.reply)}
                 if event.reply.status == "error":
-                    notice = f"⚠ {event.reply.error}"
+                    notice = notice_lines("⚠", event.reply.error)
                 yield history, "", current, notice, *idle
+    except TurnRefused as exc:  # say so now rather than fail in the middle of the reply
+        gr.Warning("This model cannot be loaded at this context length now.")
+        yield gr.Chatbot(), gr.Textbox(), current, notice_lines("⛔", str(exc)), *idle
     except USER_ERRORS as exc:
         gr.Warning(html.escape(str(exc)))
-        yield gr.Chatbot(), gr.Textbox(), current, f"⚠ {exc}", *idle
+        yield gr.Chatbot(), gr.Textbox(), current, notice_lines("⚠", str(exc)), *idle
 
 
-def model_advice(services: Services, user, model: str, num_ctx: int) -> tuple[str, bool]:
+def _role(message: object) -> object:
+    return message.get("role") if isinstance(message, dict) else None
+
+
+def model_advice(services: Services, user, model: object, num_ctx: object) -> tuple[str, bool]:
     """What admission would say about chatting with this model now: (notice, refused)."""
-    if not model:
+    if model is None or model == "":
         return "", False
-    decision = services.models.chat_model_check(user, model, int(num_ctx))
+    name = model_name(model)
+    ctx = parse_int(NUM_CTX, num_ctx, MIN_NUM_CTX, MAX_NUM_CTX)
+    decision = services.models.chat_model_check(user, name, ctx)
     if decision is None or decision.verdict == "admit":
         return "", False
-    lines = decision.message().split("\n")
     icon = "⛔" if decision.verdict == "refuse" else "ℹ"
-    return f"{icon} " + "  \n".join(safe_markdown(line) for line in lines), (
-        decision.verdict == "refuse"
-    )
+    return notice_lines(icon, decision.message()), decision.verdict == "refuse"
 
 
 def register_api(services: Services) -> None:

@@ -12,9 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
-from backend.accounts import PermissionDenied, User
-from backend.engines.base import EngineError
-from backend.store import StoreError
+from backend.auth.accounts import PermissionDenied, User
+from backend.services import EngineError, StoreError
 
 if TYPE_CHECKING:
     from backend.services import Services
@@ -47,16 +46,6 @@ def safe_markdown(text: str) -> str:
     )
 
 
-def format_bytes(value: float | None) -> str:
-    if value is None:
-        return "–"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"
-
-
 def format_expiry(iso: str) -> str:
     """When a loaded model will be unloaded, from Ollama's expires_at ("" = never); plain text."""
     if not iso:
@@ -66,12 +55,6 @@ def format_expiry(iso: str) -> str:
     except ValueError:
         return iso
     return f"in {left / 60:.0f} min" if left >= 60 else f"in {max(left, 0):.0f} s"
-
-
-def format_ms(value: float | None) -> str:
-    if value is None:
-        return "–"
-    return f"{value:.0f} ms" if value < 10_000 else f"{value / 1000:.1f} s"
 
 
 def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:

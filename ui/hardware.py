@@ -10,12 +10,19 @@ from typing import Any, TypeVar
 import gradio as gr
 import pandas as pd
 
-from backend.accounts import PermissionDenied
-from backend.engines.base import EngineStatus, LoadedModel
-from backend.hardware import CpuInfo, DiskInfo, GpuInfo, HardwareSnapshot, MemoryInfo, Sample
-from backend.readiness import Check, readiness
+from backend.auth.accounts import PermissionDenied
+from backend.hardware.monitor import (
+    CpuInfo,
+    DiskInfo,
+    GpuInfo,
+    HardwareSnapshot,
+    MemoryInfo,
+    Sample,
+)
+from backend.hardware.readiness import Check, readiness
+from backend.services import EngineStatus, LoadedModel
+from backend.units import format_bytes as _size
 from ui.common import acting_user, format_expiry
-from ui.common import format_bytes as _size
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 
 import gradio as gr
 
-from backend.engines.base import EngineError
-from backend.models_service import AdmissionRefused
+from backend.models_admin.service import AdmissionRefused
+from backend.services import EngineError
 from ui.common import PRIVATE, acting_user, guarded
 from ui.models_render import (
     ANY_FAMILY,

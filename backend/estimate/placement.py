@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
-    from backend.memory import MemoryEstimate
+    from backend.estimate.memory import MemoryEstimate
 
 MIB = 1024**2
 # Ollama reserves this much of every CUDA GPU before placing layers (discover: CudaMinimumMemory

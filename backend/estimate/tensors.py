@@ -12,8 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from backend.engines.base import ModelSpec, TensorInfo
+from backend.estimate.compute_graph import feed_forward_width
 from backend.estimate.quant_recipe import RecipeModel, recipe_type
+from backend.estimate.spec import ModelSpec, TensorInfo
 
 WeightsSource = Literal["exact", "recipe"]
 QK_NORM_ARCHITECTURES = frozenset({"qwen3", "qwen3moe", "gemma3", "olmo2"})
@@ -158,8 +159,6 @@ def _block_shapes(spec: ModelSpec, il: int) -> list[tuple[str, tuple[int, ...]]]
 
 
 def _ffn_shapes(spec: ModelSpec) -> list[tuple[str, tuple[int, ...]]]:
-    from backend.compute_graph import feed_forward_width
-
     e = spec.embedding_length
     if spec.expert_count and spec.expert_used_count:
         ff, n = spec.expert_feed_forward_length or feed_forward_width(spec), spec.expert_count

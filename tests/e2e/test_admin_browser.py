@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Browser, Page
 
-from backend.store import Store
+from backend.store.database import Store
 from tests.support.app_process import AppProcess
 
 pytestmark = pytest.mark.e2e

@@ -13,8 +13,10 @@ def _last_reply(page) -> str:
 
 
 def _ask(page, text: str) -> None:
-    page.locator("#message textarea").fill(text)
-    page.locator("#send").click()
+    """Type and press Enter, as people do."""
+    box = page.locator("#message textarea")
+    box.fill(text)
+    box.press("Enter")
 
 
 def _limit_reply(page, tokens: int) -> None:
@@ -60,3 +62,19 @@ def test_model_picker_offers_the_serving_engine_models(staff_page):
     picker = staff_page.locator("#model-picker input")
     staff_page.wait_for_function("() => document.querySelector('#model-picker input').value !== ''")
     assert picker.input_value() == "smollm2:135m"
+
+
+def test_shift_enter_adds_a_line_and_enter_sends(staff_page):
+    page = staff_page
+    box = page.locator("#message textarea")
+    box.fill("first line")
+    box.press("Shift+Enter")
+    box.type("second line")
+    assert box.input_value() == "first line\nsecond line"
+    assert page.locator("#chatbot .message.user").count() == 0, "Shift+Enter must not send"
+    _limit_reply(page, 8)
+    box.press("Enter")
+    page.locator("#chatbot .message.user").first.wait_for(timeout=15_000)
+    assert "second line" in page.locator("#chatbot .message.user").first.inner_text()
+    page.locator("#chatbot .reply-stats").last.wait_for(timeout=60_000)
+    assert box.input_value() == "", "the box is cleared after sending"

@@ -2,8 +2,8 @@
 
 import pytest
 
-from backend.accounts import Accounts
-from backend.store import Store
+from backend.auth.accounts import Accounts
+from backend.store.database import Store
 from tests.support.app_process import ADMIN_PASSWORD, AppProcess
 from tests.support.browser import signed_in_page
 

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from backend.accounts import Accounts
 from backend.admission import Machine
-from backend.catalog import load_catalog, spec_for
-from backend.hardware import HardwareMonitor
-from backend.memory import estimate_memory
-from backend.store import Store
+from backend.auth.accounts import Accounts
+from backend.estimate.catalog import load_catalog, spec_for
+from backend.estimate.memory import estimate_memory
+from backend.hardware.monitor import HardwareMonitor
+from backend.store.database import Store
 from tests.conftest import STAFF_PASSWORD
 from tests.support.app_process import ADMIN_PASSWORD, AppProcess
 from tests.support.browser import signed_in_page

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from backend.hardware import HardwareMonitor
-from backend.nvml import NvmlError, RealNvml
-from backend.readiness import readiness
+from backend.hardware.monitor import HardwareMonitor
+from backend.hardware.nvml import NvmlError, RealNvml
+from backend.hardware.readiness import readiness
 
 pytestmark = pytest.mark.gpu
 

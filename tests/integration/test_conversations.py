@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from backend.conversations import ConversationService, InvalidExport
-from backend.store import ConversationNotFound
+from backend.chat.conversations import ConversationService, InvalidExport
+from backend.store.database import ConversationNotFound
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,11 +19,14 @@ GREEDY = ChatOptions(temperature=0.0, num_ctx=2048, seed=1)
 LONG = [ChatMessage("user", "Write a very long story about a dragon and a knight.")]
 
 
-def test_bundled_model_answers_paris(embedded_engine):
+def _text(items) -> str:
+    return "".join(i.text for i in items if isinstance(i, ChatDelta))
+
+
+def test_bundled_model_answers_with_its_own_stats(embedded_engine):
     items = list(embedded_engine.chat(BUNDLED_MODEL_NAME, PARIS, GREEDY))
-    text = "".join(i.text for i in items if isinstance(i, ChatDelta))
     stats = items[-1]
-    assert "Paris" in text
+    assert _text(items).strip()
     assert isinstance(stats, ChatStats)
     assert stats.done_reason == "stop"
     assert stats.prompt_tokens > 10
@@ -64,8 +68,11 @@ def test_closing_the_stream_frees_the_engine_for_the_next_request(embedded_engin
     stream = embedded_engine.chat(BUNDLED_MODEL_NAME, LONG, GREEDY)
     next(stream)
     stream.close()
-    follow_up = list(embedded_engine.chat(BUNDLED_MODEL_NAME, PARIS, GREEDY))
-    assert "Paris" in "".join(i.text for i in follow_up if isinstance(i, ChatDelta))
+    follow_up = _text(embedded_engine.chat(BUNDLED_MODEL_NAME, PARIS, GREEDY))
+    # What the model says differs between CPUs; on one machine a greedy reply is the same
+    # every time, so an engine left in a bad state by the closed stream would show here.
+    assert follow_up == _text(embedded_engine.chat(BUNDLED_MODEL_NAME, PARIS, GREEDY))
+    assert follow_up.strip()
 
 
 def test_changing_num_ctx_reloads_the_model(embedded_engine):
@@ -75,11 +82,67 @@ def test_changing_num_ctx_reloads_the_model(embedded_engine):
     assert embedded_engine.loaded_models()[0].context_length == 2048
 
 
-def test_missing_gguf_path_gives_a_clear_error(tmp_path: Path):
+def _calls(engine: EmbeddedEngine, model: str) -> dict[str, Callable[[], object]]:
+    return {
+        "chat": lambda: list(engine.chat(model, PARIS, GREEDY)),
+        "show": lambda: engine.show(model),
+        "load": lambda: engine.load(model, 2048),
+        "delete": lambda: engine.delete(model),
+    }
+
+
+@pytest.mark.parametrize("model", ["bundled file", "outside file", "../outside", "../outside.gguf",
+                                   "sub/../../outside", "C:\\models\\x.gguf"])  # fmt: skip
+def test_a_path_is_never_a_model(tmp_path: Path, smollm_path: Path, model: str):
+    models = tmp_path / "models"
+    models.mkdir()
+    outside = tmp_path / "outside.gguf"
+    outside.write_bytes(b"GGUF" + b"\0" * 64)
+    named = {"bundled file": str(smollm_path), "outside file": str(outside)}.get(model, model)
+    engine = EmbeddedEngine(models)
+    for what, call in _calls(engine, named).items():
+        with pytest.raises(ModelNotFound, match="is not a model name: it is a file path") as found:
+            call()
+        assert len(str(found.value)) < 200, what  # the name is quoted cut short
+    assert outside.exists() and smollm_path.exists()
+    assert engine.loaded_models() == []
+
+
+def test_delete_removes_only_files_inside_the_model_folder(tmp_path: Path):
+    models = tmp_path / "models"
+    models.mkdir()
+    outside = tmp_path / "precious.gguf"
+    outside.write_bytes(b"GGUF" + b"\0" * 64)
+    (models / "link.gguf").symlink_to(outside)
+    (models / "mine.gguf").write_bytes(b"GGUF" + b"\0" * 64)
+    engine = EmbeddedEngine(models, include_bundled=False)
+    assert sorted(m.name for m in engine.list_models()) == ["link", "mine"]
+    with pytest.raises(EngineError, match=r"link\.gguf links to a file outside"):
+        engine.delete("link")
+    assert outside.exists() and (models / "link.gguf").is_symlink()
+    engine.delete("mine")
+    assert not (models / "mine.gguf").exists()
+    with pytest.raises(ModelNotFound):
+        engine.delete("mine")
+
+
+def test_the_bundled_model_is_never_deleted(tmp_path: Path, smollm_path: Path):
+    with pytest.raises(EngineError, match="bundled model cannot be deleted"):
+        EmbeddedEngine(tmp_path).delete(BUNDLED_MODEL_NAME)
+    assert smollm_path.exists()
+
+
+@pytest.mark.parametrize("num_ctx", [10**9, 0, -1, "4096", 2.5, None, True])
+def test_a_context_outside_the_hard_bounds_is_refused_before_loading(tmp_path: Path, num_ctx):
     engine = EmbeddedEngine(tmp_path)
-    missing = tmp_path / "nowhere" / "llama.gguf"
-    with pytest.raises(ModelNotFound, match=f"GGUF file not found: {missing}"):
-        list(engine.chat(str(missing), PARIS, GREEDY))
+    with pytest.raises(EngineError, match="context length must be"):
+        engine.load(BUNDLED_MODEL_NAME, num_ctx)
+    assert engine.loaded_models() == []
+
+
+def test_a_context_beyond_training_is_capped_like_ollama_does(embedded_engine):
+    embedded_engine.load(BUNDLED_MODEL_NAME, 100_000)
+    assert embedded_engine.loaded_models()[0].context_length == 8192  # SmolLM2's trained context
 
 
 def test_unknown_model_name_is_not_found(tmp_path: Path):

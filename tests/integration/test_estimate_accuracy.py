@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from backend.engines.base import ModelSpec
-from backend.engines.gguf_spec import spec_from_gguf
-from backend.memory import MIB, estimate_memory
+from backend.estimate.gguf_spec import spec_from_gguf
+from backend.estimate.memory import estimate_memory
+from backend.units import MIB
 from tests.support.tiny_gguf import (
     ACCURACY_SHAPES,
     LlamaCppBuffers,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from backend.hardware import HardwareMonitor
-from backend.readiness import readiness
+from backend.hardware.monitor import HardwareMonitor
+from backend.hardware.readiness import readiness
 
 
 @pytest.fixture

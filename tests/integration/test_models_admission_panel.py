@@ -8,7 +8,7 @@ from pathlib import Path
 import gradio as gr
 import pytest
 
-from backend.admission_settings import AdmissionSettings
+from backend.admission.settings import AdmissionSettings
 from backend.services import Services
 from backend.settings import Settings
 from tests.support.app_process import free_port
@@ -61,8 +61,8 @@ def test_staff_sees_the_settings_read_only_and_cannot_save(panel) -> None:
     )
     assert "Only an admin may change the admission policy" in refused["output"]["error"]
     assert services.models.admission_settings() == AdmissionSettings()
-    denied = services.store.list_audit(action="admission.settings", actor="clerk")
-    assert [e.outcome for e in denied] == ["denied"]
+    refusals = services.store.list_audit(action="admission.settings", actor="clerk")
+    assert [e.outcome for e in refusals] == ["refused"]
 
 
 def test_admin_saves_and_the_change_is_audited(panel) -> None:

@@ -11,20 +11,21 @@ from pathlib import Path
 
 import pytest
 
-from backend.accounts import Accounts, PermissionDenied, User
-from backend.admission_settings import AdmissionSettings
-from backend.catalog import load_catalog
-from backend.engines.base import EngineUnavailable, ModelNotFound, TensorInfo
+from backend.admission.settings import AdmissionSettings
+from backend.auth.accounts import Accounts, PermissionDenied, User
+from backend.engines.base import EngineUnavailable, ModelNotFound
 from backend.engines.ollama import OllamaEngine
+from backend.estimate.catalog import load_catalog
+from backend.estimate.spec import TensorInfo
 from backend.estimate.tensors import tensor_bytes
-from backend.hardware import HardwareMonitor
-from backend.load_records import LoadRecords
-from backend.models_service import AdmissionRefused, ModelService
-from backend.nvml import NvmlProcess, process_name
-from backend.pull_progress import NotEnoughDisk
-from backend.store import Store
+from backend.hardware.monitor import HardwareMonitor
+from backend.hardware.nvml import NvmlProcess, process_name
+from backend.models_admin.load_records import LoadRecords
+from backend.models_admin.pull_progress import NotEnoughDisk
+from backend.models_admin.service import AdmissionRefused, ModelService
+from backend.store.database import Store
+from tests.support.fakes import FakeGpu, FakeNvml
 from tests.support.ollama_server import BUNDLED_NAME, OllamaTestServer
-from tests.unit.test_hardware import FakeGpu, FakeNvml
 
 GIB = 1024**3
 MIB = 1024**2
@@ -279,7 +280,7 @@ def test_staff_is_refused_every_admin_operation_and_each_is_audited(
         with pytest.raises(PermissionDenied, match="Only an admin may"):
             attempt()
         [(actor, _, outcome, _)] = audit(store, action)
-        assert (actor, outcome) == ("alice", "denied"), action
+        assert (actor, outcome) == ("alice", "refused"), action
     assert ollama_server.installed_names() == [BUNDLED_NAME]
     assert ollama_server.state.running() == []
     assert ollama_server.events.pulls_completed == 0

@@ -21,10 +21,10 @@ from backend.engines.base import (
     ModelNotFound,
     OutOfMemory,
 )
-from backend.engines.gguf_spec import spec_from_gguf
 from backend.engines.ollama import OllamaEngine
+from backend.estimate.gguf_spec import spec_from_gguf
+from backend.estimate.memory import estimate_memory
 from backend.estimate.tensors import tensor_bytes
-from backend.memory import estimate_memory
 from tests.support.ollama_server import BUNDLED_NAME, OOM_ERROR, STREAM_ERROR, OllamaTestServer
 from tests.support.tiny_gguf import smollm2_path
 
@@ -44,13 +44,18 @@ STORY = [ChatMessage("user", "Write a long story about a dragon who learns to ba
 # -- chat ------------------------------------------------------------------------------------
 
 
-def test_streaming_chat_yields_real_text_and_final_stats(ollama_engine: OllamaEngine) -> None:
+def test_streaming_chat_yields_real_text_and_final_stats(
+    ollama_engine: OllamaEngine, ollama_generator
+) -> None:
     items = list(ollama_engine.chat(BUNDLED_NAME, FRANCE, GREEDY))
 
     deltas = [item for item in items if isinstance(item, ChatDelta)]
     stats = items[-1]
     assert len(deltas) > 1
-    assert "Paris" in "".join(d.text for d in deltas)
+    direct = ollama_generator.chat(BUNDLED_NAME, FRANCE, GREEDY)
+    assert "".join(d.text for d in deltas) == "".join(
+        item.text for item in direct if isinstance(item, ChatDelta)
+    ), "the protocol server must stream exactly what its engine generates"
     assert isinstance(stats, ChatStats)
     assert stats.done_reason == "stop"
     assert stats.prompt_tokens and stats.prompt_tokens > 0
@@ -153,6 +158,37 @@ def test_refused_connection_is_unavailable_and_status_says_so(refused_ollama_hos
         list(engine.pull("smollm2:360m"))
 
 
+@pytest.mark.parametrize("model", ["/abs/path.gguf", "../../etc/x.gguf", "a\x00b", "x" * 301,
+                                   "\ud800", ""])  # fmt: skip
+def test_names_only_are_sent_to_ollama(refused_ollama_host: str, model: str) -> None:
+    # Nothing listens at this host: a ModelNotFound (not EngineUnavailable) proves the name was
+    # refused before any request left.
+    engine = OllamaEngine(refused_ollama_host, timeout_s=5)
+    calls = {
+        "chat": lambda: list(engine.chat(model, FRANCE, GREEDY)),
+        "show": lambda: engine.show(model),
+        "pull": lambda: list(engine.pull(model)),
+        "delete": lambda: engine.delete(model),
+        "load": lambda: engine.load(model, 2048),
+        "unload": lambda: engine.unload(model),
+    }
+    for what, call in calls.items():
+        with pytest.raises(ModelNotFound, match="is not a model name") as refused:
+            call()
+        assert len(str(refused.value)) < 200, what
+
+
+@pytest.mark.parametrize("num_ctx", [10**9, 0, "4096", float("inf")])
+def test_a_context_outside_the_hard_bounds_never_reaches_ollama(
+    refused_ollama_host: str, num_ctx: object
+) -> None:
+    engine = OllamaEngine(refused_ollama_host, timeout_s=5)
+    with pytest.raises(EngineError, match="context length must be"):
+        engine.load(BUNDLED_NAME, num_ctx)  # type: ignore[arg-type]
+    with pytest.raises(EngineError, match="context length must be"):
+        list(engine.chat(BUNDLED_NAME, FRANCE, ChatOptions(num_ctx=num_ctx)))  # type: ignore[arg-type]
+
+
 # -- models ----------------------------------------------------------------------------------
 
 
@@ -184,8 +220,7 @@ def test_show_reads_the_files_tensors_and_the_estimate_uses_them(
     ollama_engine: OllamaEngine, ollama_server: OllamaTestServer
 ) -> None:
     spec = ollama_engine.show(BUNDLED_NAME)  # verbose=true: Ollama adds {name, type, shape}
-    facts = ollama_server.facts
-    assert len(spec.tensors) == len(facts.tensors) > 0
+    assert len(spec.tensors) == len(ollama_server.facts.tensors) > 0
     assert {t.type for t in spec.tensors} >= {"Q4_1", "F32"}
     assert spec.tied_embeddings  # SmolLM2 has no output.weight
     estimate = estimate_memory(spec, num_ctx=2048)

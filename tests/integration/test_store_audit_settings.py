@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from backend.store import Store
+from backend.store.database import Store
 
 
 @pytest.fixture
@@ -37,13 +37,13 @@ def test_audit_lists_newest_first(store: Store) -> None:
     [
         ({"actor": "bob"}, ["b-login"]),
         ({"action": "login"}, ["a-login"]),
-        ({"outcome": "denied"}, ["b-login"]),
+        ({"outcome": "refused"}, ["b-login"]),
         ({"actor": "alice", "outcome": "ok"}, ["a-delete", "a-login"]),
     ],
 )
 def test_audit_filters_combine(store: Store, filters: dict, expected: list[str]) -> None:
     store.audit(actor="alice", action="login", detail="a-login")
-    store.audit(actor="bob", action="login-attempt", outcome="denied", detail="b-login")
+    store.audit(actor="bob", action="login-attempt", outcome="refused", detail="b-login")
     store.audit(actor="alice", action="delete", detail="a-delete")
     assert [e.detail for e in store.list_audit(**filters)] == expected
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from backend.store import (
+from backend.store.database import (
     Conversation,
     ConversationNotFound,
     MessageNotFound,

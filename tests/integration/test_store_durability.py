@@ -11,7 +11,7 @@ import sys
 import threading
 from pathlib import Path
 
-from backend.store import Store
+from backend.store.database import Store
 
 REPO = Path(__file__).resolve().parents[2]
 THREADS = 20

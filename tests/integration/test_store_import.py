@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from backend.store import Store, UserNotFound
+from backend.store.database import Store, UserNotFound
 
 EXPORTED = [
     {"role": "system", "content": "Be brief.", "created_at": "2025-02-01T10:00:00Z"},

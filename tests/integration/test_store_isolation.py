@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from backend.store import Conversation, ConversationNotFound, Message, MessageNotFound, Store
+from backend.store.database import (
+    Conversation,
+    ConversationNotFound,
+    Message,
+    MessageNotFound,
+    Store,
+)
 
 
 @dataclass(frozen=True)

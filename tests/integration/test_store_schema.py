@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from backend.store import Store, StoreError
-from backend.store_migrations import MIGRATION_NAMES, MIGRATION_SET, migrate
-from backend.store_records import CONVERSATION_MESSAGES_SQL, LIST_CONVERSATIONS_SQL, SEARCH_SQL
+from backend.store.database import Store, StoreError
+from backend.store.migrations import MIGRATION_NAMES, MIGRATION_SET, migrate
+from backend.store.records import CONVERSATION_MESSAGES_SQL, LIST_CONVERSATIONS_SQL, SEARCH_SQL
 
 
 def _raw(path: Path) -> sqlite3.Connection:

@@ -6,7 +6,7 @@ import sqlite3
 
 import pytest
 
-from backend.store import Conversation, Store
+from backend.store.database import Conversation, Store
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from backend.store import Store, StoreError, UserExists, UserNotFound
+from backend.store.database import Store, StoreError, UserExists, UserNotFound
 
 
 @pytest.fixture

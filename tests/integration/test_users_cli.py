@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from backend.accounts import Accounts
-from backend.store import Store
+from backend.auth.accounts import Accounts
+from backend.store.database import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from backend.engines.gguf_spec import FILE_TYPES
+from backend.estimate.gguf_spec import FILE_TYPES
 
 # Ollama leaves these out of model_info, and empties arrays longer than this unless verbose.
 _DROPPED_KEYS = ("general.name", "tokenizer.chat_template")

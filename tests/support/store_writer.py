@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from backend.store import Store
+from backend.store.database import Store
 
 
 def main(path: Path, user_name: str) -> None:

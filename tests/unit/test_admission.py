@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from backend.admission import LoadRequest, Machine, decide
-from backend.admission_reasons import format_size
-from backend.admission_settings import POLICIES, AdmissionError, AdmissionSettings
-from backend.catalog import load_catalog, spec_for
+from backend.admission.reservations import Reservations
+from backend.admission.settings import POLICIES, AdmissionError, AdmissionSettings
 from backend.engines.base import LoadedModel
-from backend.nvml import GpuProcess
-from backend.reservations import Reservations
+from backend.estimate.catalog import load_catalog, spec_for
+from backend.hardware.nvml import GpuProcess
+from backend.units import format_size
 
 GIB = 1024**3
 MIB = 1024**2

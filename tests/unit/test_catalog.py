@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from backend.catalog import Catalog, CatalogError, fit_rows, load_catalog, spec_for
-from backend.memory import GIB
+from backend.estimate.catalog import Catalog, CatalogError, fit_rows, load_catalog, spec_for
+from backend.units import GIB
 
 CATALOG_PATH = Path(__file__).resolve().parents[2] / "data" / "catalog.json"
 REQUIRED_TAGS = [

@@ -1,6 +1,6 @@
 import pytest
 
-from backend.chat import estimate_tokens, fit_history, make_title
+from backend.chat.turns import estimate_tokens, fit_history, make_title
 from backend.engines.base import ChatMessage
 from ui.common import safe_markdown
 
@@ -77,7 +77,7 @@ def _paced(items, gap_s):
 
 
 def test_fast_deltas_are_merged_without_losing_text_or_order():
-    from backend.chat import TurnFinished, coalesce_deltas
+    from backend.chat.turns import TurnFinished, coalesce_deltas
     from backend.engines.base import ChatDelta
 
     finished = TurnFinished(reply=None)
@@ -91,7 +91,7 @@ def test_fast_deltas_are_merged_without_losing_text_or_order():
 
 
 def test_slow_deltas_pass_one_by_one():
-    from backend.chat import coalesce_deltas
+    from backend.chat.turns import coalesce_deltas
     from backend.engines.base import ChatDelta
 
     events = [ChatDelta(c) for c in "abc"]

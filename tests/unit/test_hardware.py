@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from backend.hardware import (
+from backend.hardware.monitor import (
     NO_GPU_FOUND,
     HardwareMonitor,
     cpu_busy_pct,
@@ -16,93 +15,10 @@ from backend.hardware import (
     read_disk,
     read_os,
 )
-from backend.nvml import NvmlError, NvmlMemory, NvmlProcess, peak_memory_bandwidth_gbps, read_gpu
+from backend.hardware.nvml import NvmlProcess, peak_memory_bandwidth_gbps, read_gpu
+from tests.support.fakes import FakeGpu, FakeNvml
 
 GIB = 1024**3
-
-
-@dataclass
-class FakeGpu:
-    name: str = "NVIDIA H100 80GB HBM3"
-    uuid: str = "GPU-0000"
-    total_bytes: int = 80 * GIB
-    used_bytes: int = 20 * GIB
-    util_pct: tuple[int, int] = (42, 17)
-    temperature_c: int = 55
-    power_draw_w: float = 310.5
-    power_limit_w: float = 700.0
-    bus_width_bits: int = 5120
-    max_memory_clock_mhz: int = 2619
-    processes: list[NvmlProcess] = field(default_factory=list)
-    broken: frozenset[str] = frozenset()  # method names that raise NvmlError
-
-
-class FakeNvml:
-    """Stands in for the NVIDIA driver: only the Nvml protocol, driven by FakeGpu values."""
-
-    def __init__(self, gpus: list[FakeGpu], init_error: str = "") -> None:
-        self.gpus = gpus
-        self.init_error = init_error
-        self.init_calls = 0
-        self.shutdown_calls = 0
-        self.memory_calls = 0
-        self.process_calls = 0
-
-    def init(self) -> None:
-        self.init_calls += 1
-        if self.init_error:
-            raise NvmlError(self.init_error)
-
-    def shutdown(self) -> None:
-        self.shutdown_calls += 1
-
-    def driver_version(self) -> str:
-        return "550.54.15"
-
-    def cuda_driver_version(self) -> str:
-        return "12.4"
-
-    def device_count(self) -> int:
-        return len(self.gpus)
-
-    def _gpu(self, index: int, call: str) -> FakeGpu:
-        gpu = self.gpus[index]
-        if call in gpu.broken:
-            raise NvmlError("Not Supported")
-        return gpu
-
-    def name(self, index: int) -> str:
-        return self._gpu(index, "name").name
-
-    def uuid(self, index: int) -> str:
-        return self._gpu(index, "uuid").uuid
-
-    def memory(self, index: int) -> NvmlMemory:
-        self.memory_calls += 1
-        gpu = self._gpu(index, "memory")
-        return NvmlMemory(gpu.total_bytes, gpu.used_bytes, gpu.total_bytes - gpu.used_bytes)
-
-    def utilization_pct(self, index: int) -> tuple[int, int]:
-        return self._gpu(index, "utilization_pct").util_pct
-
-    def temperature_c(self, index: int) -> int:
-        return self._gpu(index, "temperature_c").temperature_c
-
-    def power_draw_w(self, index: int) -> float:
-        return self._gpu(index, "power_draw_w").power_draw_w
-
-    def power_limit_w(self, index: int) -> float:
-        return self._gpu(index, "power_limit_w").power_limit_w
-
-    def memory_bus_width_bits(self, index: int) -> int:
-        return self._gpu(index, "memory_bus_width_bits").bus_width_bits
-
-    def max_memory_clock_mhz(self, index: int) -> int:
-        return self._gpu(index, "max_memory_clock_mhz").max_memory_clock_mhz
-
-    def processes(self, index: int) -> list[NvmlProcess]:
-        self.process_calls += 1
-        return self._gpu(index, "processes").processes
 
 
 def monitor(tmp_path: Path, nvml: FakeNvml, **kwargs: float) -> HardwareMonitor:

@@ -8,16 +8,16 @@ import gradio as gr
 import pandas as pd
 import pytest
 
-from backend.catalog import load_catalog
 from backend.engines.embedded import EmbeddedEngine
 from backend.engines.model_store import ModelStore
 from backend.engines.ollama import OllamaEngine
-from backend.hardware import HardwareMonitor
-from backend.nvml import NvmlProcess
+from backend.estimate.catalog import load_catalog
+from backend.hardware.monitor import HardwareMonitor
+from backend.hardware.nvml import NvmlProcess
 from backend.services import CATALOG_PATH, EngineChoice, Services
 from backend.settings import Settings
-from backend.store import Store
-from tests.unit.test_hardware import FakeGpu, FakeNvml
+from backend.store.database import Store
+from tests.support.fakes import FakeGpu, FakeNvml
 from ui import hardware as hardware_tab
 
 GIB = 1024**3

@@ -7,18 +7,18 @@ from dataclasses import replace
 
 import pytest
 
-from backend.admission import Machine, decide
-from backend.admission_reasons import format_size
-from backend.admission_settings import AdmissionSettings
-from backend.load_records import (
+from backend.admission.decision import decide
+from backend.admission.settings import AdmissionSettings
+from backend.admission.types import Machine
+from backend.models_admin.load_records import (
     LEARNED_MARGIN_CAP_BYTES,
     LoadRecord,
     learned_margin,
     summaries,
 )
+from backend.units import GIB, MIB, format_size
 from tests.unit.test_admission import request
 
-MIB, GIB = 1024**2, 1024**3
 HOST = "http://gpu-box:11434"
 
 

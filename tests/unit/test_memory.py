@@ -6,18 +6,17 @@ from dataclasses import replace
 
 import pytest
 
-from backend.compute_graph import compute_buffer_bytes
 from backend.engines.base import ModelSpec
-from backend.memory import (
+from backend.estimate.compute_graph import compute_buffer_bytes
+from backend.estimate.memory import (
     CUDA_MINIMUM_BYTES,
-    GIB,
-    MIB,
     EstimateError,
     decode_speed_bound,
     estimate_memory,
     kv_cache_bytes,
     place,
 )
+from backend.units import GIB, MIB
 
 # SmolLM2-135M's facts, for which llama.cpp reports KV 45.00 MiB at 2048 (see DESIGN.md).
 SMOL = ModelSpec(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from backend.estimate_cli import configure_parser, run
+from backend.estimate.cli import configure_parser, run
 from tests.support.tiny_gguf import smollm2_path
 
 CATALOG_PATH = Path(__file__).resolve().parents[2] / "data" / "catalog.json"

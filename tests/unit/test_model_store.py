@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from backend.engines.model_store import ModelStore, is_this_machine, ollama_model_store
-from backend.hardware import HardwareMonitor
-from tests.unit.test_hardware import FakeNvml
+from backend.hardware.monitor import HardwareMonitor
+from tests.support.fakes import FakeNvml
 
 
 @pytest.mark.parametrize(

@@ -143,7 +143,7 @@ def test_stats_when_metrics_are_absent() -> None:
 
 
 def test_options_only_carry_what_is_set() -> None:
-    assert options_to_ollama(ChatOptions()) == {"temperature": 0.7, "num_ctx": 2048}
+    assert options_to_ollama(ChatOptions()) == {"temperature": 0.3, "num_ctx": 4096}
     full = ChatOptions(temperature=0.0, num_ctx=8192, num_predict=64, seed=7, top_p=0.9)
     assert options_to_ollama(full) == {
         "temperature": 0.0,

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from backend.engines.base import EngineError
-from backend.engines.model_info import sliding_window_layers, spec_from_model_info
+from backend.estimate.model_info import sliding_window_layers, spec_from_model_info
+from backend.estimate.spec import ModelFactsError
 
 # docs/api.md's /api/show example (llama3.2 8B, Q4_0).
 LLAMA_8B: dict[str, Any] = {
@@ -140,12 +140,12 @@ def test_sliding_window_layers(arch: str, blocks: int, pattern: Any, expected: i
 
 
 def test_missing_architecture_raises_a_readable_error() -> None:
-    with pytest.raises(EngineError, match=r"'mystery' has no general\.architecture"):
+    with pytest.raises(ModelFactsError, match=r"'mystery' has no general\.architecture"):
         spec_from_model_info("mystery", {"llama.block_count": 32})
 
 
 def test_missing_required_key_names_it() -> None:
     info = {k: v for k, v in LLAMA_8B.items() if k != "llama.block_count"}
 
-    with pytest.raises(EngineError, match=r"llama\.block_count"):
+    with pytest.raises(ModelFactsError, match=r"llama\.block_count"):
         spec_from_model_info("llama3:8b", info)

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from backend.catalog import Catalog, load_catalog, recipe_size_bytes, spec_for
-from backend.engines.base import TensorInfo
+from backend.estimate.catalog import Catalog, load_catalog, recipe_size_bytes, spec_for
+from backend.estimate.spec import TensorInfo
 from backend.estimate.tensors import recipe_tensors, tensor_bytes
 
 ROOT = Path(__file__).resolve().parents[2]

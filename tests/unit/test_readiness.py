@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from backend.hardware import (
+from backend.hardware.monitor import (
     CpuInfo,
     DiskInfo,
     GpuInfo,
@@ -16,7 +16,7 @@ from backend.hardware import (
     MemoryInfo,
     OsInfo,
 )
-from backend.readiness import GB, Check, readiness
+from backend.hardware.readiness import GB, Check, readiness
 
 NO_LIBRARY = "NVIDIA driver library libnvidia-ml.so.1 not found (NVML Shared Library Not Found)"
 

@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from backend.store_values import (
+from backend.store.values import (
     MAX_QUERY_WORDS,
     check_choice,
     check_limit,

@@ -1,0 +1,400 @@
+"""ModelService: what fits this machine, and the admin operations pull, load, unload, delete.
+
+Every admin operation checks the acting user and writes the audit log (who, what, which model,
+outcome, numbers). A load runs the admission check first, under the reservations lock, and
+records the estimate next to what the engine and NVML then report.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass, fields, replace
+
+from backend.admission import Decision, LoadRequest, Machine, Reservation, Reservations, decide
+from backend.admission.settings import AdmissionSettings, LearnedMargin
+from backend.auth.accounts import PermissionDenied, User, require_admin
+from backend.engines.base import Engine, EngineError, InstalledModel, LoadedModel, model_key
+from backend.estimate.catalog import Catalog, CatalogError, FitRow, fit_rows
+from backend.estimate.memory import DEFAULT_RAM_BANDWIDTH_GBPS, EstimateError
+from backend.hardware.monitor import HardwareMonitor, HardwareSnapshot
+from backend.models_admin.load_records import (
+    ErrorSummary,
+    LoadRecord,
+    LoadRecords,
+    describe_actual,
+    record_for,
+)
+from backend.models_admin.model_spec import resolve_spec
+from backend.models_admin.pull_progress import (
+    PULL_DISK_HEADROOM_BYTES,
+    NotEnoughDisk,
+    PullTracker,
+    PullUpdate,
+    disk_message,
+)
+from backend.store.database import Store
+from backend.units import format_size
+
+ADMISSION_KEY = "admission.settings"
+
+
+class AdmissionRefused(ValueError):
+    """The admission check refused a load; the message carries its numbers."""
+
+    def __init__(self, decision: Decision) -> None:
+        super().__init__(decision.message())
+        self.decision = decision
+
+
+@dataclass(frozen=True)
+class CatalogRow:
+    fit: FitRow
+    parameter_count: int
+    context_length: int
+    is_default_quant: bool
+    installed: bool
+
+
+@dataclass(frozen=True)
+class CatalogView:
+    rows: tuple[CatalogRow, ...]
+    num_ctx: int
+    kv_cache_type: str
+    machine: Machine
+    engine_error: str = ""  # why the installed marks are missing, "" when the engine answered
+    parallel: int = 1  # slots per model (OLLAMA_NUM_PARALLEL)
+    flash_attention: bool = False
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    decision: Decision
+    record: LoadRecord
+    overridden: bool
+
+
+def _numbers(decision: Decision) -> str:
+    """The audit detail of a decision: what it needs, what was free, the verdict."""
+    p = decision.placement
+    return (
+        f"num_ctx {decision.num_ctx}, KV {decision.kv_cache_type}; estimate "
+        f"{format_size(decision.estimate.total_bytes)} ({format_size(p.vram_bytes)} VRAM + "
+        f"{format_size(p.ram_bytes)} RAM, {p.verdict}); available "
+        f"{format_size(decision.free_vram_bytes)} VRAM + {format_size(decision.free_ram_bytes)} "
+        f"RAM; policy {decision.policy}: {decision.verdict}"
+    )
+
+
+class ModelService:
+    def __init__(
+        self,
+        store: Store,
+        engine: Callable[[], Engine],
+        hardware: HardwareMonitor,
+        catalog: Catalog,
+        reservations: Reservations | None = None,
+        *,
+        ram_bandwidth_gbps: float | None = None,
+    ) -> None:
+        self._store = store
+        self._engine = engine
+        self._hardware = hardware
+        self._catalog = catalog
+        self._reservations = reservations if reservations is not None else Reservations()
+        self._ram_bandwidth_gbps = ram_bandwidth_gbps or DEFAULT_RAM_BANDWIDTH_GBPS
+        self._records = LoadRecords(store)
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _admin(self, user: User | None, what: str, action: str, target: str) -> User:
+        """require_admin, auditing a refusal."""
+        try:
+            return require_admin(user, what)
+        except PermissionDenied:
+            actor = user.name if user else "?"
+            self._store.audit(actor=actor, action=action, target=target, outcome="refused")
+            raise
+
+    @staticmethod
+    def _signed_in(user: User | None) -> User:
+        if user is None:
+            raise PermissionDenied("Sign in first.")
+        return user
+
+    def machine(self, snapshot: HardwareSnapshot | None = None) -> Machine:
+        snapshot = snapshot or self._hardware.snapshot()
+        return Machine.from_snapshot(snapshot, self._ram_bandwidth_gbps)
+
+    # -- admission settings ----------------------------------------------------------------
+
+    def admission_settings(self) -> AdmissionSettings:
+        stored = self._store.get_setting(ADMISSION_KEY, None)
+        if not isinstance(stored, dict):
+            return AdmissionSettings()
+        known = {f.name for f in fields(AdmissionSettings)}
+        values = {k: v for k, v in stored.items() if k in known}
+        if values.get("kv_cache_type", "f16") != "f16":
+            values.setdefault("flash_attention", True)  # stored before flash attention was a field
+        try:
+            return AdmissionSettings(**values)
+        except (TypeError, ValueError):
+            return AdmissionSettings()  # a hand-edited database must not lock every load out
+
+    def set_admission_settings(
+        self, user: User | None, settings: AdmissionSettings | Mapping[str, object]
+    ) -> None:
+        """Store new settings (or the raw values a form sent, validated after the role check)."""
+        admin = self._admin(user, "change the admission policy", "admission.settings", "")
+        if not isinstance(settings, AdmissionSettings):
+            settings = AdmissionSettings(**settings)  # type: ignore[arg-type]
+        before = self.admission_settings()
+        self._store.set_setting(ADMISSION_KEY, asdict(settings))
+        self._store.audit(
+            actor=admin.name,
+            action="admission.settings",
+            detail=(
+                f"policy {before.policy} -> {settings.policy}; margin "
+                f"{before.describe_margin()} -> {settings.describe_margin()}; engine "
+                f"{before.describe_engine()} -> {settings.describe_engine()}"
+            ),
+        )
+
+    # -- what fits -------------------------------------------------------------------------
+
+    def catalog_view(
+        self, user: User | None, num_ctx: int = 4096, kv_cache_type: str = "f16"
+    ) -> CatalogView:
+        """Every catalog model and quant judged against the free memory now; installed marked."""
+        self._signed_in(user)
+        machine = self.machine()
+        settings = self.admission_settings()
+        fa = settings.flash_attention or kv_cache_type != "f16"
+        rows = fit_rows(
+            self._catalog,
+            free_vram_bytes=machine.free_vram_bytes,
+            total_vram_bytes=machine.total_vram_bytes,
+            free_ram_bytes=machine.free_ram_bytes,
+            gpu_bandwidth_gbps=machine.gpu_bandwidth_gbps,
+            ram_bandwidth_gbps=machine.ram_bandwidth_gbps,
+            num_ctx=int(num_ctx),
+            kv_cache_type=kv_cache_type,
+            flash_attention=fa,
+            parallel=settings.num_parallel,
+        )
+        error = ""
+        try:
+            installed = {model_key(m.name) for m in self._engine().list_models()}
+        except EngineError as exc:
+            installed, error = set(), str(exc)
+        by_tag = {q.tag: (e, q) for e in self._catalog.entries for q in e.quants}
+        result = []
+        for row in rows:
+            entry, option = by_tag[row.tag]
+            default = option.quant == entry.default_quant
+            here = model_key(row.tag) in installed or (
+                default and model_key(entry.tag) in installed
+            )
+            result.append(
+                CatalogRow(row, entry.parameter_count, entry.context_length, default, here)
+            )
+        view = (tuple(result), int(num_ctx), kv_cache_type, machine, error)
+        return CatalogView(*view, settings.num_parallel, fa)
+
+    def installed(self, user: User | None) -> list[InstalledModel]:
+        self._signed_in(user)
+        return self._engine().list_models()
+
+    def loaded(self, user: User | None) -> list[LoadedModel]:
+        self._signed_in(user)
+        return self._engine().loaded_models()
+
+    def load_request(
+        self,
+        model: str,
+        num_ctx: int,
+        kv_cache_type: str,
+        settings: AdmissionSettings | None = None,
+    ) -> LoadRequest:
+        """Admission input: the installed file's tensors, else the catalog; the engine's slots."""
+        settings = settings or self.admission_settings()
+        model = model.strip()
+        if not model:
+            raise ValueError("Name a model first.")
+        spec, others = resolve_spec(model, self._catalog, lambda m: self._engine().show(m))
+        fa = settings.flash_attention or kv_cache_type != "f16"
+        return LoadRequest(
+            model, spec, int(num_ctx), kv_cache_type, others, settings.num_parallel, fa
+        )
+
+    def _loaded_or_empty(self) -> list[LoadedModel]:
+        try:
+            return self._engine().loaded_models()
+        except EngineError:
+            return []
+
+    def check(
+        self, user: User | None, model: str, num_ctx: int, kv_cache_type: str | None = None
+    ) -> Decision:
+        """What admission would say about loading this model now (no reservation); kv_cache_type
+        asks "what if the engine ran with this KV cache type"."""
+        self._signed_in(user)
+        settings = self.admission_settings()
+        kv = kv_cache_type or settings.kv_cache_type
+        request = self.load_request(model, num_ctx, kv, settings)
+        return decide(
+            request,
+            self.machine(),
+            self._loaded_or_empty(),
+            self._reservations.held(),
+            settings,
+            learned=self.learned_margin(),
+        )
+
+    def chat_turn_decision(self, user: User | None, model: str, num_ctx: int) -> Decision | None:
+        """Admission for a chat turn's load: None when the model is loaded at num_ctx already
+        (cheap: no estimate) or its memory cannot be known (engine unreachable, model unknown);
+        else the decision at the context the engine would use (capped at the trained one)."""
+        self._signed_in(user)
+        try:
+            loaded = self._engine().loaded_models()
+        except EngineError:
+            return None
+        for m in loaded:
+            if model_key(m.name) == model_key(model) and m.context_length in (None, int(num_ctx)):
+                return None
+        try:
+            return self.check(user, model, num_ctx)
+        except (EngineError, CatalogError, EstimateError):
+            return None
+
+    def chat_model_check(self, user: User | None, model: str, num_ctx: int) -> Decision | None:
+        """For the chat model picker: None when the model is loaded already or unknowable."""
+        decision = self.chat_turn_decision(user, model, num_ctx)
+        return None if decision is None or decision.already_loaded else decision
+
+    # -- admin operations -----------------------------------------------------------------
+
+    def pull(
+        self, user: User | None, model: str, cancel: threading.Event | None = None
+    ) -> Iterator[PullUpdate]:
+        """Stream the engine's pull as PullUpdates; cancel (or closing this) stops the download."""
+        model = model.strip()
+        admin = self._admin(user, f"pull {model or 'models'}", "model.pull", model)
+        if not model or any(c.isspace() for c in model):
+            raise ValueError(f"'{model}' is not a model tag (e.g. llama3.2:3b).")
+        disk = self._hardware.snapshot().disk("models")
+        free = disk.free_bytes if disk is not None else None
+        path = disk.path if disk is not None else None
+        option = self._catalog.quant_for_tag(model)
+        entry = self._catalog.find(model)
+        expected = option.size_bytes if option else (entry.quant().size_bytes if entry else None)
+        if free is not None and expected and expected + PULL_DISK_HEADROOM_BYTES > free:
+            detail = disk_message(model, expected, free, path)
+            self._store.audit(actor=admin.name, action="model.pull", target=model,
+                              outcome="refused", detail=detail)  # fmt: skip
+            raise NotEnoughDisk(detail)
+        tracker = PullTracker(model, free, path)
+        outcome, detail = "cancelled", "closed by the caller"
+        stream = self._engine().pull(model)
+        try:
+            for item in stream:
+                update = tracker.update(item)
+                yield update
+                total, completed = update.total_bytes, update.completed_bytes
+                if update.done:
+                    outcome, detail = "ok", f"{format_size(total)} in {len(update.layers)} layer(s)"
+                    return
+                if cancel is not None and cancel.is_set():
+                    detail = f"cancelled at {format_size(completed)} of {format_size(total)}"
+                    yield replace(update, status="cancelled", bytes_per_s=None, cancelled=True)
+                    return
+            outcome, detail = "failed", "the engine ended the pull without success"
+            raise EngineError(f"The pull of {model} ended before it was complete.")
+        except (EngineError, NotEnoughDisk) as exc:
+            outcome, detail = "failed", str(exc)
+            raise
+        finally:
+            stream.close()  # closing the HTTP stream makes Ollama stop the download
+            self._store.audit(actor=admin.name, action="model.pull", target=model,
+                              outcome=outcome, detail=detail)  # fmt: skip
+
+    def delete(self, user: User | None, model: str) -> None:
+        admin = self._admin(user, f"delete {model}", "model.delete", model)
+        self._audited(admin, "model.delete", model, self._engine().delete)
+
+    def unload(self, user: User | None, model: str) -> None:
+        admin = self._admin(user, f"unload {model}", "model.unload", model)
+        self._audited(admin, "model.unload", model, self._engine().unload)
+
+    def _audited(self, admin: User, action: str, model: str, run: Callable[[str], None]) -> None:
+        """Run an engine action on a model and audit how it went."""
+        if not model.strip():
+            raise ValueError("Pick a model first.")
+        try:
+            run(model)
+        except EngineError as exc:
+            self._store.audit(actor=admin.name, action=action, target=model,
+                              outcome="failed", detail=str(exc))  # fmt: skip
+            raise
+        self._store.audit(actor=admin.name, action=action, target=model)
+
+    def load(
+        self, user: User | None, model: str, num_ctx: int, *, override: bool = False
+    ) -> LoadResult:
+        """Admission check, then the engine's load; override=True loads a refused model anyway."""
+        model = model.strip()
+        admin = self._admin(user, f"load {model}", "model.load", model)
+        settings = self.admission_settings()
+        request = self.load_request(model, num_ctx, settings.kv_cache_type, settings)
+        loaded = self._loaded_or_empty()
+        learned = self.learned_margin(admin)
+        before: list[HardwareSnapshot] = []
+
+        def decide_with(reserved: tuple[Reservation, ...]) -> Decision:
+            before.append(self._hardware.snapshot())
+            machine = self.machine(before[0])
+            return decide(request, machine, loaded, reserved, settings, learned=learned)
+
+        decision, reservation = self._reservations.admit(model, decide_with, force=override)
+        forced = override and not decision.admitted
+        if not decision.admitted and not forced:
+            self._store.audit(actor=admin.name, action="model.load", target=model,
+                              outcome="refused", detail=_numbers(decision))  # fmt: skip
+            raise AdmissionRefused(decision)
+        action = "model.load.override" if forced else "model.load"
+        try:
+            self._engine().load(model, int(num_ctx))
+            after = self._hardware.snapshot()
+            now_loaded = self._loaded_or_empty()
+        except EngineError as exc:
+            self._store.audit(actor=admin.name, action=action, target=model, outcome="failed",
+                              detail=f"{exc} | {_numbers(decision)}")  # fmt: skip
+            raise
+        finally:
+            self._reservations.release(reservation)
+        record = record_for(decision, before[0], after, now_loaded, forced, self._host())
+        self._records.add(record)
+        self.learned_margin(admin)  # audit a margin this load's measurement changes
+        self._store.audit(
+            actor=admin.name,
+            action=action,
+            target=model,
+            detail=f"{_numbers(decision)}; actual {describe_actual(record)}",
+        )
+        return LoadResult(decision, record, forced)
+
+    def load_records(self, limit: int = 10) -> list[LoadRecord]:
+        """The last loads' estimate next to the actual numbers, newest first."""
+        return self._records.latest(limit)
+
+    def load_error_summaries(self) -> list[ErrorSummary]:
+        """Mean and worst estimate error of the recorded loads, per model and per host."""
+        return self._records.error_summaries()
+
+    def _host(self) -> str:  # the engine's address, or its name (embedded)
+        return str(getattr(self._engine(), "host", "") or self._engine().name)
+
+    def learned_margin(self, actor: User | None = None) -> LearnedMargin:
+        """The margin admission adds on this host after loads ran above their estimate."""
+        return self._records.learned_margin(self._host(), actor.name if actor else "system")

@@ -1,0 +1,164 @@
+"""Schema of the SQLite store: ordered, named migrations recorded by sqlite-utils."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+MIGRATION_SET = "hearth"
+
+# Core tables. messages.owner_id repeats the conversation's owner (kept equal by the composite
+# foreign key) so that every message query and the full-text index can scope to the owner
+# without a join.
+_M001_CORE = """
+CREATE TABLE users (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    role TEXT NOT NULL CHECK (role IN ('admin', 'staff')),
+    password_hash TEXT NOT NULL,
+    disabled INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1)),
+    created_at TEXT NOT NULL
+);
+CREATE TABLE conversations (
+    id INTEGER PRIMARY KEY,
+    owner_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    title TEXT NOT NULL,
+    model TEXT NOT NULL DEFAULT '',
+    system_prompt TEXT NOT NULL DEFAULT '',
+    options_json TEXT NOT NULL DEFAULT '{}',
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    UNIQUE (id, owner_id)
+);
+CREATE INDEX conversations_owner_updated ON conversations (owner_id, updated_at DESC, id DESC);
+CREATE TABLE messages (
+    id INTEGER PRIMARY KEY,
+    conversation_id INTEGER NOT NULL,
+    owner_id INTEGER NOT NULL,
+    role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
+    content TEXT NOT NULL,
+    model TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'complete' CHECK (status IN ('complete', 'stopped', 'error')),
+    error TEXT NOT NULL DEFAULT '',
+    ttft_ms REAL,
+    tokens_in INTEGER,
+    tokens_out INTEGER,
+    tokens_per_s REAL,
+    FOREIGN KEY (conversation_id, owner_id)
+        REFERENCES conversations (id, owner_id) ON DELETE CASCADE
+);
+CREATE INDEX messages_conversation ON messages (conversation_id, id);
+"""
+
+# Full-text index over message content, external content (the text lives once, in messages).
+# owner_id is indexed as a token so a search intersects posting lists instead of ranking
+# every user's matches and filtering afterwards.
+_M002_SEARCH = """
+CREATE VIRTUAL TABLE messages_fts USING fts5(
+    content, owner_id,
+    content = 'messages', content_rowid = 'id',
+    tokenize = 'unicode61 remove_diacritics 2'
+);
+CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+    INSERT INTO messages_fts (rowid, content, owner_id)
+    VALUES (new.id, new.content, new.owner_id);
+END;
+CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+    INSERT INTO messages_fts (messages_fts, rowid, content, owner_id)
+    VALUES ('delete', old.id, old.content, old.owner_id);
+END;
+CREATE TRIGGER messages_fts_update AFTER UPDATE OF content, owner_id ON messages BEGIN
+    INSERT INTO messages_fts (messages_fts, rowid, content, owner_id)
+    VALUES ('delete', old.id, old.content, old.owner_id);
+    INSERT INTO messages_fts (rowid, content, owner_id)
+    VALUES (new.id, new.content, new.owner_id);
+END;
+INSERT INTO messages_fts (messages_fts) VALUES ('rebuild');
+"""
+
+_M003_ACCOUNTS_AUDIT_SETTINGS = """
+ALTER TABLE users ADD COLUMN failed_logins INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE users ADD COLUMN locked_until TEXT;
+CREATE TABLE audit (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL DEFAULT '',
+    outcome TEXT NOT NULL DEFAULT 'ok',
+    detail TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX audit_actor ON audit (actor, id);
+CREATE INDEX audit_action ON audit (action, id);
+CREATE INDEX audit_at ON audit (at);
+CREATE TABLE settings (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+# Sessions: ending a user's sessions advances the one-row clock and stamps the user with it; a
+# login stamped with the clock value read before it began stays valid while the user's stamp is
+# not newer (backend.auth.accounts). Refusals were once stored as 'denied' by the models service;
+# the audit vocabulary has one word for them.
+_M004_SESSIONS_REFUSED_OUTCOME = """
+ALTER TABLE users ADD COLUMN session_epoch INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE session_clock (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    epoch INTEGER NOT NULL
+);
+INSERT INTO session_clock (id, epoch) VALUES (1, 0);
+UPDATE audit SET outcome = 'refused' WHERE outcome = 'denied';
+"""
+
+_STEPS: tuple[tuple[str, str], ...] = (
+    ("m001_core_tables", _M001_CORE),
+    ("m002_message_search", _M002_SEARCH),
+    ("m003_accounts_audit_settings", _M003_ACCOUNTS_AUDIT_SETTINGS),
+    ("m004_sessions_refused_outcome", _M004_SESSIONS_REFUSED_OUTCOME),
+)
+MIGRATION_NAMES: tuple[str, ...] = tuple(name for name, _ in _STEPS)
+
+
+def hearth_migrations() -> Migrations:
+    """A fresh Migrations set holding every schema step, in order."""
+    migrations = Migrations(MIGRATION_SET)
+    for name, sql in _STEPS:
+        migrations(name=name)(_step(sql))
+    return migrations
+
+
+def _step(sql: str):
+    def apply(db: Database) -> None:
+        db.executescript(sql)
+
+    return apply
+
+
+def migrate(conn: sqlite3.Connection, *, stop_before: str | None = None) -> tuple[str, ...]:
+    """Apply pending migrations in one write transaction; return the applied names in order.
+
+    The whole run holds the write lock, so two processes opening a new file at once cannot
+    both apply the same step. `stop_before` exists for tests of the upgrade path.
+    """
+    db = Database(conn, recursive_triggers=False, execute_plugins=False)
+    migrations = hearth_migrations()
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        migrations.apply(db, stop_before=stop_before)
+        applied = tuple(m.name for m in migrations.applied(db))
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return applied
+
+
+def applied_migrations(conn: sqlite3.Connection) -> tuple[str, ...]:
+    """Names of the migrations recorded in this database, in the order they were applied."""
+    db = Database(conn, recursive_triggers=False, execute_plugins=False)
+    return tuple(m.name for m in hearth_migrations().applied(db))
