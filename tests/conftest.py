@@ -98,3 +98,24 @@ def staff_page(browser, app_server: AppProcess):
     page = signed_in_page(browser, app_server.url, "staff", STAFF_PASSWORD)
     yield page
     page.context.close()
+
+
+# -- the fast loop ---------------------------------------------------------------------------
+
+# Fixtures that run llama.cpp, start the app or a browser: a test using any of them is `slow`.
+SLOW_FIXTURES = frozenset({
+    "embedded_engine", "ollama_generator", "ollama_test_server", "ollama_server",
+    "ollama_engine", "app_server", "browser", "llama_cpp_server", "smollm_path",
+})  # fmt: skip
+SLOW_MODULE_NAMES = ("AppProcess", "EmbeddedEngine", "LlamaCppServer", "sync_playwright")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `slow` what needs llama.cpp, a server process or Chromium; `-m "not slow"` is the
+    fast loop (CONTRIBUTING.md)."""
+    for item in items:
+        module = getattr(item, "module", None)
+        uses_slow_fixture = bool(SLOW_FIXTURES & set(getattr(item, "fixturenames", ())))
+        starts_something = any(hasattr(module, name) for name in SLOW_MODULE_NAMES)
+        if uses_slow_fixture or starts_something or item.get_closest_marker("e2e"):
+            item.add_marker(pytest.mark.slow)

@@ -386,6 +386,7 @@ def test_model_kept_forever_has_no_expiry(
     assert loaded.expires_at == ""
 
 
+@pytest.mark.slow
 def test_server_runs_as_a_script_and_prints_its_url() -> None:
     command = [sys.executable, "-m", "tests.support.ollama_server", "--port", "0"]
     command += ["--install", "llama3.1:8b"]

@@ -11,6 +11,9 @@ import pytest
 from backend.auth.accounts import Accounts
 from backend.store.database import Store
 
+# Subprocesses or llama.cpp: out of the fast loop (CONTRIBUTING.md).
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
