@@ -226,8 +226,7 @@ def test_show_reads_the_files_tensors_and_the_estimate_uses_them(
     estimate = estimate_memory(spec, num_ctx=2048)
     assert estimate.weights_source == "exact"
     assert estimate.weights_bytes == sum(tensor_bytes(t) for t in spec.tensors)
-    gguf = spec_from_gguf(smollm2_path())  # the embedded engine reads the same from the header
-    assert gguf.tensors == spec.tensors
+    assert spec_from_gguf(smollm2_path()).tensors == spec.tensors  # the GGUF header agrees
 
 
 def test_show_sends_tensors_only_when_verbose(ollama_server: OllamaTestServer) -> None:
