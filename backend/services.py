@@ -168,6 +168,7 @@ class Services:
         tags: Collection[str] | None = None,
     ) -> list[FitRow]:
         """Catalog rows (all, or the given base tags) judged against this snapshot's free memory."""
+        engine = self.models.admission_settings()  # slots and flash attention as the engine runs
         return fit_rows(
             self.catalog if tags is None else self.catalog.subset(tags),
             free_vram_bytes=snapshot.free_vram_bytes,
@@ -177,4 +178,6 @@ class Services:
             ram_bandwidth_gbps=self.ram_bandwidth_gbps,
             num_ctx=num_ctx,
             kv_cache_type=kv_cache_type,
+            flash_attention=engine.flash_attention or kv_cache_type != "f16",
+            parallel=engine.num_parallel,
         )

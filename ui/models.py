@@ -118,7 +118,9 @@ def build(services: Services, demo: gr.Blocks) -> None:
             gr.Dropdown(choices=names),
             loaded_html(running),
             gr.Dropdown(choices=up, value=up[0] if up else None),
-            records_html(models.load_records()),
+            records_html(
+                models.load_records(), models.load_error_summaries(), models.learned_margin()
+            ),
             note,
         )
 

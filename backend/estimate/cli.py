@@ -15,6 +15,7 @@ from backend.estimate.memory import (
     KV_CACHE_TYPES,
     EstimateError,
     MemoryEstimate,
+    Placement,
     decode_speed_bound,
     estimate_memory,
     place,
@@ -74,14 +75,33 @@ def run(args: argparse.Namespace, catalog_path: Path, out: TextIO | None = None)
         f"flash attention {'on' if flash else 'off'}, batch {args.batch}",
         file=out,
     )
+    facts = (
+        "the file's tensors (exact)"
+        if estimate.weights_source == "exact"
+        else "llama.cpp's quantization recipe over the architecture's shapes (recipe)"
+    )
+    print(f"Weights  from {facts}", file=out)
     print("", file=out)
-    print(_table(estimate), file=out)
-    print("", file=out)
+    _print_placement(args, spec, estimate, placement, (free_vram, free_ram), out)
+    return 0
+
+
+def _print_placement(
+    args: argparse.Namespace,
+    spec: ModelSpec,
+    estimate: MemoryEstimate,
+    placement: Placement,
+    free: tuple[int, int],
+    out: TextIO,
+) -> None:
+    """Where the buffers go for the free (VRAM, RAM), and the decode speed that allows."""
+    free_vram, free_ram = free
     print(
         f"With {format_size(free_vram, precise=True)} free VRAM and "
         f"{format_size(free_ram, precise=True)} free RAM: {placement.verdict}",
         file=out,
     )
+    print(_table(estimate, placement), file=out)
     print(
         f"  {placement.gpu_layers}/{placement.total_layers} layers on the GPU; "
         f"VRAM {format_size(placement.vram_bytes, precise=True)}"
@@ -106,7 +126,6 @@ def run(args: argparse.Namespace, catalog_path: Path, out: TextIO | None = None)
             f"{args.gpu_bandwidth_gbps:g} GB/s, RAM {args.ram_bandwidth_gbps:g} GB/s)",
             file=out,
         )
-    return 0
 
 
 def _resolve(model: str, quant: str | None, catalog_path: Path) -> tuple[ModelSpec, str]:
@@ -136,18 +155,29 @@ def _unknown(model: str, catalog: Catalog) -> str:
     return f"Unknown model {model!r}: not in the catalog and not a .gguf file.{hint}"
 
 
-def _table(estimate: MemoryEstimate) -> str:
+def _table(estimate: MemoryEstimate, placement: Placement) -> str:
+    """Each llama.cpp buffer where it lives: total, GPU part, host part."""
+    gpu, host = placement.gpu, placement.host
     rows = [
-        ("Weights", estimate.weights_bytes),
-        ("KV cache", estimate.kv_cache_bytes),
-        ("Compute graph", estimate.compute_bytes),
-        ("Output buffer", estimate.output_bytes),
-        ("Runtime overhead", estimate.overhead_bytes),
-        ("Total", estimate.total_bytes),
+        ("Weights", gpu.weights_bytes, host.weights_bytes),
+        ("KV cache", gpu.kv_cache_bytes, host.kv_cache_bytes),
+        ("Compute graph", gpu.compute_bytes, host.compute_bytes),
+        ("Output buffer", gpu.output_bytes, host.output_bytes),
+        ("Runtime overhead", gpu.overhead_bytes, host.overhead_bytes),
+        ("Total", placement.vram_bytes, placement.ram_bytes),
     ]
-    width = max(len(name) for name, _ in rows)
-    lines = [f"{'Component':<{width}}  {'Size':>10}"]
-    lines += [f"{name:<{width}}  {format_size(value, precise=True):>10}" for name, value in rows]
+    width = max(len(name) for name, _, _ in rows)
+    lines = [f"{'Component':<{width}}  {'Total':>10}  {'GPU':>10}  {'Host':>10}"]
+    lines += [
+        f"{name:<{width}}"
+        + "".join(f"  {format_size(value, precise=True):>10}" for value in (g + h, g, h))
+        for name, g, h in rows
+    ]
+    if estimate.tied_output_bytes and placement.gpu_layers > estimate.block_count:
+        lines.append(
+            f"(the GPU weights include a {format_size(estimate.tied_output_bytes, precise=True)} "
+            "copy of the token embedding: the output layer is tied to it)"
+        )
     return "\n".join(lines)
 
 
