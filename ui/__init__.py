@@ -9,6 +9,7 @@ import gradio as gr
 
 from ui import admin, chat, hardware, models
 from ui.common import acting_user, guarded
+from ui.errors import HearthBlocks
 
 if TYPE_CHECKING:
     from backend.services import Services
@@ -58,7 +59,7 @@ def header_html(services: Services, username: str | None) -> str:
 
 
 def build_ui(services: Services) -> gr.Blocks:
-    with gr.Blocks(title=f"{TITLE} · local LLM console", fill_width=True) as demo:
+    with HearthBlocks(title=f"{TITLE} · local LLM console", fill_width=True) as demo:
         header = gr.HTML(header_html(services, None), elem_id="hearth-header")
         with gr.Tabs():
             with gr.Tab("Chat", id="chat"):

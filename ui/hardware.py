@@ -14,7 +14,7 @@ from backend.accounts import PermissionDenied
 from backend.engines.base import EngineStatus, LoadedModel
 from backend.hardware import CpuInfo, DiskInfo, GpuInfo, HardwareSnapshot, MemoryInfo, Sample
 from backend.readiness import Check, readiness
-from ui.common import acting_user, format_expiry
+from ui.common import acting_user, format_expiry, guarded
 from ui.common import format_bytes as _size
 
 T = TypeVar("T")
@@ -369,11 +369,13 @@ def build(services: Any) -> None:
             return False
         return True
 
+    @guarded
     def on_tick(is_shown: bool, request: gr.Request) -> tuple[Any, ...]:
         if (tab is not None and not is_shown) or not signed_in(request):
             return paused()
         return (gr.skip(), *page_values(services))
 
+    @guarded
     def on_show(request: gr.Request) -> tuple[Any, ...]:
         if not signed_in(request):
             return paused()
