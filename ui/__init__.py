@@ -9,7 +9,7 @@ import gradio as gr
 
 from ui import admin, chat, hardware, models
 from ui.common import acting_user, guarded
-from ui.errors import HearthBlocks
+from ui.errors import HearthBlocks, http_server_error
 
 if TYPE_CHECKING:
     from backend.services import Services
@@ -40,7 +40,8 @@ def launch_options() -> dict[str, object]:
     """What Gradio 6 wants at launch() rather than in gr.Blocks()."""
     with open(CSS_PATH, encoding="utf-8") as handle:
         css = handle.read()
-    return {"theme": theme(), "css": css}
+    errors = {"exception_handlers": {Exception: http_server_error}}
+    return {"theme": theme(), "css": css, "app_kwargs": errors}
 
 
 def header_html(services: Services, username: str | None) -> str:

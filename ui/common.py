@@ -15,7 +15,7 @@ import gradio as gr
 from backend.accounts import PermissionDenied, User
 from backend.engines.base import EngineError
 from backend.store import StoreError
-from ui.errors import OUR_PACKAGES, raised_by_our_code, server_error
+from ui.errors import OUR_PACKAGES, raised_by_our_code, server_error, shorten
 
 if TYPE_CHECKING:
     from backend.services import Services
@@ -133,4 +133,4 @@ def user_error(exc: Exception) -> gr.Error:
     """A toast for a user-facing error; toasts render HTML, and messages can echo input."""
     if not written_for_users(exc):
         return server_error(exc, "a handler")
-    return gr.Error(html.escape(str(exc)), print_exception=False)
+    return gr.Error(html.escape(shorten(str(exc))), print_exception=False)

@@ -11,16 +11,21 @@ break the event stream itself.
 from __future__ import annotations
 
 import dis
+import html
 import logging
+import re
 import secrets
 from typing import Any
 
 import gradio as gr
+from starlette.requests import Request
+from starlette.responses import JSONResponse
 
 log = logging.getLogger("hearth.ui")
 
 OUR_PACKAGES = frozenset({"backend", "ui"})
 MAX_INPUT_DEPTH = 32  # a chat history (list > message > content parts > part) needs about 5
+_LONG_WORD = re.compile(r"\S{81,}")
 
 
 class InputRefused(gr.Error):
@@ -30,14 +35,31 @@ class InputRefused(gr.Error):
         super().__init__(message, print_exception=False)
 
 
-def server_error(exc: BaseException, where: str) -> gr.Error:
-    """Log exc with its traceback and a short reference; a toast that names only the reference."""
+def logged(exc: BaseException, where: str) -> str:
+    """Log exc with its traceback under a short reference; the sentence that names only that."""
     ref = secrets.token_hex(3)
     log.error("Unexpected error in %s (ref %s)", where, ref, exc_info=exc)
-    return gr.Error(
-        f"Something went wrong on the server (ref {ref}); it has been logged.",
-        print_exception=False,
-    )
+    return f"Something went wrong on the server (ref {ref}); it has been logged."
+
+
+def server_error(exc: BaseException, where: str) -> gr.Error:
+    """The toast for an unexpected exception in an event: the logged reference, no internals."""
+    return gr.Error(logged(exc, where), print_exception=False)
+
+
+async def http_server_error(request: Request, exc: Exception) -> JSONResponse:
+    """A request that failed outside any event (e.g. queue/join with an unknown fn_index).
+
+    Starlette's plain "Internal Server Error" says nothing; this says the same as a toast, as
+    JSON like FastAPI's own refusals ({"detail": ...}). Installed via launch(app_kwargs=...).
+    """
+    detail = logged(exc, f"{request.method} {request.url.path}")
+    return JSONResponse({"detail": detail}, status_code=500)
+
+
+def shorten(message: str) -> str:
+    """A message that echoes a huge value (a 1,000,000-character name) cut to a readable size."""
+    return _LONG_WORD.sub(lambda m: f"{m.group()[:60]}…({len(m.group()):,} characters)", message)
 
 
 def raised_by_our_code(exc: BaseException) -> bool:
@@ -91,8 +113,9 @@ class HearthBlocks(gr.Blocks):
         check_input(inputs)
         try:
             return await super().preprocess_data(block_fn, inputs, *args, **kwargs)
-        except gr.Error:
-            raise
+        except gr.Error as exc:  # Gradio's own ("Value: ... is not in the list of choices")
+            message = html.escape(shorten(exc.message))  # it echoes the value; toasts are HTML
+            raise gr.Error(message, print_exception=False) from exc
         except Exception as exc:
             ref = secrets.token_hex(3)
             log.warning("Values refused before %s (ref %s)", _name(block_fn), ref, exc_info=exc)
@@ -101,14 +124,18 @@ class HearthBlocks(gr.Blocks):
                 f"reload the page and try again (ref {ref})."
             ) from exc
 
-    async def postprocess_data(self, block_fn: Any, *args: Any, **kwargs: Any) -> list[Any]:
+    async def process_api(self, block_fn: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        # What fails outside our handlers and outside reading the values: Gradio building an
+        # event's data (an .edit event called without its EditData), writing our outputs.
         try:
-            return await super().postprocess_data(block_fn, *args, **kwargs)
+            return await super().process_api(block_fn, *args, **kwargs)
         except gr.Error:
             raise
         except Exception as exc:
-            raise server_error(exc, f"showing the result of {_name(block_fn)}") from exc
+            raise server_error(exc, _name(block_fn)) from exc
 
 
 def _name(block_fn: Any) -> str:
+    if isinstance(block_fn, int):
+        return f"event {block_fn}"
     return str(getattr(block_fn, "api_name", None) or getattr(block_fn, "name", "an event"))

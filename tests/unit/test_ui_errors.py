@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
 import re
 from collections.abc import Iterator
@@ -9,6 +11,7 @@ from pathlib import Path
 
 import gradio as gr
 import pytest
+from starlette.requests import Request
 
 from backend.accounts import PermissionDenied
 from backend.services import Services
@@ -16,7 +19,14 @@ from backend.settings import Settings
 from backend.store_values import check_choice
 from ui import build_ui
 from ui.common import GUARDED, guarded, user_error
-from ui.errors import MAX_INPUT_DEPTH, HearthBlocks, InputRefused, check_input
+from ui.errors import (
+    MAX_INPUT_DEPTH,
+    HearthBlocks,
+    InputRefused,
+    check_input,
+    http_server_error,
+    shorten,
+)
 
 REFERENCE = re.compile(
     r"Something went wrong on the server \(ref ([0-9a-f]{6})\); it has been logged\."
@@ -171,3 +181,58 @@ def test_check_input_refuses_absurd_nesting_but_not_a_chat_history() -> None:
         deep = [deep]
     with pytest.raises(InputRefused, match=f"more than {MAX_INPUT_DEPTH} levels"):
         check_input(deep)
+
+
+def test_shorten_cuts_only_absurdly_long_words() -> None:
+    assert shorten("Pick a user first.") == "Pick a user first."
+    cut = shorten(f"There is no user named '{'x' * 5000}'.")
+    assert cut.startswith("There is no user named 'xxx") and "(5,003 characters)" in cut
+    assert len(cut) < 120
+
+
+def test_a_sentence_that_echoes_a_huge_value_is_cut() -> None:
+    with pytest.raises(gr.Error) as raised:
+        guarded(check_choice)("role", "y" * 1_000_000, ("admin", "staff"))
+    assert len(raised.value.message) < 200 and "(1,000,003 characters)" in raised.value.message
+
+
+@pytest.fixture(scope="module")
+def small_page() -> gr.Blocks:
+    with HearthBlocks() as page:
+        pick = gr.Dropdown(["a", "b"], value="a")
+        chat = gr.Chatbot()
+        out = gr.Textbox()
+        pick.change(guarded(lambda value: value), pick, out)
+        chat.change(guarded(lambda history: str(len(history))), chat, out)
+    return page
+
+
+def _preprocess(page: gr.Blocks, index: int, value: object) -> gr.Error:
+    with pytest.raises(gr.Error) as raised:
+        asyncio.run(page.preprocess_data(page.fns[index], [value], None))
+    return raised.value
+
+
+def test_gradios_own_refusal_is_escaped_and_cut(small_page: gr.Blocks) -> None:
+    message = _preprocess(small_page, 0, "<img src=x onerror=alert(1)>" + "z" * 5000).message
+    assert "&lt;img" in message and "<img" not in message
+    assert "is not in the list of choices" in message and len(message) < 300
+
+
+def test_a_value_no_component_can_read_is_refused_with_a_sentence(small_page: gr.Blocks) -> None:
+    refused = _preprocess(small_page, 1, "not a list of messages")
+    assert isinstance(refused, InputRefused)
+    assert refused.message.startswith("A value sent with this request could not be read")
+    assert "validation error" not in refused.message
+
+
+def test_lone_surrogates_are_refused_before_gradio_reads_them(small_page: gr.Blocks) -> None:
+    assert "lone surrogate" in _preprocess(small_page, 0, "\ud800").message
+
+
+def test_a_failed_request_outside_any_event_answers_json_with_a_reference() -> None:
+    request = Request({"type": "http", "method": "POST", "path": "/gradio_api/queue/join",
+                       "headers": [], "query_string": b""})  # fmt: skip
+    response = asyncio.run(http_server_error(request, KeyError(-1)))
+    assert response.status_code == 500
+    assert REFERENCE.fullmatch(json.loads(response.body)["detail"])
