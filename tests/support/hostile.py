@@ -85,7 +85,8 @@ class Outcome:
             found.append('a bare "Error" (no message)')
         if self.kind == "refused" and self.message.startswith("5"):
             found.append(f"HTTP {self.message[:200]}")
-        for text in (self.message, *self.toasts, self.output):
+        shown = self.toasts if self.kind == "broken" else (self.message, *self.toasts)
+        for text in (*shown, self.output):  # a broken stream's message is the client's own
             if match := PYTHON_WORDS.search(text):
                 start = max(match.start() - 60, 0)
                 found.append(f"Python's words: …{text[start : match.end() + 60]}…")
@@ -213,10 +214,10 @@ class Matrix:
         """Inputs tried per entry point and role, and how they ended."""
         tried: Counter[tuple[str, str]] = Counter()
         ends: dict[str, Counter[str]] = {}
-        seconds: Counter[str] = Counter()
+        seconds: dict[str, float] = {}
         for a in self.attempts:
             tried[a.api_name, a.role] += 1
-            seconds[a.api_name] += a.seconds
+            seconds[a.api_name] = seconds.get(a.api_name, 0.0) + a.seconds
             end = "problem" if a.outcome.problems() else _end(a.outcome)
             ends.setdefault(a.api_name, Counter())[end] += 1
         rows = [f"{'entry point':<24}{'anon':>6}{'staff':>6}{'admin':>6}  {' '.join(_ENDS)}  s"]

@@ -184,7 +184,7 @@ def run_family(
         family = [e for e in endpoints(config) if belongs(e.api_name)]
         by_name = {e.api_name: e.fn_index for e in endpoints(config)}
         resets = {group: by_name[name] for group, name in (before_each or {}).items()}
-        first = {}
+        first: dict[tuple[str, tuple[str, ...]], Endpoint] = {}
         for endpoint in family:
             first.setdefault(endpoint.group, endpoint)
 
@@ -192,7 +192,7 @@ def run_family(
             return plausible(endpoint, config, overrides)
 
         def alive() -> bool:
-            return app.process is not None and app.process.poll() is None
+            return not watchdog.killed and app.process is not None and app.process.poll() is None
 
         for role, http in clients.items():
             session = page_session(http, config) if role != "anonymous" else None
