@@ -10,6 +10,7 @@ import gradio as gr
 
 from ui import admin, chat, hardware, models
 from ui.common import acting_user, guarded
+from ui.errors import HearthBlocks, http_server_error
 
 if TYPE_CHECKING:
     from backend.services import Services
@@ -40,7 +41,8 @@ def launch_options() -> dict[str, object]:
     """What Gradio 6 wants at launch() rather than in gr.Blocks()."""
     css = (UI_DIR / "hearth.css").read_text(encoding="utf-8")
     keys = (UI_DIR / "chat_keys.js").read_text(encoding="utf-8")
-    return {"theme": theme(), "css": css, "head": f"<script>{keys}</script>"}
+    errors = {"exception_handlers": {Exception: http_server_error}}
+    return {"theme": theme(), "css": css, "head": f"<script>{keys}</script>", "app_kwargs": errors}
 
 
 def header_html(services: Services, username: str | None) -> str:
@@ -59,7 +61,7 @@ def header_html(services: Services, username: str | None) -> str:
 
 
 def build_ui(services: Services) -> gr.Blocks:
-    with gr.Blocks(title=f"{TITLE} · local LLM console", fill_width=True) as demo:
+    with HearthBlocks(title=f"{TITLE} · local LLM console", fill_width=True) as demo:
         header = gr.HTML(header_html(services, None), elem_id="hearth-header")
         with gr.Tabs():
             with gr.Tab("Chat", id="chat"):

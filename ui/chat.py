@@ -224,8 +224,9 @@ def build(services: Services, demo: gr.Blocks) -> None:
             finally:
                 running.pop(request.session_hash, None)
 
-        return run
+        return guarded(run)
 
+    @guarded
     def stop(request: gr.Request) -> None:
         if (flag := running.get(request.session_hash)) is not None:
             flag.set()
@@ -243,6 +244,7 @@ def build(services: Services, demo: gr.Blocks) -> None:
         turn("regenerate"), turn_inputs, turn_outputs, api_name="chat_regenerate", **shared
     ).then(**refresh)
 
+    @guarded
     def edit(
         current,
         history,
@@ -332,9 +334,11 @@ def build(services: Services, demo: gr.Blocks) -> None:
         **PRIVATE,
     )
 
+    @guarded
     def ask_delete() -> gr.Row:
         return gr.Row(visible=True)
 
+    @guarded
     def hide_delete() -> gr.Row:
         return gr.Row(visible=False)
 

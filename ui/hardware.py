@@ -22,7 +22,7 @@ from backend.hardware.monitor import (
 from backend.hardware.readiness import Check, readiness
 from backend.services import EngineStatus, LoadedModel
 from backend.units import format_bytes as _size
-from ui.common import acting_user, format_expiry
+from ui.common import acting_user, format_expiry, guarded
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -376,11 +376,13 @@ def build(services: Any) -> None:
             return False
         return True
 
+    @guarded
     def on_tick(is_shown: bool, request: gr.Request) -> tuple[Any, ...]:
         if (tab is not None and not is_shown) or not signed_in(request):
             return paused()
         return (gr.skip(), *page_values(services))
 
+    @guarded
     def on_show(request: gr.Request) -> tuple[Any, ...]:
         if not signed_in(request):
             return paused()

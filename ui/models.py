@@ -169,6 +169,7 @@ def build(services: Services, demo: gr.Blocks) -> None:
         finally:
             pulls.pop(request.session_hash, None)
 
+    @guarded
     def models_cancel_pull(request: gr.Request) -> None:
         if (flag := pulls.get(request.session_hash)) is not None:
             flag.set()
@@ -234,7 +235,7 @@ def build(services: Services, demo: gr.Blocks) -> None:
                      api_name=name, **load_cfg).then(**after)  # fmt: skip
     delete_btn.click(models_delete_ask, [pick], [confirm_row, confirm_text], **PRIVATE)
     keep_btn.click(
-        lambda: gr.update(visible=False),
+        guarded(lambda: gr.update(visible=False)),
         None,
         confirm_row,
         api_name="models_delete_keep",
