@@ -38,7 +38,8 @@ def theme() -> gr.themes.Base:
 
 def launch_options() -> dict[str, object]:
     """What Gradio 6 wants at launch() rather than in gr.Blocks()."""
-    css = (UI_DIR / "hearth.css").read_text(encoding="utf-8")
+    # Every stylesheet beside this file: hearth.css and one per tab that has its own styles.
+    css = "\n".join(p.read_text(encoding="utf-8") for p in sorted(UI_DIR.glob("*.css")))
     keys = (UI_DIR / "chat_keys.js").read_text(encoding="utf-8")
     return {"theme": theme(), "css": css, "head": f"<script>{keys}</script>"}
 

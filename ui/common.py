@@ -8,11 +8,11 @@ import inspect
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import gradio as gr
 
-from backend.auth.accounts import PermissionDenied, User
+from backend.auth import PermissionDenied, User
 from backend.services import EngineError, StoreError
 
 if TYPE_CHECKING:
@@ -26,9 +26,15 @@ PRIVATE: dict[str, Any] = {"api_visibility": "private"}
 _CODE = re.compile(r"(```.*?(?:```|$)|`[^`\n]*`)", re.DOTALL)
 
 
-def acting_user(services: Services, request: gr.Request | None) -> User:
+class Caller(Protocol):
+    """What a handler needs of gr.Request; handler tests pass a small stand-in."""
+
+    username: str | None
+
+
+def acting_user(services: Services, request: Caller | None) -> User:
     """The signed-in user for this request; raises PermissionDenied for anonymous callers."""
-    user = services.accounts.resolve(getattr(request, "username", None) if request else None)
+    user = services.auth.resolve(getattr(request, "username", None) if request else None)
     if user is None:
         raise PermissionDenied("Sign in first.")
     return user

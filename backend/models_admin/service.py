@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, fields, replace
 
 from backend.admission import Decision, LoadRequest, Machine, Reservation, Reservations, decide
 from backend.admission.settings import AdmissionSettings
-from backend.auth.accounts import PermissionDenied, User, require_admin
+from backend.auth import PermissionDenied, User, require_admin
 from backend.engines.base import (
     Engine,
     EngineError,

@@ -9,11 +9,12 @@ import gradio as gr
 import pytest
 
 from backend.admission.settings import AdmissionSettings
+from backend.auth import CLI
 from backend.services import Services
 from backend.settings import Settings
 from tests.support.app_process import free_port
 from tests.support.gradio_http import GradioHTTP
-from ui import admission_panel
+from ui.admin import admission_panel
 
 ADMIN_PW, STAFF_PW = "admin-pass-123", "staff-pass-123"
 
@@ -22,8 +23,8 @@ ADMIN_PW, STAFF_PW = "admin-pass-123", "staff-pass-123"
 def panel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Services, str]]:
     data_dir: Path = tmp_path_factory.mktemp("panel")
     services = Services.build(Settings(data_dir=data_dir, engine="embedded"))
-    services.accounts.add_user_cli("boss", ADMIN_PW, "admin")
-    services.accounts.add_user_cli("clerk", STAFF_PW, "staff")
+    services.users.add_user(CLI, "boss", ADMIN_PW, "admin")
+    services.users.add_user(CLI, "clerk", STAFF_PW, "staff")
     with gr.Blocks() as demo:
         admission_panel.build(services, demo)
     demo.queue()
@@ -31,7 +32,7 @@ def panel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Services, 
     demo.launch(
         server_name="127.0.0.1",
         server_port=port,
-        auth=services.accounts.authenticate,
+        auth=services.auth.authenticate,
         prevent_thread_lock=True,
         ssr_mode=False,
         show_error=False,
