@@ -117,7 +117,7 @@ def _read_password(prompt: str) -> str:
 
 
 def run_users(args: argparse.Namespace, settings: Settings) -> int:
-    from backend.auth.accounts import AccountError, Accounts
+    from backend.auth import CLI, AccountError, UserAdmin
     from backend.store.database import Store
 
     name = getattr(args, "name", "")
@@ -125,24 +125,24 @@ def run_users(args: argparse.Namespace, settings: Settings) -> int:
         raise CommandError(f"The user name {_shown(name)} is not valid text; nothing was changed.")
     _prepare_data_dir(settings)
     with Store(settings.db_path) as store:
-        accounts = Accounts(store)
+        users = UserAdmin(store)  # acting as CLI: audited as 'cli'
         try:
             if args.users_command == "add":
                 role = "admin" if args.admin else "staff"
                 password = _read_password(f"Password for {args.name}: ")
-                accounts.add_user_cli(args.name, password, role)
+                users.add_user(CLI, args.name, password, role)
                 print(f"Added {role} '{args.name}'.")
             elif args.users_command == "passwd":
-                accounts.set_password_cli(
-                    args.name, _read_password(f"New password for {args.name}: ")
+                users.set_password(
+                    CLI, args.name, _read_password(f"New password for {args.name}: ")
                 )
                 print(f"Password changed for '{args.name}'.")
             elif args.users_command in ("disable", "enable"):
-                accounts.set_disabled_cli(args.name, args.users_command == "disable")
+                users.set_disabled(CLI, args.name, args.users_command == "disable")
                 print(f"User '{args.name}' {args.users_command}d.")
             else:
                 print(f"{'name':<24} {'role':<6} {'status':<9} created")
-                for record in accounts.list_users_cli():
+                for record in users.list_users(CLI):
                     status = "disabled" if record.disabled else "active"
                     print(f"{record.name:<24} {record.role:<6} {status:<9} {record.created_at}")
         except AccountError as exc:
@@ -155,10 +155,9 @@ def serve(settings: Settings) -> int:
     from backend.chat.conversation_import import MAX_IMPORT_BYTES
     from backend.services import Services
     from ui import build_ui, launch_options
-    from ui.http_guards import launch_options as guard_options
 
     services = Services.build(settings)
-    password = services.accounts.ensure_first_admin(settings.admin_password)
+    password = services.users.ensure_first_admin(settings.admin_password)
     if password:
         print(
             "\n  No users yet: created admin user 'admin' with password\n\n"
@@ -174,13 +173,12 @@ def serve(settings: Settings) -> int:
         demo.launch(
             server_name=settings.host,
             server_port=settings.port,
-            auth=services.accounts.authenticate,
+            auth=services.auth.authenticate,
             auth_message="Sign in to Hearth.",
             ssr_mode=False,
             show_error=False,
             max_file_size=MAX_IMPORT_BYTES,  # refused with 413 while the upload is read
-            **launch_options(),
-            **guard_options(services.accounts),  # sessions that end, login origin and throttle
+            **launch_options(services),  # theme, CSS, keys, error pages, the login guard
         )
     finally:
         services.close()

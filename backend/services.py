@@ -6,7 +6,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
-from backend.auth.accounts import Accounts, User
+from backend.auth import AuditLog, Authentication, User, UserAdmin
 from backend.chat.conversations import ConversationService
 from backend.chat.turns import ChatService
 from backend.engines.base import (
@@ -103,7 +103,9 @@ class Services:
         self.engine_reason = engine.reason
         self.hardware = hardware
         self.catalog = catalog
-        self.accounts = Accounts(store)
+        self.auth = Authentication(store)  # sign-in, sessions: the acting User comes from here
+        self.users = UserAdmin(store)
+        self.audit = AuditLog(store)
         self.conversations = ConversationService(store)
         self.models = ModelService(
             store,

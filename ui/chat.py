@@ -404,7 +404,7 @@ def build(services: Services, demo: gr.Blocks) -> None:
 
     @guarded
     def on_load(request: gr.Request):
-        user = services.accounts.resolve(request.username)
+        user = services.auth.resolve(request.username)
         if user is None:
             return gr.Dropdown(choices=[]), *list_page_empty(), ""
         names = [m.name for m in services.installed_models(user)]

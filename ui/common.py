@@ -7,11 +7,11 @@ import html
 import inspect
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import gradio as gr
 
-from backend.auth.accounts import PermissionDenied, User
+from backend.auth import PermissionDenied, User
 from backend.services import EngineError, StoreError
 from ui.chat_markdown import chat_markdown
 from ui.errors import OUR_PACKAGES, raised_by_our_code, server_error, shorten
@@ -26,9 +26,15 @@ PRIVATE: dict[str, Any] = {"api_visibility": "private"}
 GUARDED = "__hearth_guarded__"  # set on every wrapped handler; tests walk the UI for it
 
 
-def acting_user(services: Services, request: gr.Request | None) -> User:
+class Caller(Protocol):
+    """What a handler needs of gr.Request; handler tests pass a small stand-in."""
+
+    username: str | None
+
+
+def acting_user(services: Services, request: Caller | None) -> User:
     """The signed-in user for this request; raises PermissionDenied for anonymous callers."""
-    user = services.accounts.resolve(getattr(request, "username", None) if request else None)
+    user = services.auth.resolve(getattr(request, "username", None) if request else None)
     if user is None:
         raise PermissionDenied("Sign in first.")
     return user

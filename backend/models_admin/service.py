@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, fields, replace
 
 from backend.admission import Decision, LoadRequest, Machine, Reservation, Reservations, decide
 from backend.admission.settings import AdmissionSettings, LearnedMargin
-from backend.auth.accounts import PermissionDenied, User, require_admin
+from backend.auth import PermissionDenied, User, require_admin
 from backend.engines.base import Engine, EngineError, InstalledModel, LoadedModel, model_key
 from backend.estimate.catalog import Catalog, CatalogError, FitRow, fit_rows
 from backend.estimate.memory import DEFAULT_RAM_BANDWIDTH_GBPS, EstimateError

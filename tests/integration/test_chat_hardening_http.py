@@ -19,7 +19,7 @@ from typing import Any
 import psutil
 import pytest
 
-from backend.auth.accounts import Accounts
+from backend.auth import CLI, UserAdmin
 from backend.engines.base import quote_value
 from backend.store.database import Store
 from tests.conftest import STAFF_PASSWORD
@@ -184,7 +184,7 @@ def test_deleting_a_path_is_refused_and_the_file_stays(app_server, admin, fn, fo
 
 def test_a_conversation_with_a_poisoned_stored_context_opens_with_a_note(app_server):
     with Store(_db(app_server)) as store:
-        user = Accounts(store).add_user_cli("mallory", "mallory-pass-123", "staff")
+        user = UserAdmin(store).add_user(CLI, "mallory", "mallory-pass-123", "staff")
     poisoned = '{"num_ctx": 1000000000000000000000000000000, "temperature": NaN, "top_p": 5}'
     with sqlite3.connect(_db(app_server)) as db:
         db.execute(

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from app import main
-from backend.auth.accounts import Accounts
+from backend.auth import CLI, UserAdmin
 from backend.store.database import Store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,7 +36,7 @@ def places(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]
     (root / "junk-db" / "hearth.db").write_bytes(b"this is not sqlite" * 100)
     data = root / "data"
     with Store(data / "hearth.db") as store:
-        Accounts(store).add_user_cli("alice", "alice-pass-123", "staff")
+        UserAdmin(store).add_user(CLI, "alice", "alice-pass-123", "staff")
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()

@@ -9,11 +9,12 @@ import gradio as gr
 import pytest
 
 from backend.admission.settings import AdmissionSettings
+from backend.auth import CLI
 from backend.services import Services
 from backend.settings import Settings
 from tests.support.app_process import free_port
 from tests.support.gradio_http import GradioHTTP
-from ui import admission_panel
+from ui.admin import admission_panel
 
 ADMIN_PW, STAFF_PW = "admin-pass-123", "staff-pass-123"
 
@@ -22,8 +23,8 @@ ADMIN_PW, STAFF_PW = "admin-pass-123", "staff-pass-123"
 def panel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Services, str]]:
     data_dir: Path = tmp_path_factory.mktemp("panel")
     services = Services.build(Settings(data_dir=data_dir, engine="embedded"))
-    services.accounts.add_user_cli("boss", ADMIN_PW, "admin")
-    services.accounts.add_user_cli("clerk", STAFF_PW, "staff")
+    services.users.add_user(CLI, "boss", ADMIN_PW, "admin")
+    services.users.add_user(CLI, "clerk", STAFF_PW, "staff")
     with gr.Blocks() as demo:
         admission_panel.build(services, demo)
     demo.queue()
@@ -31,7 +32,7 @@ def panel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Services, 
     demo.launch(
         server_name="127.0.0.1",
         server_port=port,
-        auth=services.accounts.authenticate,
+        auth=services.auth.authenticate,
         prevent_thread_lock=True,
         ssr_mode=False,
         show_error=False,
@@ -81,7 +82,7 @@ def test_admin_saves_and_the_change_is_audited(panel) -> None:
     assert "balanced -> strict" in entry.detail and "OLLAMA_KV_CACHE_TYPE=q8_0" in entry.detail
     assert "OLLAMA_NUM_PARALLEL=1" in entry.detail and "OLLAMA_NUM_PARALLEL=4" in entry.detail
     # every estimate now sizes KV cache and compute graph on 4 slots x num_ctx, flash attention on
-    decision = services.models.check(services.accounts.resolve("boss"), "llama3.1:8b", 2048)
+    decision = services.models.check(services.auth.resolve("boss"), "llama3.1:8b", 2048)
     assert decision.estimate.parallel == 4 and decision.estimate.kv_cells == 8192
     assert decision.estimate.flash_attention
 

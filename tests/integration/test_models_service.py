@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import pytest
 
 from backend.admission.settings import AdmissionSettings
-from backend.auth.accounts import Accounts, PermissionDenied, User
+from backend.auth import CLI, PermissionDenied, User, UserAdmin
 from backend.engines.base import EngineUnavailable, ModelNotFound
 from backend.engines.ollama import OllamaEngine
 from backend.estimate.catalog import load_catalog
@@ -40,8 +40,8 @@ def build(store: Store, engine: OllamaEngine, tmp_path: Path, nvml: FakeNvml) ->
 
 
 @pytest.fixture
-def admin(accounts: Accounts) -> User:
-    return accounts.add_user_cli("root", "root-pass-123", "admin")
+def admin(users: UserAdmin) -> User:
+    return users.add_user(CLI, "root", "root-pass-123", "admin")
 
 
 @pytest.fixture

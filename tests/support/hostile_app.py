@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import psutil
 
-from backend.auth.accounts import Accounts
+from backend.auth import CLI, UserAdmin
 from backend.store.database import Store
 from tests.support.app_process import ADMIN_PASSWORD, AppProcess
 from tests.support.gradio_http import GradioHTTP
@@ -61,9 +61,9 @@ class Report:
 
 def seed(data_dir: Path) -> None:
     with Store(data_dir / "hearth.db") as store:
-        accounts = Accounts(store)
+        accounts = UserAdmin(store)
         users = {
-            name: accounts.add_user_cli(name, password, "admin" if name == "admin" else "staff")
+            name: accounts.add_user(CLI, name, password, "admin" if name == "admin" else "staff")
             for name, password in PASSWORDS.items()
         }
         for name in ("alice", "staff"):

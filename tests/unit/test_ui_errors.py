@@ -13,7 +13,7 @@ import gradio as gr
 import pytest
 from starlette.requests import Request
 
-from backend.auth.accounts import PermissionDenied
+from backend.auth import PermissionDenied
 from backend.services import Services
 from backend.settings import Settings
 from backend.store.values import check_choice
