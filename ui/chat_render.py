@@ -9,7 +9,7 @@ from backend.services import Conversation, Message, SearchHit
 from backend.units import format_ms
 from ui.common import safe_markdown
 
-STATUS_MARKERS = {"stopped": "⏹ Stopped", "error": "⚠ Failed"}
+STATUS_MARKERS = {"stopped": "⏹ Stopped", "error": "⚠ Failed", "interrupted": "⏸ Interrupted"}
 
 
 def stats_line(message: Message) -> str:
