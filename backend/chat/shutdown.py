@@ -79,10 +79,16 @@ class ShutdownGate:
         return cancel
 
     def untrack(self, cancel: threading.Event) -> None:
-        """The reply has ended and is saved."""
+        """The reply has ended and is saved (one whose save failed stays counted as unsaved)."""
         with self._changed:
             self._running.discard(cancel)
             self._changed.notify_all()
+
+    def outcome(self, cancel: threading.Event, status: str, error: str) -> tuple[str, str]:
+        """A reply's (status, error) to save: a reply stopped by the shutdown is 'interrupted'."""
+        if status == "stopped" and self.interrupted(cancel):
+            return "interrupted", INTERRUPTED_NOTE
+        return status, error
 
     def interrupted(self, cancel: threading.Event) -> bool:
         """Whether this reply's cancel was set by the shutdown (not by the user's Stop)."""

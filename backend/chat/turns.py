@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
 from backend.auth.accounts import User
-from backend.chat.shutdown import INTERRUPTED_NOTE, ShutdownGate
+from backend.chat.shutdown import ShutdownGate
 from backend.chat.validation import (
     DEFAULT_NUM_CTX,
     DEFAULT_SYSTEM_PROMPT,
@@ -310,24 +310,21 @@ class ChatService:
             # Runs on normal end, on engine errors and when the consumer closes us (Stop):
             # close the engine's stream first so it stops generating and frees the model.
             stream.close()
-            if status == "stopped" and self._shutdown.interrupted(cancel):
-                status, error = "interrupted", INTERRUPTED_NOTE
-            try:
-                reply = self._store.add_message(
-                    user.id,
-                    conversation.id,
-                    role="assistant",
-                    content="".join(parts),
-                    model=settings.model,
-                    status=status,
-                    error=error,
-                    ttft_ms=stats.ttft_ms if stats else None,
-                    tokens_in=stats.prompt_tokens if stats else None,
-                    tokens_out=stats.reply_tokens if stats else None,
-                    tokens_per_s=stats.tokens_per_s if stats else None,
-                )
-            finally:
-                self._shutdown.untrack(cancel)  # saved (or failed to be): the drain may go on
+            status, error = self._shutdown.outcome(cancel, status, error)
+            reply = self._store.add_message(
+                user.id,
+                conversation.id,
+                role="assistant",
+                content="".join(parts),
+                model=settings.model,
+                status=status,
+                error=error,
+                ttft_ms=stats.ttft_ms if stats else None,
+                tokens_in=stats.prompt_tokens if stats else None,
+                tokens_out=stats.reply_tokens if stats else None,
+                tokens_per_s=stats.tokens_per_s if stats else None,
+            )
+            self._shutdown.untrack(cancel)  # saved: a drain need not wait for it any more
         yield TurnFinished(reply)
 
 
