@@ -114,11 +114,49 @@ INSERT INTO session_clock (id, epoch) VALUES (1, 0);
 UPDATE audit SET outcome = 'refused' WHERE outcome = 'denied';
 """
 
+# Limits and quotas an admin sets per role or per user (backend.chat.limits). A NULL column is
+# "not set": a user row's falls back to the role's, a role row's means no limit.
+_M005_LIMITS = """
+CREATE TABLE limits (
+    id INTEGER PRIMARY KEY,
+    role TEXT UNIQUE CHECK (role IN ('admin', 'staff')),
+    user_id INTEGER UNIQUE REFERENCES users(id) ON DELETE CASCADE,
+    turns_in_flight INTEGER CHECK (turns_in_flight >= 0),
+    requests_per_minute INTEGER CHECK (requests_per_minute >= 0),
+    reply_tokens_per_day INTEGER CHECK (reply_tokens_per_day >= 0),
+    updated_at TEXT NOT NULL,
+    updated_by TEXT NOT NULL,
+    CHECK ((role IS NULL) <> (user_id IS NULL))
+);
+"""
+
+# Usage, one row per UTC day, user, model and source, added to as each turn ends (in the reply's
+# own transaction). Clustered by day, so the admin's views over a range of days read one
+# contiguous range; (user_id, day) serves a user's own view and the daily quota check.
+_M006_USAGE_DAILY = """
+CREATE TABLE usage_daily (
+    day TEXT NOT NULL,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    model TEXT NOT NULL,
+    source TEXT NOT NULL CHECK (source IN ('page', 'api')),
+    requests INTEGER NOT NULL DEFAULT 0,
+    prompt_tokens INTEGER NOT NULL DEFAULT 0,
+    reply_tokens INTEGER NOT NULL DEFAULT 0,
+    engine_ms REAL NOT NULL DEFAULT 0,
+    errors INTEGER NOT NULL DEFAULT 0,
+    stopped INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (day, user_id, model, source)
+) WITHOUT ROWID;
+CREATE INDEX usage_daily_user_day ON usage_daily (user_id, day);
+"""
+
 _STEPS: tuple[tuple[str, str], ...] = (
     ("m001_core_tables", _M001_CORE),
     ("m002_message_search", _M002_SEARCH),
     ("m003_accounts_audit_settings", _M003_ACCOUNTS_AUDIT_SETTINGS),
     ("m004_sessions_refused_outcome", _M004_SESSIONS_REFUSED_OUTCOME),
+    ("m005_limits", _M005_LIMITS),
+    ("m006_usage_daily", _M006_USAGE_DAILY),
 )
 MIGRATION_NAMES: tuple[str, ...] = tuple(name for name, _ in _STEPS)
 
