@@ -145,7 +145,9 @@ def serve(settings: Settings) -> int:
     print(f"Engine: {services.engine.name} — {services.engine_reason}", flush=True)
     services.start()
     demo = build_ui(services)
-    demo.queue(default_concurrency_limit=8, max_size=64)
+    # Chat turns wait in the fair line (positions, Stop, the busy message), never in Gradio's
+    # queue: it and the worker threads are sized above what the line can hold.
+    demo.queue(default_concurrency_limit=8, max_size=services.chat_concurrency + 64)
     try:
         demo.launch(
             server_name=settings.host,
@@ -154,6 +156,7 @@ def serve(settings: Settings) -> int:
             auth_message="Sign in to Hearth.",
             ssr_mode=False,
             show_error=False,
+            max_threads=services.chat_concurrency + 40,  # a waiting turn holds a worker thread
             max_file_size=MAX_IMPORT_BYTES,  # refused with 413 while the upload is read
             **launch_options(),
             **guard_options(services.accounts),  # sessions that end, login origin and throttle

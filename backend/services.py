@@ -6,9 +6,15 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
+from prometheus_client import CollectorRegistry
+
 from backend.auth.accounts import Accounts, User
 from backend.chat.conversations import ConversationService
+from backend.chat.fair_line import FairLine
+from backend.chat.limits import TurnLimits
+from backend.chat.metrics import ChatMetrics
 from backend.chat.turns import ChatService
+from backend.chat.usage import UsageService
 from backend.engines.base import (
     ChatDelta,
     Engine,
@@ -51,6 +57,8 @@ __all__ = [
 ]
 
 CATALOG_PATH = Path(__file__).resolve().parents[1] / "data" / "catalog.json"
+# Gradio workers for chat events beyond what the fair line holds: room to answer refusals at once.
+CHAT_REFUSAL_ROOM = 8
 
 
 @dataclass(frozen=True)
@@ -86,6 +94,12 @@ def choose_engine(settings: Settings) -> EngineChoice:
     )
 
 
+def engine_slots(settings: Settings, engine: Engine) -> int:
+    """Turns the engine runs at once: 1 for the embedded engine (one Llama, one reply at a
+    time), else HEARTH_ENGINE_SLOTS, else Ollama's OLLAMA_NUM_PARALLEL, else 1."""
+    return 1 if engine.name == "embedded" else settings.line_slots
+
+
 class Services:
     """Built once in app.py and handed to the UI; tabs reach the backend only through it."""
 
@@ -112,7 +126,26 @@ class Services:
             catalog,
             ram_bandwidth_gbps=settings.ram_bandwidth_gbps,
         )
-        self.chat = ChatService(store, lambda: self.engine, self.models)
+        self.metrics_registry = CollectorRegistry()  # served at /metrics
+        self.chat_metrics = ChatMetrics(self.metrics_registry)
+        self.line = FairLine(
+            engine_slots(settings, self.engine),
+            settings.per_user_in_flight,
+            settings.max_waiting,
+            max_waiting_per_user=settings.max_waiting_per_user,
+            on_wait=self.chat_metrics.observe_wait,
+        )
+        self.chat_metrics.watch(self.line.stats)
+        self.limits = TurnLimits(store, self.accounts)
+        self.usage = UsageService(store, self.accounts)
+        self.chat = ChatService(
+            store,
+            lambda: self.engine,
+            self.models,
+            line=self.line,
+            limits=self.limits,
+            metrics=self.chat_metrics,
+        )
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -122,6 +155,14 @@ class Services:
             settings.data_dir, engine.model_store, interval_s=settings.sample_interval_s
         )
         return cls(settings, Store(settings.db_path), engine, hardware, load_catalog(CATALOG_PATH))
+
+    @property
+    def chat_concurrency(self) -> int:
+        """Gradio workers for chat turns: every turn the fair line may hold, and room to refuse.
+
+        Waiting happens in the fair line, where positions are known, not in Gradio's queue.
+        """
+        return self.line.slots + self.line.max_waiting + CHAT_REFUSAL_ROOM
 
     def start(self) -> None:
         """Start background work (the hardware sampler)."""
