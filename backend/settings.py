@@ -106,6 +106,8 @@ def normalise_ollama_host(value: str) -> str:
 
 
 def _parse(name: str, raw: str) -> object:
+    if name == "ollama_num_parallel" and raw.strip() == "0":
+        return None  # Ollama reads 0 as "choose for me"; the line then assumes 1
     try:
         if name == "port" or name in _COUNTS:
             return int(raw)
@@ -113,8 +115,6 @@ def _parse(name: str, raw: str) -> object:
             return float(raw)
     except ValueError as exc:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from exc
-    if name == "ollama_num_parallel" and raw.strip() == "0":
-        return None  # Ollama reads 0 as "choose for me"; the line then assumes 1
     if name in ("data_dir", "model_dir", "ollama_models"):
         return Path(raw).expanduser()
     if name == "ollama_host":

@@ -22,8 +22,10 @@ from backend.engines.base import (
     ChatStats,
     EngineError,
     EngineStatus,
+    EngineUnavailable,
     InstalledModel,
     LoadedModel,
+    ModelFactsUnavailable,
     ModelNotFound,
 )
 from backend.hardware.nvml import NvmlError, NvmlMemory, NvmlProcess
@@ -126,6 +128,7 @@ class ScriptedEngine:
     replies: deque[str | EngineError] = field(default_factory=deque)
     requests: list[tuple[str, tuple[ChatMessage, ...], ChatOptions]] = field(default_factory=list)
     gate: threading.Event | None = None  # when given, replies wait for it before their first word
+    listing: bool = True  # False: list_models fails as an unreachable engine's does
     _changed: threading.Condition = field(default_factory=threading.Condition, repr=False)
 
     def enqueue(self, *replies: str | EngineError) -> None:
@@ -146,7 +149,12 @@ class ScriptedEngine:
         return EngineStatus(self.name, True, "scripted test engine", "0")
 
     def list_models(self) -> list[InstalledModel]:
+        if not self.listing:
+            raise EngineUnavailable("the scripted engine does not list its models now")
         return [InstalledModel(name, 1 << 20) for name in self.models]
+
+    def show(self, model: str) -> object:
+        raise ModelFactsUnavailable(f"the scripted engine does not describe {model}")
 
     def loaded_models(self) -> list[LoadedModel]:
         return [LoadedModel(name, 1 << 20, 1 << 20) for name in self.models]
