@@ -22,7 +22,7 @@ from backend.auth.accounts import (
     User,
 )
 from backend.services import AuditEntry, UserRecord
-from ui import admission_panel
+from ui import admission_panel, limits_panel
 from ui.common import PRIVATE, acting_user, guarded
 
 if TYPE_CHECKING:
@@ -153,6 +153,8 @@ def build(services: Services, demo: gr.Blocks, tab: gr.Tab | None = None) -> Non
 
     with gr.Accordion("Admission policy", open=False, elem_id="admission-slot"):
         admission_panel.build(services, demo)  # its handlers check the role themselves
+    with gr.Accordion("Limits and quotas", open=False, elem_id="limits-slot"):
+        limits_panel.build(services, demo)  # its handlers check the role themselves
 
     filters = [f_actor, f_action, f_outcome, f_since]
     view_outputs = [users_table, who, audit_table, page_label, audit_page]

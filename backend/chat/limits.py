@@ -213,6 +213,15 @@ class TurnLimits:
         self._accounts.require_admin(actor, "read the limits", action="limits.read")
         return self._store.list_limits()
 
+    def set_for(self, actor: User | None, target: object, raw: dict[str, object]) -> LimitValues:
+        """Set the limits of "role:NAME" or "user:NAME" (a bare name is a user's)."""
+        self._accounts.require_admin(actor, "set limits", action="limits.set",
+                                     target=str(target)[:80])  # fmt: skip
+        kind, name = parse_target(target)
+        if kind == "role":
+            return self.set_for_role(actor, name, raw)
+        return self.set_for_user(actor, name, raw)
+
     def set_for_role(self, actor: User | None, role: object, raw: dict[str, object]) -> LimitValues:
         target = f"role:{role}"
         admin = self._accounts.require_admin(actor, "set limits", action="limits.set",
@@ -238,6 +247,16 @@ class TurnLimits:
         self._store.audit(actor=admin.name, action="limits.set", target=f"user:{record.name}",
                           detail=values.describe())  # fmt: skip
         return values
+
+
+def parse_target(target: object) -> tuple[str, str]:
+    """("role", name) or ("user", name) from "role:NAME" / "user:NAME"; a bare name is a user."""
+    if not isinstance(target, str) or not target.strip():
+        raise AccountError("Pick a role or a user to set limits for.")
+    kind, _, name = target.strip().partition(":")
+    if name.strip() and kind in ("role", "user"):
+        return kind, name.strip()
+    return "user", target.strip()
 
 
 def _in_flight_message(running: int, cap: int, source: str) -> str:
