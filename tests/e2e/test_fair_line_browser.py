@@ -20,6 +20,7 @@ from tests.conftest import STAFF_PASSWORD
 from tests.support.app_process import ADMIN_PASSWORD, AppProcess
 from tests.support.browser import signed_in_page
 from tests.support.fakes import ScriptedEngine
+from tests.support.gradio_http import GradioHTTP
 from tests.support.ollama_server import BUNDLED_NAME, OllamaTestServer
 
 pytestmark = pytest.mark.e2e
@@ -43,7 +44,7 @@ def line_app(tmp_path_factory, engine, smollm_path) -> Iterator[AppProcess]:
             data_dir,
             engine="ollama",
             ollama_host=server.url,
-            extra_env={"HEARTH_ENGINE_SLOTS": "1"},
+            extra_env={"HEARTH_ENGINE_SLOTS": "1", "HEARTH_MAX_WAITING": "2"},
         ) as app,
     ):
         yield app
@@ -126,3 +127,21 @@ def test_stop_while_waiting_leaves_the_line_and_saves_nothing(pages, engine, lin
     ).fetchone()[0]
     conn.close()
     assert saved == 0
+
+
+def test_a_full_line_answers_the_api_with_the_busy_sentence(pages, engine, line_app):
+    first, second, other = pages["admin"], pages["admin, 2nd tab"], pages["staff"]
+    _hold_the_slot(first, engine, "holding the slot again")
+    _ask(second, "waiting one")
+    _notice(second, "1st in line")
+    _ask(other, "waiting two")
+    _notice(other, "in line")  # the line (HEARTH_MAX_WAITING=2) is full now
+    http = GradioHTTP(line_app.url, "staff", STAFF_PASSWORD)
+    try:
+        data = ["one too many", BUNDLED_NAME, None, "You are a helpful assistant.", 0.3, 2048, 0]
+        result = http.call(http.fn_index("chat"), data)
+    finally:
+        http.close()
+    assert result.get("success") is False
+    assert result["output"]["error"].startswith("busy: 2 people ahead, try again in about ")
+    assert "one too many" not in engine.asked()

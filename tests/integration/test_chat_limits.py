@@ -154,3 +154,13 @@ def test_an_unknown_role_or_user_is_refused(store, root):
 )  # fmt: skip
 def test_time_left_reads_like_a_clock(seconds, text):
     assert time_left(seconds) == text
+
+
+def test_the_admin_form_sets_a_role_or_a_user_by_one_target(store, root, alice):
+    rig = chat_rig(store)
+    rig.limits.set_for(root, "role:staff", {"turns_in_flight": "2"})
+    rig.limits.set_for(root, "alice", {"reply_tokens_per_day": 100})
+    assert rig.limits.effective(alice).values == LimitValues(2, None, 100)
+    with pytest.raises(PermissionDenied):
+        rig.limits.set_for(alice, "user:alice", {"reply_tokens_per_day": 10**6})
+    assert rig.limits.effective(alice).values == LimitValues(2, None, 100)
