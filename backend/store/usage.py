@@ -138,7 +138,9 @@ class UsageTables:
         rows = self._usage_rows(
             f"SELECT u.name, {_SUMS.replace('sum(', 'sum(t.')} FROM usage_daily t"
             " JOIN users u ON u.id = t.user_id WHERE t.day BETWEEN ? AND ?"
-            " GROUP BY t.user_id ORDER BY sum(t.reply_tokens) DESC, u.name LIMIT ?",
+            # "+": group the day range read from the table itself, never walk the (user_id, day)
+            # index across every user (with ANALYZE statistics SQLite would; 2.5x slower).
+            " GROUP BY +t.user_id ORDER BY sum(t.reply_tokens) DESC, u.name LIMIT ?",
             (check_day("since", since), check_day("until", until), limit),
         )
         return _totals(rows)
