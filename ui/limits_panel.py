@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 HEADERS = ["For", *LABELS.values(), "Set by", "When (UTC)"]
 ROLE_TARGETS = [("Role: staff", "role:staff"), ("Role: admin", "role:admin")]
 HELP = (
-    "### Limits and quotas\nTurns in flight: a person's turns waiting or running at once. "
+    "Turns in flight: a person's turns waiting or running at once. "
     "Requests per minute: turns accepted in the last 60 s. Reply tokens per day: until "
     "00:00 UTC. Leave a field empty for no limit; a user's own value wins over their role's "
     "(save a user with every field empty to go back to the role's)."
@@ -44,8 +44,9 @@ def build(services: Services, demo: gr.Blocks) -> None:
     with gr.Row(equal_height=True):
         target = gr.Dropdown(ROLE_TARGETS, value=None, label="For", allow_custom_value=True,
                              elem_id="limits-for")  # fmt: skip
+        # Text, not gr.Number: a Number shows an unset value as 0, and 0 switches chat off.
         inputs = [
-            gr.Number(label=label, value=None, minimum=0, precision=0, elem_id=f"limits-{name}")
+            gr.Textbox(label=label, value="", placeholder="no limit", elem_id=f"limits-{name}")
             for name, label in LABELS.items()
         ]
         save = gr.Button("Save limits", variant="primary", scale=0, min_width=140,
@@ -73,8 +74,9 @@ def build(services: Services, demo: gr.Blocks) -> None:
             if (kind == "role" and r.role == name) or (
                 kind == "user" and (r.user or "").lower() == name.lower()
             ):
-                return r.turns_in_flight, r.requests_per_minute, r.reply_tokens_per_day
-        return None, None, None
+                values = (r.turns_in_flight, r.requests_per_minute, r.reply_tokens_per_day)
+                return tuple("" if v is None else str(v) for v in values)
+        return "", "", ""
 
     @guarded
     def limits_save(picked, turns, rate, tokens, request: gr.Request):

@@ -110,6 +110,7 @@ def build(services: Services, demo: gr.Blocks) -> None:
             x="user",
             y="reply tokens",
             sort="-y",
+            y_lim=[0, None],
             visible=False,
             title="Top users (reply tokens)",
             elem_id="usage-users",
@@ -119,6 +120,7 @@ def build(services: Services, demo: gr.Blocks) -> None:
             x="model",
             y="requests",
             sort="-y",
+            y_lim=[0, None],
             title="Models (requests)",
             elem_id="usage-models",
         )

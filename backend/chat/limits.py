@@ -75,7 +75,9 @@ def limit_values(raw: dict[str, object]) -> LimitValues:
     values: dict[str, int | None] = {}
     for name, label in LABELS.items():
         value = raw.get(name)
-        if value is None or (isinstance(value, str) and not value.strip()):
+        if isinstance(value, str):  # "20,000" and "20 000" as people write them
+            value = value.strip().replace(",", "").replace(" ", "").replace("_", "")
+        if value is None or value == "":
             values[name] = None
         else:
             values[name] = parse_int(label, value, 0, MAXIMA[name])
