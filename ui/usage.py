@@ -7,6 +7,7 @@ Every read is checked in services.usage, whichever way it arrives.
 from __future__ import annotations
 
 import tempfile
+from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -72,10 +73,26 @@ def bar_frame(rows: tuple, key: str, value: str, attribute: str) -> pd.DataFrame
     return pd.DataFrame({key: [r.key for r in rows], value: [getattr(r, attribute) for r in rows]})
 
 
-def build(services: Services, demo: gr.Blocks) -> None:
-    """Create the Usage tab's components inside the current gr.Tab and wire their events."""
-    tab = gr.context.get_render_context()
-    tab = tab if isinstance(tab, gr.Tab) else None
+@dataclass(frozen=True)
+class UsageLayout:
+    days: gr.Dropdown
+    whose: gr.Dropdown
+    show_btn: gr.Button
+    export_btn: gr.Button
+    text: gr.Markdown
+    requests_plot: gr.LinePlot
+    tokens_plot: gr.LinePlot
+    users_plot: gr.BarPlot
+    models_plot: gr.BarPlot
+    csv_file: gr.File
+
+    @property
+    def shown(self) -> list[Any]:
+        """What a report fills: the summary and the four plots."""
+        return [self.text, self.requests_plot, self.tokens_plot, self.users_plot, self.models_plot]
+
+
+def layout() -> UsageLayout:
     with gr.Row(equal_height=True):
         days = gr.Dropdown(PERIODS, value=DEFAULT_DAYS, label="Period", elem_id="usage-days")
         whose = gr.Dropdown([EVERYONE], value="", label="Whose", allow_custom_value=True,
@@ -83,96 +100,84 @@ def build(services: Services, demo: gr.Blocks) -> None:
         show_btn = gr.Button("Refresh", scale=0, min_width=120, elem_id="usage-refresh")
         export_btn = gr.Button("Export CSV", scale=0, min_width=140, elem_id="usage-export")
     text = gr.Markdown("", elem_id="usage-summary")
+    # Plots start as None: a plot that starts from an empty DataFrame draws no lines later on.
     with gr.Row():
-        # Start as None: a plot that starts from an empty DataFrame draws no lines later on.
-        requests_plot = gr.LinePlot(
-            None,
-            x="day",
-            y="requests",
-            title="Requests per day",
-            x_title="",
-            height=240,
-            elem_id="usage-requests",
-        )
-        tokens_plot = gr.LinePlot(
-            None,
-            x="day",
-            y="tokens",
-            color="direction",
-            x_title="",
-            title="Tokens per day",
-            height=240,
-            elem_id="usage-tokens",
-        )
+        requests_plot = gr.LinePlot(None, x="day", y="requests", title="Requests per day",
+                                    x_title="", height=240, elem_id="usage-requests")  # fmt: skip
+        tokens_plot = gr.LinePlot(None, x="day", y="tokens", color="direction", x_title="",
+                                  title="Tokens per day", height=240,
+                                  elem_id="usage-tokens")  # fmt: skip
     with gr.Row():
-        users_plot = gr.BarPlot(
-            None,
-            x="user",
-            y="reply tokens",
-            sort="-y",
-            y_lim=[0, None],
-            visible=False,
-            title="Top users (reply tokens)",
-            elem_id="usage-users",
-        )
-        models_plot = gr.BarPlot(
-            None,
-            x="model",
-            y="requests",
-            sort="-y",
-            y_lim=[0, None],
-            title="Models (requests)",
-            elem_id="usage-models",
-        )
+        users_plot = gr.BarPlot(None, x="user", y="reply tokens", sort="-y", y_lim=[0, None],
+                                visible=False, title="Top users (reply tokens)",
+                                elem_id="usage-users")  # fmt: skip
+        models_plot = gr.BarPlot(None, x="model", y="requests", sort="-y", y_lim=[0, None],
+                                 title="Models (requests)", elem_id="usage-models")  # fmt: skip
     csv_file = gr.File(label="Usage CSV", visible=False, interactive=False, elem_id="usage-csv")
-    shown = [text, requests_plot, tokens_plot, users_plot, models_plot]
+    return UsageLayout(days, whose, show_btn, export_btn, text, requests_plot, tokens_plot,
+                       users_plot, models_plot, csv_file)  # fmt: skip
 
-    def views(request: gr.Request, period: Any, person: Any) -> tuple[Any, ...]:
-        user = acting_user(services, request)
-        report = services.usage.report(user, period, person)
-        limits = used = None
+
+class UsageHandlers:
+    """The tab's events: the signed-in user in, the components' values out."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def views(self, request: gr.Request, period: Any, person: Any) -> tuple[Any, ...]:
+        """The summary and the four plots for this period and person."""
+        user = acting_user(self.services, request)
+        report = self.services.usage.report(user, period, person)
+        limits, used = None, 0
         if report.whose == user.name:
-            limits = services.limits.effective(user)
-            used = services.store.reply_tokens_on(user.id, services.limits.today())
+            limits = self.services.limits.effective(user)
+            used = self.services.limits.used_today(user)
         per_day, tokens = day_frames(report)
         top = report.whose == "everyone"
         users = bar_frame(report.by_user, "user", "reply tokens", "reply_tokens")
         return (
-            summary(report, limits, used or 0),
+            summary(report, limits, used),
             per_day,
             tokens,
             gr.BarPlot(value=users if top else None, visible=top),
             bar_frame(report.by_model, "model", "requests", "requests"),
         )
 
-    @guarded
-    def usage_open(request: gr.Request):
-        user = acting_user(services, request)
+    def usage_open(self, request: gr.Request) -> tuple[Any, ...]:
+        user = acting_user(self.services, request)
         choices = [EVERYONE]
         if user.is_admin:
-            choices += [(u.name, u.name) for u in services.accounts.list_users(user)]
+            choices += [(u.name, u.name) for u in self.services.accounts.list_users(user)]
         picker = gr.Dropdown(choices=choices, value="", visible=user.is_admin)
-        return (DEFAULT_DAYS, picker, *views(request, DEFAULT_DAYS, ""))
+        return (DEFAULT_DAYS, picker, *self.views(request, DEFAULT_DAYS, ""))
 
-    @guarded
-    def usage_show(period, person, request: gr.Request):
-        return views(request, period, person)
+    def usage_show(self, period: Any, person: Any, request: gr.Request) -> tuple[Any, ...]:
+        return self.views(request, period, person)
 
-    @guarded
-    def usage_export(period, person, request: gr.Request):
-        user = acting_user(services, request)
-        text = services.usage.export_csv(user, period, person)
+    def usage_export(self, period: Any, person: Any, request: gr.Request) -> gr.File:
+        user = acting_user(self.services, request)
+        text = self.services.usage.export_csv(user, period, person)
         path = Path(tempfile.mkdtemp(prefix="hearth-usage-")) / "hearth-usage.csv"
         path.write_text(text, encoding="utf-8")
         return gr.File(value=str(path), visible=True)
 
-    opened = {"fn": usage_open, "outputs": [days, whose, *shown], "api_name": "usage_open"}
+
+def build(services: Services, demo: gr.Blocks) -> None:
+    """Create the Usage tab's components inside the current gr.Tab and wire their events."""
+    tab = gr.context.get_render_context()
+    tab = tab if isinstance(tab, gr.Tab) else None
+    view = layout()
+    handlers = UsageHandlers(services)
+    opened = {"fn": guarded(handlers.usage_open), "outputs": [view.days, view.whose, *view.shown],
+              "api_name": "usage_open", **PRIVATE}  # fmt: skip
     if tab is not None:
-        tab.select(**opened, **PRIVATE)
+        tab.select(**opened)
     else:
-        demo.load(**opened, **PRIVATE)
-    show = {"fn": usage_show, "inputs": [days, whose], "outputs": shown, **PRIVATE}
-    show_btn.click(**show, api_name="usage_show")
-    days.input(**show, api_name="usage_show_days")
-    whose.input(**show, api_name="usage_show_whose")
-    export_btn.click(usage_export, [days, whose], csv_file, api_name="usage_export", **PRIVATE)
+        demo.load(**opened)
+    show = {"fn": guarded(handlers.usage_show), "inputs": [view.days, view.whose],
+            "outputs": view.shown, **PRIVATE}  # fmt: skip
+    view.show_btn.click(**show, api_name="usage_show")
+    view.days.input(**show, api_name="usage_show_days")
+    view.whose.input(**show, api_name="usage_show_whose")
+    view.export_btn.click(guarded(handlers.usage_export), [view.days, view.whose], view.csv_file,
+                          api_name="usage_export", **PRIVATE)  # fmt: skip

@@ -131,6 +131,10 @@ class TurnLimits:
         """The UTC day turns count towards now, YYYY-MM-DD."""
         return self._clock().astimezone(UTC).date().isoformat()
 
+    def used_today(self, user: User) -> int:
+        """The user's reply tokens so far today (UTC), every model and source."""
+        return self._store.reply_tokens_on(user.id, self.today())
+
     def effective(self, user: User) -> EffectiveLimits:
         by_role, by_user = self._store.limits_for(user.role, user.id)
         values: dict[str, int | None] = {}

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry
@@ -335,7 +335,7 @@ class ChatService:
 
     def _engine_stream(
         self, settings: TurnSettings, messages: list[ChatMessage], cancel: threading.Event | None
-    ) -> Iterator[ChatDelta | ChatStats]:
+    ) -> Generator[ChatDelta | ChatStats, None, None]:
         """The engine's reply; a busy engine is asked again with backoff (Stop cuts it short)."""
 
         def start() -> Iterator[ChatDelta | ChatStats]:

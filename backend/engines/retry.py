@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -105,7 +105,7 @@ def retry_busy_stream(
     sleep: Callable[[float], object] = time.sleep,
     jitter: Callable[[], float] = random.random,
     cancel: threading.Event | None = None,
-) -> Iterator[T]:
+) -> Generator[T, None, None]:
     """Like retry_busy for a stream: only the call up to its first item is retried.
 
     Once an item came through, a later EngineBusy goes to the caller as it is: retrying then

@@ -90,4 +90,4 @@ class LimitTables:
                     (role, user_id, *numbers, now_iso(), updated_by),
                 )
             except sqlite3.IntegrityError as exc:
-                raise UserNotFound(user_id) from exc
+                raise UserNotFound(user_id or 0) from exc
