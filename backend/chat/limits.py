@@ -14,6 +14,7 @@ Every change an admin makes is audited as 'limits.set'.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 from collections import deque
@@ -103,15 +104,17 @@ def utc_now() -> datetime:
 class Permit:
     """One admitted turn: in flight until released; its reply may use `reply_budget` tokens."""
 
-    def __init__(self, release: Callable[[], None], reply_budget: int | None) -> None:
+    def __init__(self, release: Callable[[bool], None], reply_budget: int | None) -> None:
         self._release = release
         self._released = False
         self.reply_budget = reply_budget
 
-    def release(self) -> None:
+    def release(self, *, refund: bool = False) -> None:
+        """The turn is over; `refund`: it never ran (the line was full), so it is not counted
+        as one of this minute's requests either."""
         if not self._released:
             self._released = True
-            self._release()
+            self._release(refund)
 
 
 class TurnLimits:
@@ -154,13 +157,13 @@ class TurnLimits:
         limits = self.effective(user)
         try:
             budget = self._reply_budget(user, limits)
-            self._take(user, limits)
+            taken_at = self._take(user, limits)
         except LimitReached as refused:
             self._store.audit(
                 actor=user.name, action="chat.limit", outcome="refused", detail=str(refused)
             )
             raise
-        return Permit(lambda: self._give_back(user.id), budget)
+        return Permit(lambda refund: self._give_back(user.id, taken_at if refund else None), budget)
 
     def _reply_budget(self, user: User, limits: EffectiveLimits) -> int | None:
         quota = limits.values.reply_tokens_per_day
@@ -183,8 +186,9 @@ class TurnLimits:
             )
         raise LimitReached(message, "reply_tokens_per_day", wait_s)
 
-    def _take(self, user: User, limits: EffectiveLimits) -> None:
-        """Count the turn as in flight and as a request of this minute, unless that is over."""
+    def _take(self, user: User, limits: EffectiveLimits) -> float:
+        """Count the turn as in flight and as a request of this minute, unless that is over;
+        returns the time it was counted at."""
         cap, rate = limits.values.turns_in_flight, limits.values.requests_per_minute
         now = self._clock().timestamp()
         with self._lock:
@@ -203,9 +207,14 @@ class TurnLimits:
                                    "requests_per_minute", wait_s)  # fmt: skip
             recent.append(now)
             self._in_flight[user.id] = running + 1
+        return now
 
-    def _give_back(self, user_id: int) -> None:
+    def _give_back(self, user_id: int, refund_at: float | None) -> None:
         with self._lock:
+            recent = self._recent.get(user_id)
+            if refund_at is not None and recent:
+                with contextlib.suppress(ValueError):
+                    recent.remove(refund_at)
             left = self._in_flight.get(user_id, 0) - 1
             if left > 0:
                 self._in_flight[user_id] = left

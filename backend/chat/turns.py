@@ -210,7 +210,12 @@ class ChatService:
         permit = self._permit(turn)
         try:
             turn = within_budget(turn, permit)
-            ticket = self._join(turn)
+            try:
+                ticket = self._join(turn)
+            except LineBusy:
+                if permit is not None:  # it never ran: not one of this minute's requests
+                    permit.release(refund=True)
+                raise
             with ticket:
                 for place in self._line.wait(ticket, cancel):
                     yield TurnWaiting(place.position, place.people_ahead, place.expected_wait_s)

@@ -8,7 +8,7 @@ import pytest
 
 from backend.auth.accounts import PermissionDenied
 from backend.chat.limits import LimitReached, LimitValues, time_left
-from backend.chat.turns import TurnSettings, TurnStarted
+from backend.chat.turns import LineBusy, TurnSettings, TurnStarted
 from backend.chat.validation import ChatInputError
 from backend.engines.base import ChatOptions
 from tests.support.chat_line import chat_rig, start_turn
@@ -164,3 +164,18 @@ def test_the_admin_form_sets_a_role_or_a_user_by_one_target(store, root, alice):
     with pytest.raises(PermissionDenied):
         rig.limits.set_for(alice, "user:alice", {"reply_tokens_per_day": 10**6})
     assert rig.limits.effective(alice).values == LimitValues(2, None, 100)
+
+
+def test_a_turn_the_full_line_refused_is_not_counted_as_a_request(store, root, alice, bob):
+    rig = chat_rig(store, max_waiting=0)
+    rig.limits.set_for_role(root, "staff", {"requests_per_minute": 1})
+    rig.engine.gate.clear()
+    running = start_turn(rig, bob, "bob 1", SETTINGS)
+    assert rig.engine.wait_for_requests(1)
+    refused = start_turn(rig, alice, "alice 1", SETTINGS).finish()
+    assert isinstance(refused.error, LineBusy)
+    rig.engine.gate.set()
+    assert running.finish().error is None
+    assert _turn(rig, alice)[-1].reply.status == "complete", "still her one request a minute"
+    with pytest.raises(LimitReached):
+        _turn(rig, alice)

@@ -40,3 +40,19 @@ def test_the_embedded_engine_always_gets_one_slot(tmp_path):
     assert engine_slots(settings, EmbeddedEngine(tmp_path)) == 1
     assert engine_slots(settings, ScriptedEngine()) == 4
     assert engine_slots(Settings(ollama_num_parallel=8), ScriptedEngine()) == 8
+
+
+def test_every_chat_event_gets_a_worker_for_each_turn_the_line_can_hold(tmp_path):
+    from ui import build_ui
+
+    settings = Settings(data_dir=tmp_path, engine_slots=2, max_waiting=30)
+    services = _services(tmp_path, settings, ScriptedEngine())
+    try:
+        demo = build_ui(services)
+        chat_events = [f for f in demo.fns.values() if f.concurrency_id == "engine"]
+        names = {f.api_name for f in chat_events}
+        assert {"chat", "chat_send", "chat_regenerate", "chat_edit"} <= names
+        assert {f.concurrency_limit for f in chat_events} == {services.chat_concurrency}
+        assert services.chat_concurrency >= 2 + 30, "waiting happens in the line, not in Gradio"
+    finally:
+        services.close()
