@@ -234,7 +234,10 @@ def build(services: Services, demo: gr.Blocks) -> None:
     setting_inputs = [model, system_prompt, temperature, num_ctx, max_tokens]
     turn_inputs = [message, conv_id, chatbot, *setting_inputs]
     turn_outputs = [chatbot, message, conv_id, notice, send_btn, stop_btn]
-    shared = {"concurrency_id": "engine", "concurrency_limit": 4, **PRIVATE}
+    # Every turn the fair line may hold gets a worker: turns wait in the line, where their
+    # place is known and Stop leaves it, not in Gradio's queue.
+    limit = services.chat_concurrency
+    shared = {"concurrency_id": "engine", "concurrency_limit": limit, **PRIVATE}
     refresh = {"fn": list_page, "inputs": [page_no, conv_id], "outputs": sidebar_outputs,
                "api_name": "chat_list", **PRIVATE}  # fmt: skip
     send = turn("send")
