@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from backend.auth import UserAdmin
+from backend.auth import CLI, UserAdmin
 from backend.store.database import Store
 from tests.conftest import STAFF_PASSWORD
 from tests.support.app_process import ADMIN_PASSWORD, AppProcess
