@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from ui.admin.limits_panel import limit_rows
 
 from backend.chat.limits import EffectiveLimits, LimitValues, parse_target
 from backend.chat.usage import UsageReport
 from backend.store.database import LimitRecord, UsageTotals
+from ui.admin.limits_panel import limit_rows
 from ui.usage import day_frames, summary
 
 
