@@ -191,11 +191,13 @@ class PoolMember:
 
     def _set(self, state: MemberState) -> None:
         with self._lock:
-            was_up = self._state.up
+            before = self._state
             self._state = state
-        if was_up != state.up:
+        if before.up != state.up:
             now = "up" if state.up else "down"
-            log.warning("engine %s is %s: %s", self.name, now, state.detail)
+            # The first probe only tells how things are; a change after it is news.
+            level = logging.WARNING if before.checked_at else logging.INFO
+            log.log(level, "engine %s is %s: %s", self.name, now, state.detail)
 
     # -- the card ------------------------------------------------------------------------
 

@@ -165,3 +165,22 @@ def test_chat_service_keeps_the_partial_reply_with_status_error(
     assert reply.content == streamed and REPLY.startswith(reply.content)
     assert len(reply.content.split()) >= 5
     assert "'b' stopped answering" in (reply.error or "")
+
+
+def test_hearth_engines_in_the_settings_builds_a_pool_with_the_embedded_fallback(
+    servers, tmp_path: Path
+):
+    import json
+
+    from backend.services import choose_engine, engine_slots
+    from backend.settings import Settings
+
+    listed = [{"name": n, "kind": "ollama", "url": s.url} for n, s in zip("ab", servers[:2], strict=True)]
+    settings = Settings(data_dir=tmp_path, engines=json.dumps(listed))
+    choice = choose_engine(settings)
+    assert isinstance(choice.engine, EnginePool)
+    assert [m.name for m in choice.engine.members] == ["a", "b"]
+    assert choice.engine.fallback is not None and choice.engine.fallback.name == "embedded"
+    assert engine_slots(settings, choice.engine) == 2
+    assert "2 engine(s) from HEARTH_ENGINES" in choice.reason
+    choice.engine.close()
