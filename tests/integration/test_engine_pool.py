@@ -175,7 +175,8 @@ def test_hearth_engines_in_the_settings_builds_a_pool_with_the_embedded_fallback
     from backend.services import choose_engine, engine_slots
     from backend.settings import Settings
 
-    listed = [{"name": n, "kind": "ollama", "url": s.url} for n, s in zip("ab", servers[:2], strict=True)]
+    pairs = zip("ab", servers[:2], strict=True)
+    listed = [{"name": n, "kind": "ollama", "url": s.url} for n, s in pairs]
     settings = Settings(data_dir=tmp_path, engines=json.dumps(listed))
     choice = choose_engine(settings)
     assert isinstance(choice.engine, EnginePool)
