@@ -39,7 +39,7 @@ PULL_UPDATE_EVERY_S = 0.1
 def build(services: Services, demo: gr.Blocks) -> None:
     """Create the Models tab's components inside the current gr.Tab and wire their events."""
     models = services.models
-    pulls: dict[str, threading.Event] = {}  # session -> Cancel flag of its pull in flight
+    pulls: dict[str | None, threading.Event] = {}  # session -> Cancel flag of its pull in flight
     families = [ANY_FAMILY, *services.catalog.families()]
 
     notice = gr.Markdown("", elem_id="models-notice")
@@ -132,7 +132,7 @@ def build(services: Services, demo: gr.Blocks) -> None:
         samples, shown = catalog_samples(view, fam, bucket, bool(fits))
         return machine_html(view), gr.Dataset(samples=samples), shown
 
-    catalog_inputs = [ctx, kv, family, size, fits_only]
+    catalog_inputs: list[gr.Dropdown | gr.Checkbox] = [ctx, kv, family, size, fits_only]
     catalog_outputs = [machine, catalog, tags]
 
     @guarded
