@@ -56,7 +56,7 @@ def choice(label: str, value: object, offered: list[str], default: str) -> str:
 def build(services: Services, demo: gr.Blocks) -> None:
     """Create the Models tab's components inside the current gr.Tab and wire their events."""
     models = services.models
-    pulls: dict[str, threading.Event] = {}  # session -> Cancel flag of its pull in flight
+    pulls: dict[str | None, threading.Event] = {}  # session -> Cancel flag of its pull in flight
     families = [ANY_FAMILY, *services.catalog.families()]
 
     notice = gr.Markdown("", elem_id="models-notice")
@@ -152,7 +152,7 @@ def build(services: Services, demo: gr.Blocks) -> None:
         samples, shown = catalog_samples(view, fam, bucket, fits is True)
         return machine_html(view), gr.Dataset(samples=samples), shown
 
-    catalog_inputs = [ctx, kv, family, size, fits_only]
+    catalog_inputs: list[gr.Dropdown | gr.Checkbox] = [ctx, kv, family, size, fits_only]
     catalog_outputs = [machine, catalog, tags]
 
     @guarded
