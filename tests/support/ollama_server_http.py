@@ -49,6 +49,9 @@ class OllamaHTTPServer(ThreadingHTTPServer):
 
 class OllamaHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive and chunked streams, as Go's net/http
+    # Go sets TCP_NODELAY on every connection; without it, headers and body written apart
+    # wait ~40 ms for the client's delayed ACK (Nagle), a delay real Ollama does not have.
+    disable_nagle_algorithm = True
     server: OllamaHTTPServer
     streaming = False  # the 200 and its headers went out: errors must travel in the stream
 
