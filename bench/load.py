@@ -26,7 +26,7 @@ Figures (`name: value`; seconds since the question was sent, as the client saw t
   SSE);
 - per-person reply tokens/s, Jain's fairness index over the reply tokens each person had
   received when the last non-greedy reply ended (greedy case), peak queue depth (/metrics
-  scraped every 0.25 s), app CPU % of one core, peak RSS and threads (psutil on the app's pid);
+  scraped every 0.5 s), app CPU % of one core, peak RSS and threads (psutil on the app's pid);
 - the baseline: the turns the app served, sent straight to the double with the same
   concurrency (Ollama's own queueing: first come, first served), and the app/baseline ratios.
 """
@@ -299,8 +299,9 @@ def report(rep: ScenarioReport, emit: Callable[[str], object] = print) -> dict[s
     for name, value in figures.items():
         shown = f"{value:.0f}" if name in COUNTS else fmt(value)
         emit(f"{s.name}.{name}: {shown}")
-    for detail in sorted({t.detail for t in turns if t.outcome == "error"})[:3]:
-        emit(f"# {s.name} error: {detail}")
+    for label, group in (("error", turns), ("baseline error", rep.baseline)):
+        for detail in sorted({t.detail for t in group if t.outcome == "error"})[:3]:
+            emit(f"# {s.name} {label}: {detail}")
     return figures
 
 

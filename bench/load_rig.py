@@ -184,7 +184,7 @@ class Sampler:
 
     url: str
     pid: int
-    interval_s: float = 0.25
+    interval_s: float = 0.5
     peak_depth: float = 0.0
     peak_rss_bytes: int = 0
     peak_threads: int = 0

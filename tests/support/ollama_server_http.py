@@ -37,6 +37,9 @@ class OllamaHTTPServer(ThreadingHTTPServer):
     """One thread per connection; a client that hangs up is normal here, not an error."""
 
     daemon_threads = True
+    # Go listens with the system's backlog; socketserver's default of 5 drops connections
+    # when a benchmark opens dozens at once.
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], fake: OllamaTestServer) -> None:
         super().__init__(address, OllamaHandler)
