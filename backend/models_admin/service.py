@@ -127,6 +127,19 @@ class ModelService:
             self._store.audit(actor=actor, action=action, target=target, outcome="refused")
             raise
 
+    def _admin_named(
+        self, user: User | None, verb: str, action: str, model: object, missing: str = ""
+    ) -> tuple[User, str]:
+        """The admin and the checked model name; a refusal of either is audited."""
+        shown = inputs.shown_value(model)
+        admin = self._admin(user, f"{verb} {shown or 'models'}", action, shown)
+        try:
+            return admin, inputs.model_name(model, missing or "Pick a model first.")
+        except inputs.ModelInputError as exc:
+            self._store.audit(actor=admin.name, action=action, target=shown,
+                              outcome="refused", detail=str(exc))  # fmt: skip
+            raise
+
     @staticmethod
     def _signed_in(user: User | None) -> User:
         if user is None:
@@ -290,9 +303,8 @@ class ModelService:
         self, user: User | None, model: str, cancel: threading.Event | None = None
     ) -> Iterator[PullUpdate]:
         """Stream the engine's pull as PullUpdates; cancel (or closing this) stops the download."""
-        shown = inputs.shown_value(model)
-        admin = self._admin(user, f"pull {shown or 'models'}", "model.pull", shown)
-        model = inputs.model_name(model, "Name a model tag to pull (e.g. llama3.2:3b).")
+        missing = "Name a model tag to pull (e.g. llama3.2:3b)."
+        admin, model = self._admin_named(user, "pull", "model.pull", model, missing)
         if any(c.isspace() for c in model):
             raise inputs.ModelInputError(f"{model!r} is not a model tag (e.g. llama3.2:3b).")
         disk = self._hardware.snapshot().disk("models")
@@ -332,15 +344,13 @@ class ModelService:
                               outcome=outcome, detail=detail)  # fmt: skip
 
     def delete(self, user: User | None, model: str) -> None:
-        shown = inputs.shown_value(model)
-        admin = self._admin(user, f"delete {shown}", "model.delete", shown)
-        self._audited(admin, "model.delete", inputs.model_name(model), self._engine().delete)
+        admin, name = self._admin_named(user, "delete", "model.delete", model)
+        self._audited(admin, "model.delete", name, self._engine().delete)
 
     def unload(self, user: User | None, model: str) -> None:
         """Unload a loaded model; one the engine does not hold is refused, not reported done."""
-        shown = inputs.shown_value(model)
-        admin = self._admin(user, f"unload {shown}", "model.unload", shown)
-        name = inputs.model_name(model)
+        admin, name = self._admin_named(user, "unload", "model.unload", model)
+        shown = inputs.shown_value(name)
         if not any(model_key(m.name) == model_key(name) for m in self._engine().loaded_models()):
             detail = f"{inputs.shown_name(name)} is not loaded; there is nothing to unload."
             self._store.audit(actor=admin.name, action="model.unload", target=shown,
@@ -362,9 +372,7 @@ class ModelService:
         self, user: User | None, model: str, num_ctx: int, *, override: bool = False
     ) -> LoadResult:
         """Admission check, then the engine's load; override=True loads a refused model anyway."""
-        shown = inputs.shown_value(model)
-        admin = self._admin(user, f"load {shown}", "model.load", shown)
-        model = inputs.model_name(model, "Name a model first.")
+        admin, model = self._admin_named(user, "load", "model.load", model, "Name a model first.")
         num_ctx = inputs.num_ctx(num_ctx)
         settings = self.admission_settings()
         request = self.load_request(model, num_ctx, settings.kv_cache_type, settings)
