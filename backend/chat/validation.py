@@ -47,6 +47,7 @@ NUM_PREDICT = "Max reply tokens"
 SEED = "Seed"
 TOP_P = "Top p"
 _OUT_OF_RANGE = ("too large", "too small")
+MODEL_NOT_FOUND = "model not found"  # ChatInputError.reason when the engine lacks the model
 
 
 class ChatInputError(ValueError):
@@ -251,7 +252,8 @@ def installed_model(name: str, installed: Iterable[str]) -> str:
     listed = ", ".join(names[:8]) + (", …" if len(names) > 8 else "")
     raise ChatInputError(
         f"Model {quote_value(name)} is not installed on this engine"
-        + (f"; installed: {listed}." if names else "; it has no models.")
+        + (f"; installed: {listed}." if names else "; it has no models."),
+        MODEL_NOT_FOUND,
     )
 
 
