@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 
 from backend.auth import ROLES, ApiKeyInfo, User
-from ui.common import PRIVATE, Caller, acting_user, guarded
+from ui.common import PRIVATE, acting_user, guarded
 
 if TYPE_CHECKING:
     from backend.services import Services
@@ -92,13 +92,13 @@ class ApiKeyHandlers:
         note = f"Made key **{made.info.prefix}…** ({made.info.name}). Copy it now."
         return gr.update(value=made.secret, visible=True), self._rows(user), "", note
 
-    def api_key_revoke(self, key_id: str, request: Caller) -> tuple[Any, str]:
+    def api_key_revoke(self, key_id: str, request: gr.Request) -> tuple[Any, str]:
         user = acting_user(self.services, request)
         revoked = self.services.api_keys.revoke(user, key_id)
         note = f"Revoked key **{revoked.prefix}…** ({revoked.name}) of {revoked.user}."
         return self._rows(user), note
 
-    def api_access_save(self, roles: list[str] | None, request: Caller) -> str:
+    def api_access_save(self, roles: list[str] | None, request: gr.Request) -> str:
         user = acting_user(self.services, request)
         chosen = roles if isinstance(roles, list) else []
         access: dict[str, bool] = {}
