@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from backend.auth.refusals import cut, require_admin_audited
 from backend.auth.types import ROLES, AccountError, PermissionDenied, User
@@ -27,6 +28,7 @@ KEY_PREFIX = "hearth-"
 PREFIX_CHARS = len(KEY_PREFIX) + 8  # "hearth-" and 8 random characters: the row's public id
 MAX_NAME_CHARS = 64
 MAX_ACTIVE_KEYS = 20  # per user; revoke one to make another
+TOUCH_EVERY_S = 60  # last_used_at is kept to the minute: no write on every request
 ACCESS_SETTING = "api_access"  # settings table: {"admin": bool, "staff": bool}; default all on
 _KEY_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 
@@ -61,6 +63,13 @@ class NewApiKey:
 def _info(record: ApiKeyRecord) -> ApiKeyInfo:
     return ApiKeyInfo(record.id, record.user, record.name, record.prefix, record.created_at,
                       record.last_used_at, record.revoked_at)  # fmt: skip
+
+
+def _stale(last_used_at: str | None) -> bool:
+    if last_used_at is None:
+        return True
+    age = datetime.now(UTC) - datetime.fromisoformat(last_used_at)
+    return age.total_seconds() >= TOUCH_EVERY_S
 
 
 def key_hash(key: str) -> str:
@@ -190,7 +199,8 @@ class ApiKeys:
         if refusal:
             self._audit(user, "api.auth", record.prefix, "refused", refusal)
             raise ApiKeyRefused(refusal)
-        self._store.touch_api_key(record.id)
+        if _stale(record.last_used_at):
+            self._store.touch_api_key(record.id)
         return user
 
     def _refusal(self, record: ApiKeyRecord) -> str:
