@@ -124,6 +124,7 @@ class ChatOptions:
     num_predict: int | None = None
     seed: int | None = None
     top_p: float | None = None
+    stop: tuple[str, ...] = ()  # the reply ends before the first of these; none is shown
 
 
 @dataclass(frozen=True)
