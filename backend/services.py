@@ -33,7 +33,7 @@ from backend.engines.pool_member import EngineCard, member_from_spec
 from backend.estimate.catalog import Catalog, FitRow, fit_rows, load_catalog
 from backend.estimate.memory import DEFAULT_RAM_BANDWIDTH_GBPS
 from backend.hardware.monitor import HardwareMonitor, HardwareSnapshot
-from backend.models_admin.service import ModelService
+from backend.models_admin import ModelService
 from backend.ops.metrics import OpsMetrics, exposition
 from backend.ops.readiness import Readiness, ReadinessProbe
 from backend.settings import Settings

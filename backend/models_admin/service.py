@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, fields, replace
 
 from backend.admission import Decision, LoadRequest, Machine, Reservation, Reservations, decide
 from backend.admission.settings import AdmissionSettings, LearnedMargin
@@ -22,7 +22,7 @@ from backend.engines.base import (
     close_stream,
     model_key,
 )
-from backend.estimate.catalog import Catalog, CatalogError, FitRow, fit_rows
+from backend.estimate.catalog import Catalog, CatalogError, fit_rows
 from backend.estimate.memory import DEFAULT_RAM_BANDWIDTH_GBPS, EstimateError
 from backend.hardware.monitor import HardwareMonitor, HardwareSnapshot
 from backend.models_admin import inputs
@@ -41,57 +41,17 @@ from backend.models_admin.pull_progress import (
     PullUpdate,
     disk_message,
 )
+from backend.models_admin.values import (
+    AdmissionRefused,
+    CatalogRow,
+    CatalogView,
+    LoadResult,
+    decision_numbers,
+)
 from backend.store.database import Store
 from backend.units import format_size
 
 ADMISSION_KEY = "admission.settings"
-
-
-class AdmissionRefused(ValueError):
-    """The admission check refused a load; the message carries its numbers."""
-
-    def __init__(self, decision: Decision) -> None:
-        super().__init__(decision.message())
-        self.decision = decision
-
-
-@dataclass(frozen=True)
-class CatalogRow:
-    fit: FitRow
-    parameter_count: int
-    context_length: int
-    is_default_quant: bool
-    installed: bool
-
-
-@dataclass(frozen=True)
-class CatalogView:
-    rows: tuple[CatalogRow, ...]
-    num_ctx: int
-    kv_cache_type: str
-    machine: Machine
-    engine_error: str = ""  # why the installed marks are missing, "" when the engine answered
-    parallel: int = 1  # slots per model (OLLAMA_NUM_PARALLEL)
-    flash_attention: bool = False
-
-
-@dataclass(frozen=True)
-class LoadResult:
-    decision: Decision
-    record: LoadRecord
-    overridden: bool
-
-
-def _numbers(decision: Decision) -> str:
-    """The audit detail of a decision: what it needs, what was free, the verdict."""
-    p = decision.placement
-    return (
-        f"num_ctx {decision.num_ctx}, KV {decision.kv_cache_type}; estimate "
-        f"{format_size(decision.estimate.total_bytes)} ({format_size(p.vram_bytes)} VRAM + "
-        f"{format_size(p.ram_bytes)} RAM, {p.verdict}); available "
-        f"{format_size(decision.free_vram_bytes)} VRAM + {format_size(decision.free_ram_bytes)} "
-        f"RAM; policy {decision.policy}: {decision.verdict}"
-    )
 
 
 class ModelService:
@@ -390,7 +350,7 @@ class ModelService:
         self._on_load_decision("override" if forced else decision.verdict)
         if not decision.admitted and not forced:
             self._store.audit(actor=admin.name, action="model.load", target=model,
-                              outcome="refused", detail=_numbers(decision))  # fmt: skip
+                              outcome="refused", detail=decision_numbers(decision))  # fmt: skip
             raise AdmissionRefused(decision)
         action = "model.load.override" if forced else "model.load"
         try:
@@ -399,7 +359,7 @@ class ModelService:
             now_loaded = self._loaded_or_empty()
         except EngineError as exc:
             self._store.audit(actor=admin.name, action=action, target=model, outcome="failed",
-                              detail=f"{exc} | {_numbers(decision)}")  # fmt: skip
+                              detail=f"{exc} | {decision_numbers(decision)}")  # fmt: skip
             raise
         finally:
             self._reservations.release(reservation)
@@ -410,7 +370,7 @@ class ModelService:
             actor=admin.name,
             action=action,
             target=model,
-            detail=f"{_numbers(decision)}; actual {describe_actual(record)}",
+            detail=f"{decision_numbers(decision)}; actual {describe_actual(record)}",
         )
         return LoadResult(decision, record, forced)
 
