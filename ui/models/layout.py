@@ -4,6 +4,7 @@ the page shows them; admin-only groups start hidden."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import gradio as gr
@@ -87,7 +88,7 @@ class ModelsLayout:
                 self.records, self.notice]  # fmt: skip
 
     @property
-    def admin_groups(self) -> list[gr.components.Component]:
+    def admin_groups(self) -> list[gr.blocks.Block]:
         return [self.pull.group, self.manage.group, self.loaded.group]
 
 
@@ -158,7 +159,7 @@ def _loaded() -> LoadedControls:
     return LoadedControls(html, group, pick, unload)
 
 
-def layout(families: list[str]) -> ModelsLayout:
+def layout(families: Sequence[str]) -> ModelsLayout:
     """Create the components in the current render context (normally the Models gr.Tab)."""
     notice = gr.Markdown("", elem_id="models-notice")
     catalog = _catalog([ANY_FAMILY, *families])
