@@ -6,7 +6,9 @@ import functools
 import html
 import inspect
 import re
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -86,3 +88,33 @@ def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
 def user_error(exc: Exception) -> gr.Error:
     """A toast for a user-facing error; toasts render HTML, and messages can echo input."""
     return gr.Error(html.escape(str(exc)), print_exception=False)
+
+
+class CancelRegistry:
+    """The Stop flag of each page session's work in flight (a chat turn, a model pull)."""
+
+    def __init__(self) -> None:
+        self._flags: dict[str | None, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def running(self, session: str | None) -> Iterator[threading.Event]:
+        """A fresh flag for this session's new work; forgotten when that work ends."""
+        flag = threading.Event()
+        with self._lock:
+            self._flags[session] = flag  # Stop reaches the session's newest work
+        try:
+            yield flag
+        finally:
+            with self._lock:
+                if self._flags.get(session) is flag:
+                    del self._flags[session]
+
+    def cancel(self, session: str | None) -> bool:
+        """Set the flag of this session's work in flight; False when it has none."""
+        with self._lock:
+            flag = self._flags.get(session)
+        if flag is None:
+            return False
+        flag.set()
+        return True

@@ -4,7 +4,6 @@ server refuses staff anyway)."""
 
 from __future__ import annotations
 
-import threading
 import time
 from html import escape
 from typing import TYPE_CHECKING
@@ -13,7 +12,7 @@ import gradio as gr
 
 from backend.models_admin.service import AdmissionRefused
 from backend.services import EngineError
-from ui.common import PRIVATE, acting_user, guarded
+from ui.common import PRIVATE, CancelRegistry, acting_user, guarded
 from ui.models_render import (
     ANY_FAMILY,
     ANY_SIZE,
@@ -39,7 +38,7 @@ PULL_UPDATE_EVERY_S = 0.1
 def build(services: Services, demo: gr.Blocks) -> None:
     """Create the Models tab's components inside the current gr.Tab and wire their events."""
     models = services.models
-    pulls: dict[str, threading.Event] = {}  # session -> Cancel flag of its pull in flight
+    pulls = CancelRegistry()  # each page session's Cancel flag of its pull in flight
     families = [ANY_FAMILY, *services.catalog.families()]
 
     notice = gr.Markdown("", elem_id="models-notice")
@@ -154,9 +153,8 @@ def build(services: Services, demo: gr.Blocks) -> None:
 
     def models_pull(tag: str, request: gr.Request, progress=gr.Progress()):  # noqa: B008
         user = acting_user(services, request)
-        cancel = pulls[request.session_hash] = threading.Event()
         last = 0.0
-        try:
+        with pulls.running(request.session_hash) as cancel:
             for update in models.pull(user, tag or "", cancel):
                 if update.fraction is not None:
                     progress(update.fraction, desc=f"{update.status} {update.fraction:.0%}")
@@ -164,12 +162,9 @@ def build(services: Services, demo: gr.Blocks) -> None:
                 if update.done or update.cancelled or now - last >= PULL_UPDATE_EVERY_S:
                     last = now
                     yield pull_html(update)
-        finally:
-            pulls.pop(request.session_hash, None)
 
     def models_cancel_pull(request: gr.Request) -> None:
-        if (flag := pulls.get(request.session_hash)) is not None:
-            flag.set()
+        pulls.cancel(request.session_hash)
 
     @guarded
     def models_check(model, num_ctx, request: gr.Request):
