@@ -383,6 +383,15 @@ def test_stop_without_a_turn_in_flight_does_nothing(handlers, running):
         assert not flag.is_set()
 
 
+def test_an_older_turn_ending_leaves_stop_to_the_newer_one_of_its_session(handlers, running):
+    older = running.running("tab-1")
+    older.__enter__()
+    with running.running("tab-1") as newer:
+        older.__exit__(None, None, None)
+        handlers.stop(ALICE)
+        assert newer.is_set()
+
+
 def stored_replies(services: Services, conversation_id: int) -> list[str]:
     messages = services.store.messages(user_id(services, "alice"), conversation_id)
     return [m.status for m in messages if m.role == "assistant"]
