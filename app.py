@@ -4,11 +4,32 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import re
+import secrets
+import socket
 import sys
+import tempfile
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from backend.settings import ENGINE_CHOICES, Settings, SettingsError, from_env
+
+# Our own error types carry a sentence for the person at the terminal; see _sentence.
+OUR_PACKAGES = ("backend", "ui", "__main__", "app")
+_LONG_WORD = re.compile(r"\S{81,}")
+
+
+class CommandError(Exception):
+    """A command cannot go on; the message says why, in a sentence."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad command line as one `error:` line (no usage dump)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {_one_line(message)} (see: {self.prog} --help)\n")
 
 
 def _add_server_flags(parser: argparse.ArgumentParser) -> None:
@@ -37,7 +58,7 @@ def _add_server_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="app.py",
         description="Hearth: a self-service local LLM console over Ollama, with an embedded "
         "llama.cpp engine when no Ollama is reachable.",
@@ -91,38 +112,41 @@ def _read_password(prompt: str) -> str:
         return sys.stdin.readline().rstrip("\n")
     first = getpass.getpass(prompt)
     if getpass.getpass("Again: ") != first:
-        raise SystemExit("The passwords did not match; nothing was changed.")
+        raise CommandError("The passwords did not match; nothing was changed.")
     return first
 
 
 def run_users(args: argparse.Namespace, settings: Settings) -> int:
-    from backend.auth.accounts import AccountError, Accounts
+    from backend.auth import CLI, AccountError, UserAdmin
     from backend.store.database import Store
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    name = getattr(args, "name", "")
+    if "\x00" in name or not _is_text(name):
+        raise CommandError(f"The user name {_shown(name)} is not valid text; nothing was changed.")
+    _prepare_data_dir(settings)
     with Store(settings.db_path) as store:
-        accounts = Accounts(store)
+        users = UserAdmin(store)  # acting as CLI: audited as 'cli'
         try:
             if args.users_command == "add":
                 role = "admin" if args.admin else "staff"
                 password = _read_password(f"Password for {args.name}: ")
-                accounts.add_user_cli(args.name, password, role)
+                users.add_user(CLI, args.name, password, role)
                 print(f"Added {role} '{args.name}'.")
             elif args.users_command == "passwd":
-                accounts.set_password_cli(
-                    args.name, _read_password(f"New password for {args.name}: ")
+                users.set_password(
+                    CLI, args.name, _read_password(f"New password for {args.name}: ")
                 )
                 print(f"Password changed for '{args.name}'.")
             elif args.users_command in ("disable", "enable"):
-                accounts.set_disabled_cli(args.name, args.users_command == "disable")
+                users.set_disabled(CLI, args.name, args.users_command == "disable")
                 print(f"User '{args.name}' {args.users_command}d.")
             else:
                 print(f"{'name':<24} {'role':<6} {'status':<9} created")
-                for record in accounts.list_users_cli():
+                for record in users.list_users(CLI):
                     status = "disabled" if record.disabled else "active"
                     print(f"{record.name:<24} {record.role:<6} {status:<9} {record.created_at}")
         except AccountError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"error: {_one_line(str(exc))}", file=sys.stderr)
             return 2
     return 0
 
@@ -131,10 +155,9 @@ def serve(settings: Settings) -> int:
     from backend.chat.conversation_import import MAX_IMPORT_BYTES
     from backend.services import Services
     from ui import build_ui, launch_options
-    from ui.http_guards import launch_options as guard_options
 
     services = Services.build(settings)
-    password = services.accounts.ensure_first_admin(settings.admin_password)
+    password = services.users.ensure_first_admin(settings.admin_password)
     if password:
         print(
             "\n  No users yet: created admin user 'admin' with password\n\n"
@@ -150,22 +173,51 @@ def serve(settings: Settings) -> int:
         demo.launch(
             server_name=settings.host,
             server_port=settings.port,
-            auth=services.accounts.authenticate,
+            auth=services.auth.authenticate,
             auth_message="Sign in to Hearth.",
             ssr_mode=False,
             show_error=False,
             max_file_size=MAX_IMPORT_BYTES,  # refused with 413 while the upload is read
-            **launch_options(),
-            **guard_options(services.accounts),  # sessions that end, login origin and throttle
+            **launch_options(services),  # theme, CSS, keys, error pages, the login guard
         )
     finally:
         services.close()
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+def _prepare_data_dir(settings: Settings) -> None:
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CommandError(
+            f"Cannot use {_shown(str(settings.data_dir))} as the data folder: "
+            f"{exc.strerror or exc}."
+        ) from exc
+
+
+def _check_port(settings: Settings) -> None:
+    """Say now, before the engine loads, when the address cannot be listened on."""
+    where = f"{_shown(settings.host)} port {settings.port}"
+    try:
+        family, kind, _, _, address = socket.getaddrinfo(
+            settings.host, settings.port, type=socket.SOCK_STREAM
+        )[0]
+        with socket.socket(family, kind) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+    except ValueError:  # a NUL or undecodable bytes in the host name
+        reason = "not a host name or address"
+    else:
+        return
+    raise CommandError(
+        f"Cannot listen on {where}: {reason}; pick another --port or --host "
+        "(HEARTH_PORT, HEARTH_HOST)."
+    )
+
+
+def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     try:
         settings = settings_from(args)
     except SettingsError as exc:
@@ -177,7 +229,59 @@ def main(argv: Sequence[str] | None = None) -> int:
         from backend.services import CATALOG_PATH
 
         return run(args, CATALOG_PATH)
+    _prepare_data_dir(settings)
+    _check_port(settings)
     return serve(settings)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run a command; any failure is one `error:` line on stderr and exit code 2."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _dispatch(parser, args)
+    except KeyboardInterrupt:
+        print("error: interrupted.", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        print(f"error: {_one_line(_sentence(exc))}", file=sys.stderr)
+        return 2
+
+
+def _sentence(exc: Exception) -> str:
+    """Our own errors say what is wrong; an OSError names its file; anything else is a bug."""
+    if type(exc).__module__.split(".")[0] in OUR_PACKAGES:
+        return str(exc)
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    if isinstance(exc, EOFError):
+        return "The input ended before a password was given; nothing was changed."
+    ref = secrets.token_hex(3)
+    report = Path(tempfile.gettempdir()) / f"hearth-error-{ref}.log"
+    try:
+        report.write_text("".join(traceback.format_exception(exc)), errors="backslashreplace")
+    except OSError:
+        return f"something went wrong (ref {ref}): {type(exc).__name__}."
+    return f"something went wrong (ref {ref}); the details are in {report}."
+
+
+def _one_line(message: str) -> str:
+    """The message on one line, with any absurdly long word (a 5,000-character name) cut."""
+    flat = " ".join(message.split())
+    return _LONG_WORD.sub(lambda m: f"{m.group()[:60]}…({len(m.group()):,} characters)", flat)
+
+
+def _shown(text: str) -> str:
+    return repr(text) if len(text) <= 80 else f"{text[:60]!r}…({len(text):,} characters)"
+
+
+def _is_text(text: str) -> bool:
+    """False for undecodable bytes in an argument (Python hands them over as lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
-from backend.auth.accounts import Accounts, User
+from backend.auth import AuditLog, Authentication, User, UserAdmin
 from backend.chat.conversations import ConversationService
 from backend.chat.turns import ChatService
 from backend.engines.base import (
@@ -103,7 +103,9 @@ class Services:
         self.engine_reason = engine.reason
         self.hardware = hardware
         self.catalog = catalog
-        self.accounts = Accounts(store)
+        self.auth = Authentication(store)  # sign-in, sessions: the acting User comes from here
+        self.users = UserAdmin(store)
+        self.audit = AuditLog(store)
         self.conversations = ConversationService(store)
         self.models = ModelService(
             store,
@@ -168,6 +170,7 @@ class Services:
         tags: Collection[str] | None = None,
     ) -> list[FitRow]:
         """Catalog rows (all, or the given base tags) judged against this snapshot's free memory."""
+        engine = self.models.admission_settings()  # slots and flash attention as the engine runs
         return fit_rows(
             self.catalog if tags is None else self.catalog.subset(tags),
             free_vram_bytes=snapshot.free_vram_bytes,
@@ -177,4 +180,6 @@ class Services:
             ram_bandwidth_gbps=self.ram_bandwidth_gbps,
             num_ctx=num_ctx,
             kv_cache_type=kv_cache_type,
+            flash_attention=engine.flash_attention or kv_cache_type != "f16",
+            parallel=engine.num_parallel,
         )

@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-from backend.auth.accounts import Accounts
+from backend.auth import CLI, Authentication, UserAdmin
 from backend.chat.conversations import (
     MAX_IMPORT_BYTES,
     MAX_IMPORT_MESSAGES,
@@ -100,7 +100,7 @@ def report(name: str, base: list[float], loaded: list[float]) -> None:
 def open_figures(db: Path) -> None:
     """Opening the imported chat in the store: newest OPEN_NEWEST_MESSAGES vs every message."""
     with Store(db) as store:
-        admin = Accounts(store).resolve("admin")
+        admin = Authentication(store).resolve("admin")
         assert admin is not None
         history = ConversationService(store)
         chat = history.page(admin, 1, 1).conversations[0]
@@ -127,8 +127,8 @@ def main() -> None:
         parser.error(f"{len(raw):,} bytes is over the limit: use fewer --chars")
     data_dir = Path(tempfile.mkdtemp(prefix="hearth-bench-import-"))
     with Store(data_dir / "hearth.db") as store:
-        Accounts(store).add_user_cli("admin", ADMIN_PASSWORD, "admin")
-        Accounts(store).add_user_cli("staff", STAFF_PASSWORD, "staff")
+        UserAdmin(store).add_user(CLI, "admin", ADMIN_PASSWORD, "admin")
+        UserAdmin(store).add_user(CLI, "staff", STAFF_PASSWORD, "staff")
     extra = {"GRADIO_TEMP_DIR": str(data_dir / "uploads")}
     with AppProcess(data_dir, extra_env=extra) as app:
         admin = GradioHTTP(app.url, "admin", ADMIN_PASSWORD)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import psutil
 
-from backend.auth.accounts import Accounts
+from backend.auth import CLI, UserAdmin
 from backend.engines.base import ChatDelta, ChatMessage, ChatOptions, ChatStats
 from backend.engines.embedded import BUNDLED_MODEL_NAME, EmbeddedEngine
 from backend.store.database import Store
@@ -124,7 +124,7 @@ def main() -> None:
         data_dir = Path(tmp) / "data"
         data_dir.mkdir()
         with Store(data_dir / "hearth.db") as store:
-            Accounts(store).add_user_cli("admin", ADMIN_PASSWORD, "admin")
+            UserAdmin(store).add_user(CLI, "admin", ADMIN_PASSWORD, "admin")
         engine = EmbeddedEngine(Path(tmp) / "models")
         with AppProcess(data_dir) as app:
             idle_mib = rss_mib(app.process.pid)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from backend.auth.accounts import Accounts, User
+from backend.auth import CLI, AuditLog, Authentication, User, UserAdmin
 from backend.engines.embedded import EmbeddedEngine, bundled_model_path
 from backend.store.database import Store
 from tests.support.app_process import ADMIN_PASSWORD, AppProcess
@@ -45,18 +45,28 @@ def owner(store: Store) -> int:
 
 
 @pytest.fixture
-def accounts(store: Store) -> Accounts:
-    return Accounts(store)
+def auth(store: Store) -> Authentication:
+    return Authentication(store)
 
 
 @pytest.fixture
-def alice(accounts: Accounts) -> User:
-    return accounts.add_user_cli("alice", "alice-pass-123", "staff")
+def users(store: Store) -> UserAdmin:
+    return UserAdmin(store)
 
 
 @pytest.fixture
-def bob(accounts: Accounts) -> User:
-    return accounts.add_user_cli("bob", "bob-pass-1234", "staff")
+def audit(store: Store) -> AuditLog:
+    return AuditLog(store)
+
+
+@pytest.fixture
+def alice(users: UserAdmin) -> User:
+    return users.add_user(CLI, "alice", "alice-pass-123", "staff")
+
+
+@pytest.fixture
+def bob(users: UserAdmin) -> User:
+    return users.add_user(CLI, "bob", "bob-pass-1234", "staff")
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +74,8 @@ def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppProcess]
     """The real app on the embedded engine, one per test module, with an admin and a staff user."""
     data_dir = tmp_path_factory.mktemp("app-data")
     with Store(data_dir / "hearth.db") as opened:
-        Accounts(opened).add_user_cli("admin", ADMIN_PASSWORD, "admin")
-        Accounts(opened).add_user_cli("staff", STAFF_PASSWORD, "staff")
+        UserAdmin(opened).add_user(CLI, "admin", ADMIN_PASSWORD, "admin")
+        UserAdmin(opened).add_user(CLI, "staff", STAFF_PASSWORD, "staff")
     with AppProcess(data_dir) as app:
         yield app
 
@@ -98,3 +108,24 @@ def staff_page(browser, app_server: AppProcess):
     page = signed_in_page(browser, app_server.url, "staff", STAFF_PASSWORD)
     yield page
     page.context.close()
+
+
+# -- the fast loop ---------------------------------------------------------------------------
+
+# Fixtures that run llama.cpp, start the app or a browser: a test using any of them is `slow`.
+SLOW_FIXTURES = frozenset({
+    "embedded_engine", "ollama_generator", "ollama_test_server", "ollama_server",
+    "ollama_engine", "app_server", "browser", "llama_cpp_server", "smollm_path",
+})  # fmt: skip
+SLOW_MODULE_NAMES = ("AppProcess", "EmbeddedEngine", "LlamaCppServer", "sync_playwright")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `slow` what needs llama.cpp, a server process or Chromium; `-m "not slow"` is the
+    fast loop (CONTRIBUTING.md)."""
+    for item in items:
+        module = getattr(item, "module", None)
+        uses_slow_fixture = bool(SLOW_FIXTURES & set(getattr(item, "fixturenames", ())))
+        starts_something = any(hasattr(module, name) for name in SLOW_MODULE_NAMES)
+        if uses_slow_fixture or starts_something or item.get_closest_marker("e2e"):
+            item.add_marker(pytest.mark.slow)

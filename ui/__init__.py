@@ -10,6 +10,8 @@ import gradio as gr
 
 from ui import admin, chat, hardware, models
 from ui.common import acting_user, guarded
+from ui.errors import HearthBlocks, http_server_error
+from ui.http_guards import guard_middleware
 
 if TYPE_CHECKING:
     from backend.services import Services
@@ -36,11 +38,21 @@ def theme() -> gr.themes.Base:
     ).set(body_background_fill="*neutral_50", block_radius="12px")
 
 
-def launch_options() -> dict[str, object]:
+def launch_options(services: Services) -> dict[str, object]:
     """What Gradio 6 wants at launch() rather than in gr.Blocks()."""
-    css = (UI_DIR / "hearth.css").read_text(encoding="utf-8")
+    # Every stylesheet beside this file: hearth.css and one per tab that has its own styles.
+    css = "\n".join(p.read_text(encoding="utf-8") for p in sorted(UI_DIR.glob("*.css")))
     keys = (UI_DIR / "chat_keys.js").read_text(encoding="utf-8")
-    return {"theme": theme(), "css": css, "head": f"<script>{keys}</script>"}
+    app_kwargs = {
+        "exception_handlers": {Exception: http_server_error},
+        "middleware": guard_middleware(services.auth),
+    }
+    return {
+        "theme": theme(),
+        "css": css,
+        "head": f"<script>{keys}</script>",
+        "app_kwargs": app_kwargs,
+    }
 
 
 def header_html(services: Services, username: str | None) -> str:
@@ -59,7 +71,7 @@ def header_html(services: Services, username: str | None) -> str:
 
 
 def build_ui(services: Services) -> gr.Blocks:
-    with gr.Blocks(title=f"{TITLE} · local LLM console", fill_width=True) as demo:
+    with HearthBlocks(title=f"{TITLE} · local LLM console", fill_width=True) as demo:
         header = gr.HTML(header_html(services, None), elem_id="hearth-header")
         with gr.Tabs():
             with gr.Tab("Chat", id="chat"):

@@ -5,47 +5,55 @@ from __future__ import annotations
 import functools
 import html
 import inspect
-import re
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import gradio as gr
 
-from backend.auth.accounts import PermissionDenied, User
+from backend.auth import PermissionDenied, User
 from backend.services import EngineError, StoreError
+from ui.chat_markdown import chat_markdown
+from ui.errors import OUR_PACKAGES, raised_by_our_code, server_error, shorten
 
 if TYPE_CHECKING:
     from backend.services import Services
 
-# Errors whose message is written for the person at the screen; anything else is a bug and
-# Gradio shows a generic "Error" (show_error=False keeps tracebacks out of the page).
+# Errors whose message is written for the person at the screen (when our code raised them:
+# see written_for_users); anything else is a bug, logged with a reference (ui.errors).
 USER_ERRORS: tuple[type[Exception], ...] = (ValueError, PermissionError, EngineError, StoreError)
 PRIVATE: dict[str, Any] = {"api_visibility": "private"}
+GUARDED = "__hearth_guarded__"  # set on every wrapped handler; tests walk the UI for it
 
-_CODE = re.compile(r"(```.*?(?:```|$)|`[^`\n]*`)", re.DOTALL)
+
+class Caller(Protocol):
+    """What a handler needs of gr.Request; handler tests pass a small stand-in."""
+
+    username: str | None
 
 
-def acting_user(services: Services, request: gr.Request | None) -> User:
+def acting_user(services: Services, request: Caller | None) -> User:
     """The signed-in user for this request; raises PermissionDenied for anonymous callers."""
-    user = services.accounts.resolve(getattr(request, "username", None) if request else None)
+    user = services.auth.resolve(getattr(request, "username", None) if request else None)
     if user is None:
         raise PermissionDenied("Sign in first.")
     return user
 
 
 def safe_markdown(text: str) -> str:
-    """Markdown whose HTML shows as text: escape <, >, & outside code spans and fences.
+    """Chat text (questions, replies, notices that echo input) as markdown with no HTML or images.
 
-    Code is left alone because markdown already shows it literally; everywhere else an
-    `<img onerror=...>` in a reply or a question must appear as characters, never as markup.
+    One renderer for all of it, ui.chat_markdown: `<` shows as a character, `![alt](url)`
+    becomes the link `[image: alt](url)`, and code cannot smuggle markup out of a fence.
     """
-    parts = _CODE.split(text)
-    return "".join(
-        part if index % 2 else html.escape(part, quote=False) for index, part in enumerate(parts)
-    )
+    return chat_markdown(text)
+
+
+def inline_markdown(text: str) -> str:
+    """Untrusted text (a model name, an engine's error) on one line of a markdown notice."""
+    return safe_markdown(" ".join(str(text).split()))
 
 
 def format_expiry(iso: str) -> str:
@@ -60,34 +68,63 @@ def format_expiry(iso: str) -> str:
 
 
 def guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Wrap an event handler: a user-facing error becomes a toast (gr.Error), not a traceback.
+    """Wrap an event handler: any error becomes a readable toast (gr.Error), never a traceback.
 
-    Keeps the signature, so Gradio still injects gr.Request, and works for generators.
+    A user-facing error shows its own sentence; anything else is logged with its traceback and
+    a short reference, and the toast names only the reference. Keeps the signature, so Gradio
+    still injects gr.Request, and works for generators. Every handler must be wrapped: a unit
+    test walks the built UI for the GUARDED mark.
     """
+    if getattr(fn, GUARDED, False):
+        return fn
+    if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
+        raise TypeError(f"guarded wraps plain functions and generators, not {fn!r}")
+    where = getattr(fn, "__qualname__", repr(fn))
     if inspect.isgeneratorfunction(fn):
 
         @functools.wraps(fn)
         def stream(*args: Any, **kwargs: Any) -> Any:
             try:
                 yield from fn(*args, **kwargs)
-            except USER_ERRORS as exc:
-                raise user_error(exc) from exc
+            except gr.Error:
+                raise
+            except Exception as exc:
+                raise readable_error(exc, where) from exc
 
-        return stream
+        wrapper = stream
+    else:
 
-    @functools.wraps(fn)
-    def run(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except USER_ERRORS as exc:
-            raise user_error(exc) from exc
+        @functools.wraps(fn)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except gr.Error:
+                raise
+            except Exception as exc:
+                raise readable_error(exc, where) from exc
 
-    return run
+        wrapper = run
+    setattr(wrapper, GUARDED, True)
+    return wrapper
+
+
+def written_for_users(exc: BaseException) -> bool:
+    """A user-facing error type whose message our code wrote (not Python's own words)."""
+    if not isinstance(exc, USER_ERRORS):
+        return False
+    return type(exc).__module__.split(".")[0] in OUR_PACKAGES or raised_by_our_code(exc)
+
+
+def readable_error(exc: Exception, where: str) -> gr.Error:
+    """The toast for exc: its own sentence when written for users, else a logged reference."""
+    return user_error(exc) if written_for_users(exc) else server_error(exc, where)
 
 
 def user_error(exc: Exception) -> gr.Error:
     """A toast for a user-facing error; toasts render HTML, and messages can echo input."""
-    return gr.Error(html.escape(str(exc)), print_exception=False)
+    if not written_for_users(exc):
+        return server_error(exc, "a handler")
+    return gr.Error(html.escape(shorten(str(exc))), print_exception=False)
 
 
 class CancelRegistry:

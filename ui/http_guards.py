@@ -10,14 +10,14 @@
 - `POST /login` is refused (403, audited) from another site's page: a browser sends Origin
   (or Referer) with a form post; clients that send neither (gradio_client) are let through.
 - Logins from one client address are slowed once it has failed many (booked, so parallel
-  attempts queue up); the per-account back-off is in Accounts.authenticate.
+  attempts queue up); the per-account back-off is in Authentication.authenticate.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
 from starlette.datastructures import Headers
@@ -29,17 +29,17 @@ from backend.auth.login_throttle import AddressThrottle, identity
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-    from backend.auth.accounts import Accounts
+    from backend.auth import Authentication
 
 _COOKIES = ("access-token-{}", "access-token-unsecure-{}")  # Gradio's, by its app.cookie_id
 _MAX_LOGIN_BODY = 16 * 1024  # a refused login's form is read only for the name it tried
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
 
 
-def launch_options(accounts: Accounts) -> dict[str, Any]:
-    """`demo.launch(**launch_options(accounts))`: the guard as the app's innermost middleware."""
-    guard = HttpGuard(accounts, AddressThrottle())
-    return {"app_kwargs": {"middleware": [Middleware(GuardMiddleware, guard=guard)]}}
+def guard_middleware(auth: Authentication) -> list[Middleware]:
+    """The guard as the app's innermost middleware: sessions that end, login origin, throttle."""
+    guard = HttpGuard(auth, AddressThrottle())
+    return [Middleware(GuardMiddleware, guard=guard)]
 
 
 def same_origin(source: str, headers: Headers) -> bool:
@@ -63,8 +63,8 @@ def _netloc(scheme: str, netloc: str) -> str:
 class HttpGuard:
     """The guards' state: which login clock stamps each Gradio token, the address throttle."""
 
-    def __init__(self, accounts: Accounts, throttle: AddressThrottle) -> None:
-        self.accounts = accounts
+    def __init__(self, auth: Authentication, throttle: AddressThrottle) -> None:
+        self.auth = auth
         self.throttle = throttle
         self._stamps: dict[str, int] = {}
 
@@ -76,14 +76,14 @@ class HttpGuard:
         """Drop tokens whose session has ended (or that no login of ours stamped)."""
         for token in candidates:
             stamp = self._stamps.get(token)
-            if stamp is None or self.accounts.resolve(tokens.get(token), stamp) is None:
+            if stamp is None or self.auth.resolve(tokens.get(token), stamp) is None:
                 tokens.pop(token, None)
                 self._stamps.pop(token, None)
 
     def sign_out(self, tokens: dict[str, str], candidates: list[str]) -> None:
         """End the account's sessions everywhere, and drop its tokens (any case of its name)."""
         for token in candidates:
-            user = self.accounts.sign_out(tokens.get(token), self._stamps.get(token, -1))
+            user = self.auth.sign_out(tokens.get(token), self._stamps.get(token, -1))
             if user is None:
                 continue
             for other, name in list(tokens.items()):
@@ -132,7 +132,7 @@ class GuardMiddleware:
         wait_s = self.guard.throttle.book(address)
         if wait_s > 0:
             await asyncio.sleep(wait_s)
-        stamp = self.guard.accounts.session_stamp()  # before the check: see Accounts.resolve
+        stamp = self.guard.auth.session_stamp()  # before the check: see Authentication.resolve
         cookie = f"{_COOKIES[1].format(cookie_id)}="
 
         async def send_stamped(message: Message) -> None:
@@ -150,7 +150,7 @@ class GuardMiddleware:
     async def _refuse_foreign(self, source: str, receive: Receive, send: Send) -> None:
         name = (await _form_field(receive, "username")).strip()
         shown = source if len(source) <= 200 else source[:200] + "…"
-        self.guard.accounts.refuse_login(name, f"sign-in sent from another site: {shown}")
+        self.guard.auth.refuse_login(name, f"sign-in sent from another site: {shown}")
         body = json.dumps({"detail": "Sign in from Hearth's own page."}).encode()
         await send({"type": "http.response.start", "status": 403,
                     "headers": [(b"content-type", b"application/json"),

@@ -12,7 +12,7 @@ import gradio as gr
 
 from backend.models_admin.service import AdmissionRefused
 from backend.services import EngineError
-from ui.common import PRIVATE, CancelRegistry, acting_user, guarded
+from ui.common import PRIVATE, CancelRegistry, acting_user, guarded, inline_markdown
 from ui.models_render import (
     ANY_FAMILY,
     ANY_SIZE,
@@ -109,7 +109,7 @@ def build(services: Services, demo: gr.Blocks) -> None:
         try:
             have, running = models.installed(user), models.loaded(user)
         except EngineError as exc:
-            have, running, note = [], [], f"⚠ {exc}"
+            have, running, note = [], [], f"⚠ {inline_markdown(str(exc))}"
         names = [m.name for m in have]
         up = [m.name for m in running]
         return (
@@ -117,7 +117,9 @@ def build(services: Services, demo: gr.Blocks) -> None:
             gr.Dropdown(choices=names),
             loaded_html(running),
             gr.Dropdown(choices=up, value=up[0] if up else None),
-            records_html(models.load_records()),
+            records_html(
+                models.load_records(), models.load_error_summaries(), models.learned_margin()
+            ),
             note,
         )
 
@@ -163,6 +165,7 @@ def build(services: Services, demo: gr.Blocks) -> None:
                     last = now
                     yield pull_html(update)
 
+    @guarded
     def models_cancel_pull(request: gr.Request) -> None:
         pulls.cancel(request.session_hash)
 
@@ -189,7 +192,7 @@ def build(services: Services, demo: gr.Blocks) -> None:
         acting_user(services, request)
         if not model:
             raise ValueError("Pick an installed model first.")
-        text = f"Delete **{model}** from the engine? Its files are removed."
+        text = f"Delete **{inline_markdown(model)}** from the engine? Its files are removed."
         return gr.update(visible=True), text
 
     @guarded
@@ -227,7 +230,7 @@ def build(services: Services, demo: gr.Blocks) -> None:
                      api_name=name, **load_cfg).then(**after)  # fmt: skip
     delete_btn.click(models_delete_ask, [pick], [confirm_row, confirm_text], **PRIVATE)
     keep_btn.click(
-        lambda: gr.update(visible=False),
+        guarded(lambda: gr.update(visible=False)),
         None,
         confirm_row,
         api_name="models_delete_keep",

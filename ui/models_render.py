@@ -3,6 +3,7 @@ HTML the Models tab shows."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from html import escape
 from typing import TYPE_CHECKING
 
@@ -11,7 +12,8 @@ from ui.common import format_expiry
 
 if TYPE_CHECKING:
     from backend.admission import Decision
-    from backend.models_admin.load_records import LoadRecord
+    from backend.admission.settings import LearnedMargin
+    from backend.models_admin.load_records import ErrorSummary, LoadRecord
     from backend.models_admin.pull_progress import PullUpdate
     from backend.models_admin.service import CatalogRow, CatalogView
     from backend.services import InstalledModel, LoadedModel
@@ -80,7 +82,9 @@ def machine_html(view: CatalogView) -> str:
     return (
         f'{STYLE}<p class="mm-sub">This machine now: {gpu}, {format_size(m.free_ram_bytes)} '
         f"of {format_size(m.total_ram_bytes)} RAM available. Estimates at num_ctx "
-        f"{view.num_ctx} with a {escape(view.kv_cache_type)} KV cache.{note}</p>"
+        f"{view.num_ctx} × {view.parallel} slot(s) (OLLAMA_NUM_PARALLEL) with a "
+        f"{escape(view.kv_cache_type)} KV cache, flash attention "
+        f"{'on' if view.flash_attention else 'off'}.{note}</p>"
     )
 
 
@@ -119,21 +123,12 @@ def decision_html(decision: Decision, title: str = "") -> str:
     """The admission decision: verdict, reasons with numbers, what would fit instead."""
     e, p = decision.estimate, decision.placement
     speed = f"≤ {decision.tokens_per_s_bound:.1f} tok/s" if decision.tokens_per_s_bound else "–"
-    breakdown = _table(
-        ["Weights", "KV cache", "Compute", "Output", "Runtime", "Total", "GPU layers", "Speed"],
-        [
-            [
-                format_size(e.weights_bytes),
-                format_size(e.kv_cache_bytes),
-                format_size(e.compute_bytes),
-                format_size(e.output_bytes),
-                format_size(e.overhead_bytes),
-                f"<b>{format_size(e.total_bytes)}</b>",
-                f"{p.gpu_layers}/{p.total_layers}",
-                speed,
-            ]
-        ],
-        "",
+    breakdown = _parts_table(decision)
+    facts = "the file's tensors" if e.weights_source == "exact" else "llama.cpp's recipe"
+    slots = f" × {e.parallel} slots" if e.parallel > 1 else ""
+    breakdown += (
+        f"<p class='mm-sub'>{p.gpu_layers}/{p.total_layers} layers on the GPU · speed {speed} · "
+        f"num_ctx {decision.num_ctx}{slots} · weights from {facts}</p>"
     )
     reasons = "".join(f"<li>{escape(r)}</li>" for r in decision.reasons)
     tips = _table(
@@ -152,11 +147,31 @@ def decision_html(decision: Decision, title: str = "") -> str:
         "",
     )
     return (
-        f'{STYLE}<div class="mm-decision" data-verdict="{decision.verdict}">'
+        f'{STYLE}<div class="mm-decision" data-verdict="{escape(decision.verdict)}">'
         f"<b>{escape(title or decision.model)}</b> at num_ctx {decision.num_ctx} · "
-        f"policy {decision.policy}: {badge(*VERDICTS[decision.verdict])} "
+        f"policy {escape(decision.policy)}: {badge(*VERDICTS[decision.verdict])} "
         f"{badge(*BADGES[p.verdict])}{breakdown}<ul class='mm-reasons'>{reasons}</ul>{tips}</div>"
     )
+
+
+def _parts_table(decision: Decision) -> str:
+    """The load's buffers where llama.cpp puts them: a GPU row and a host row."""
+    p = decision.placement
+    rows = []
+    for side, parts in (("GPU", p.gpu), ("Host", p.host)):
+        rows.append(
+            [
+                side,
+                format_size(parts.weights_bytes),
+                format_size(parts.kv_cache_bytes),
+                format_size(parts.compute_bytes),
+                format_size(parts.output_bytes),
+                format_size(parts.overhead_bytes),
+                f"<b>{format_size(parts.total_bytes)}</b>",
+            ]
+        )
+    headers = ["Where", "Weights", "KV cache", "Compute", "Output", "Runtime", "Total"]
+    return _table(headers, rows, "")
 
 
 def installed_html(models: list[InstalledModel]) -> str:
@@ -195,7 +210,11 @@ def loaded_html(models: list[LoadedModel]) -> str:
     return STYLE + _table(headers, rows, "No model is loaded.")
 
 
-def records_html(records: list[LoadRecord]) -> str:
+def records_html(
+    records: list[LoadRecord],
+    errors: Sequence[ErrorSummary] = (),
+    learned: LearnedMargin | None = None,
+) -> str:
     def size(v: int | None) -> str:
         return "–" if v is None else format_size(v)
 
@@ -214,7 +233,33 @@ def records_html(records: list[LoadRecord]) -> str:
     ]
     headers = ["When", "Model", "Context", "Estimate", "Engine (/api/ps)", "NVML Δ", "RAM Δ",
                "Error"]  # fmt: skip
-    return STYLE + _table(headers, rows, "No loads recorded yet.")
+    return STYLE + _table(headers, rows, "No loads recorded yet.") + _errors_html(errors, learned)
+
+
+def _errors_html(errors: Sequence[ErrorSummary], learned: LearnedMargin | None) -> str:
+    """Mean and worst error per model and per host, and the margin admission learned."""
+    if not errors:
+        return ""
+    rows = [
+        [
+            escape(e.kind),
+            escape(e.name),
+            str(e.loads),
+            f"{e.mean_error_pct:+.1f}%",
+            f"{e.worst_error_pct:+.1f}%",
+            format_size(e.worst_excess_bytes) if e.worst_excess_bytes else "–",
+        ]
+        for e in errors
+    ]
+    headers = ["Per", "Name", "Loads", "Mean error", "Worst error", "Most above estimate"]
+    note = learned.describe() if learned else ""
+    margin = (
+        f"<p class='mm-sub' id='models-learned-margin'>Admission keeps "
+        f"{escape(note)} free on top of its safety margin.</p>"
+        if note
+        else "<p class='mm-sub'>No measured load ran above its estimate: no margin added.</p>"
+    )
+    return _table(headers, rows, "") + margin
 
 
 def pull_html(update: PullUpdate) -> str:

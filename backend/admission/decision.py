@@ -12,8 +12,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from backend.admission.reasons import free_line, need_line, usage_lines
-from backend.admission.settings import AdmissionError, AdmissionSettings, Policy
+from backend.admission.reasons import free_line, need_line, placement_line, usage_lines
+from backend.admission.settings import (
+    NO_LEARNED_MARGIN,
+    AdmissionError,
+    AdmissionSettings,
+    LearnedMargin,
+    Policy,
+)
 from backend.admission.types import (
     AdmissionVerdict,
     Budget,
@@ -49,8 +55,14 @@ class _Judged:
     speed: float | None
 
 
-def _estimate(spec: ModelSpec, num_ctx: int, kv: str) -> MemoryEstimate:
-    return estimate_memory(spec, num_ctx=num_ctx, kv_cache_type=kv, flash_attention=kv != "f16")
+def _estimate(request: LoadRequest, num_ctx: int) -> MemoryEstimate:
+    return estimate_memory(
+        request.spec,
+        num_ctx=num_ctx,
+        kv_cache_type=request.kv_cache_type,
+        flash_attention=request.uses_flash_attention,
+        parallel=request.parallel,
+    )
 
 
 def _speed(spec: ModelSpec, est: MemoryEstimate, at: Placement, machine: Machine) -> float | None:
@@ -101,11 +113,17 @@ def _budget(
     settings: AdmissionSettings,
     reserved: Sequence[Reservation],
     freed: Sequence[LoadedModel],
+    learned: LearnedMargin = NO_LEARNED_MARGIN,
 ) -> Budget:
     reserved_vram = sum(r.vram_bytes for r in reserved)
     reserved_ram = sum(r.ram_bytes for r in reserved)
     margin_vram = settings.margin_bytes(machine.total_vram_bytes)
     margin_ram = settings.margin_bytes(machine.total_ram_bytes)
+    if settings.policy != "off":  # loads measured above their estimate: keep that much more free
+        if machine.has_gpu:
+            margin_vram += learned.bytes
+        else:
+            margin_ram += learned.bytes
     vram = machine.free_vram_bytes + sum(m.vram_bytes for m in freed)
     ram = machine.free_ram_bytes + sum(m.ram_bytes for m in freed)
     return Budget(
@@ -115,6 +133,7 @@ def _budget(
         reserved_ram=reserved_ram,
         margin_vram=margin_vram if machine.has_gpu else 0,
         margin_ram=margin_ram,
+        learned=learned if settings.policy != "off" else NO_LEARNED_MARGIN,
     )
 
 
@@ -126,13 +145,15 @@ def decide(
     settings: AdmissionSettings,
     *,
     suggest: bool = True,
+    learned: LearnedMargin = NO_LEARNED_MARGIN,
 ) -> Decision:
-    """The admission decision for one load request."""
+    """The admission decision for one load request; `learned` widens the safety margin by what
+    measured loads ran above their estimates."""
     spec, kv, policy = request.spec, request.kv_cache_type, settings.policy
     if request.num_ctx < 1:
         raise AdmissionError(f"Context length must be positive, got {request.num_ctx}")
     ctx = min(request.num_ctx, spec.context_length) if spec.context_length else request.num_ctx
-    estimate = _estimate(spec, ctx, kv)
+    estimate = _estimate(request, ctx)
     reasons: list[str] = []
     if ctx < request.num_ctx:
         reasons.append(
@@ -141,23 +162,15 @@ def decide(
         )
     same = [m for m in loaded if same_model(m.name, request.model)]
     others = sorted((m for m in loaded if m not in same), key=lambda m: m.expires_at or "~")
-    base = _budget(machine, settings, reserved, same)
+    base = _budget(machine, settings, reserved, same, learned)
     if same and same[0].context_length in (None, ctx):
-        placement = Placement(
-            estimate.block_count + 1, estimate.block_count + 1, same[0].vram_bytes,
-            same[0].ram_bytes, "full GPU offload" if not same[0].ram_bytes else "partial offload",
-        )  # fmt: skip
-        note = f"{request.model} is already loaded ({format_size(same[0].size_bytes)})."
-        return Decision(
-            request.model, "admit", policy, ctx, kv, estimate, placement, None,
-            base.vram, base.ram, (note,), already_loaded=True,
-        )  # fmt: skip
+        return _already_loaded(request, same[0], estimate, ctx, policy, base)
     judged = _judge(spec, estimate, base.vram, base.ram, machine, policy)
     budget, evicts = base, ()
     if judged.verdict != "admit" and others:
         # Ollama unloads idle models, least recently used first, until the new one fits.
         for count in range(1, len(others) + 1):
-            trial = _budget(machine, settings, reserved, [*same, *others[:count]])
+            trial = _budget(machine, settings, reserved, [*same, *others[:count]], learned)
             better = _judge(spec, estimate, trial.vram, trial.ram, machine, policy)
             if _RANK[better.verdict] > _RANK[judged.verdict]:
                 judged, budget, evicts = better, trial, tuple(m.name for m in others[:count])
@@ -166,17 +179,9 @@ def decide(
     verdict = judged.verdict
     reasons += [need_line(request, estimate, ctx), free_line(machine, budget, reserved)]
     reasons.append(judged.note)
-    if same:
-        reasons.append(
-            f"{request.model} is loaded at num_ctx {same[0].context_length}: the engine reloads "
-            f"it, freeing its {format_size(same[0].size_bytes)} first."
-        )
-    if evicts:
-        verdict = "warn" if verdict == "admit" else verdict
-        reasons.append(
-            f"To make room Ollama would unload {', '.join(evicts)} (it unloads idle models only;"
-            " a model still answering makes the load wait, and its next chat reloads it)."
-        )
+    reasons.append(placement_line(judged.placement))
+    reasons += _reload_notes(request.model, same, evicts)
+    verdict = "warn" if evicts and verdict == "admit" else verdict
     if verdict != "admit":
         reasons += usage_lines(machine, loaded)
     decision = Decision(
@@ -184,16 +189,57 @@ def decide(
         budget.vram, budget.ram, tuple(reasons), evicts=evicts,
     )  # fmt: skip
     if suggest and verdict != "admit":
-        found = suggestions(request, machine, loaded, reserved, settings, verdict)
+        found = suggestions(request, machine, loaded, reserved, settings, verdict, learned)
         if not found and verdict == "refuse":
-            smallest = min((spec, *request.alternatives), key=weights_bytes_for)
-            reasons.append(
-                "Nothing smaller would fit either: the smallest quantization, "
-                f"{smallest.name} ({format_size(weights_bytes_for(smallest))} of weights), "
-                f"a shorter context and a q8_0 KV cache all fall short."
-            )
+            reasons.append(_nothing_smaller(request))
         decision = replace(decision, reasons=tuple(reasons), suggestions=found)
     return decision
+
+
+def _reload_notes(model: str, same: Sequence[LoadedModel], evicts: tuple[str, ...]) -> list[str]:
+    """What the engine would unload first: this model at another context, idle models."""
+    notes: list[str] = []
+    if same:
+        notes.append(
+            f"{model} is loaded at num_ctx {same[0].context_length}: the engine reloads "
+            f"it, freeing its {format_size(same[0].size_bytes)} first."
+        )
+    if evicts:
+        notes.append(
+            f"To make room Ollama would unload {', '.join(evicts)} (it unloads idle models only;"
+            " a model still answering makes the load wait, and its next chat reloads it)."
+        )
+    return notes
+
+
+def _already_loaded(
+    request: LoadRequest,
+    same: LoadedModel,
+    estimate: MemoryEstimate,
+    ctx: int,
+    policy: Policy,
+    base: Budget,
+) -> Decision:
+    """Admit a model the engine holds at this context already: its memory is in use."""
+    blocks = estimate.block_count + 1
+    placement = Placement(
+        blocks, blocks, same.vram_bytes, same.ram_bytes,
+        "full GPU offload" if not same.ram_bytes else "partial offload",
+    )  # fmt: skip
+    note = f"{request.model} is already loaded ({format_size(same.size_bytes)})."
+    return Decision(
+        request.model, "admit", policy, ctx, request.kv_cache_type, estimate, placement, None,
+        base.vram, base.ram, (note,), already_loaded=True,
+    )  # fmt: skip
+
+
+def _nothing_smaller(request: LoadRequest) -> str:
+    smallest = min((request.spec, *request.alternatives), key=weights_bytes_for)
+    return (
+        "Nothing smaller would fit either: the smallest quantization, "
+        f"{smallest.name} ({format_size(weights_bytes_for(smallest))} of weights), "
+        "a shorter context and a q8_0 KV cache all fall short."
+    )
 
 
 def suggestions(
@@ -203,6 +249,7 @@ def suggestions(
     reserved: Sequence[Reservation],
     settings: AdmissionSettings,
     verdict: AdmissionVerdict,
+    learned: LearnedMargin = NO_LEARNED_MARGIN,
 ) -> tuple[Suggestion, ...]:
     """What would do better than `verdict`: a smaller quant, a shorter context, a q8_0 KV cache,
     unloading a model; each the largest/first that does, with its own estimate."""
@@ -214,7 +261,7 @@ def suggestions(
             free_vram_bytes=machine.free_vram_bytes + sum(m.vram_bytes for m in gone),
             free_ram_bytes=machine.free_ram_bytes + sum(m.ram_bytes for m in gone),
         )
-        result = decide(req, freed, still, reserved, settings, suggest=False)
+        result = decide(req, freed, still, reserved, settings, suggest=False, learned=learned)
         if _RANK[result.verdict] <= _RANK[verdict]:
             return None
         return Suggestion(

@@ -11,7 +11,7 @@ from backend.units import MIB, format_size
 if TYPE_CHECKING:
     from backend.admission.types import Budget, LoadRequest, Machine, Reservation
     from backend.engines.base import LoadedModel
-    from backend.estimate.memory import MemoryEstimate
+    from backend.estimate.memory import MemoryEstimate, Placement
 
 # Process names of Ollama's own runners as NVML/psutil report them (comm is cut at 15 chars).
 OLLAMA_PROCESS_PREFIXES = ("ollama", "llama-server", "llama_server")
@@ -59,9 +59,10 @@ def free_line(machine: Machine, budget: Budget, reserved: Sequence[Reservation])
     extras = []
     if budget.margin_vram or budget.margin_ram:
         vram_margin = f"{format_size(budget.margin_vram)} VRAM / " if machine.has_gpu else ""
+        learned = budget.learned.describe()
         extras.append(
             f"after keeping a safety margin of {vram_margin}{format_size(budget.margin_ram)} "
-            "RAM free"
+            "RAM free" + (f" (of it {learned})" if learned else "")
         )
     if reserved:
         extras.append(
@@ -73,10 +74,30 @@ def free_line(machine: Machine, budget: Budget, reserved: Sequence[Reservation])
 
 
 def need_line(request: LoadRequest, estimate: MemoryEstimate, ctx: int) -> str:
-    """What the load needs, component by component."""
+    """What the load needs, component by component, and which facts the weights come from."""
+    slots = f" x {request.parallel} slots" if request.parallel > 1 else ""
+    fa = "on" if request.uses_flash_attention else "off"
+    facts = "the file's tensors" if estimate.weights_source == "exact" else "llama.cpp's recipe"
     return (
-        f"Needs {format_size(estimate.total_bytes)} at num_ctx {ctx} with a "
-        f"{request.kv_cache_type} KV cache: weights {format_size(estimate.weights_bytes)}, "
-        f"KV cache {format_size(estimate.kv_cache_bytes)}, compute "
-        f"{format_size(estimate.compute_bytes)}, runtime {format_size(estimate.overhead_bytes)}."
+        f"Needs {format_size(estimate.total_bytes)} at num_ctx {ctx}{slots} with a "
+        f"{request.kv_cache_type} KV cache, flash attention {fa}: weights "
+        f"{format_size(estimate.weights_bytes)} (from {facts}), KV cache "
+        f"{format_size(estimate.kv_cache_bytes)}, compute {format_size(estimate.compute_bytes)} "
+        f"+ {format_size(estimate.compute_host_bytes)} on the host, runtime "
+        f"{format_size(estimate.overhead_bytes)}."
+    )
+
+
+def placement_line(placement: Placement) -> str:
+    """Where the load's buffers go: the GPU part and the host part."""
+    gpu, host = placement.gpu, placement.host
+    if not placement.gpu_layers:
+        return f"All of it in RAM: {format_size(host.total_bytes)}."
+    return (
+        f"GPU {format_size(gpu.total_bytes)} (weights {format_size(gpu.weights_bytes)}, KV "
+        f"{format_size(gpu.kv_cache_bytes)}, compute {format_size(gpu.compute_bytes)}, CUDA "
+        f"runtime {format_size(gpu.overhead_bytes)}); host {format_size(host.total_bytes)} "
+        f"(weights {format_size(host.weights_bytes)} incl. the token embedding, KV "
+        f"{format_size(host.kv_cache_bytes)}, compute {format_size(host.compute_bytes)}, "
+        f"output {format_size(host.output_bytes)}, runtime {format_size(host.overhead_bytes)})."
     )

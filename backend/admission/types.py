@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from backend.admission.settings import Policy
+from backend.admission.settings import NO_LEARNED_MARGIN, LearnedMargin, Policy
 from backend.engines.base import ModelSpec
 from backend.estimate.memory import DEFAULT_RAM_BANDWIDTH_GBPS, MemoryEstimate, Placement, Verdict
 from backend.hardware.nvml import GpuProcess
@@ -58,6 +58,13 @@ class LoadRequest:
     num_ctx: int
     kv_cache_type: str = "f16"
     alternatives: tuple[ModelSpec, ...] = ()  # other quantizations of the same model
+    parallel: int = 1  # slots, each of num_ctx tokens (OLLAMA_NUM_PARALLEL)
+    flash_attention: bool | None = None  # None: on exactly when the KV cache is quantized
+
+    @property
+    def uses_flash_attention(self) -> bool:
+        fa = self.flash_attention
+        return self.kv_cache_type != "f16" if fa is None else fa or self.kv_cache_type != "f16"
 
 
 @dataclass(frozen=True)
@@ -121,6 +128,7 @@ class Budget:
     reserved_ram: int = 0
     margin_vram: int = 0
     margin_ram: int = 0
+    learned: LearnedMargin = NO_LEARNED_MARGIN  # part of the margin learned from past loads
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from backend.auth.accounts import User
+from backend.auth import User
 from backend.chat.conversation_import import (
     EXPORT_FORMAT,
     EXPORT_VERSION,

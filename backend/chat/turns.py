@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
-from backend.auth.accounts import User
+from backend.auth import User
 from backend.chat.validation import (
     DEFAULT_NUM_CTX,
     DEFAULT_SYSTEM_PROMPT,

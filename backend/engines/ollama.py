@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -27,7 +28,7 @@ from backend.engines.base import (
     same_model,
 )
 from backend.estimate.model_info import spec_from_model_info
-from backend.estimate.spec import ModelFactsError
+from backend.estimate.spec import ModelFactsError, TensorInfo
 
 T = TypeVar("T")
 
@@ -111,21 +112,31 @@ class OllamaEngine:
         ]
 
     def show(self, model: str) -> ModelSpec:
+        """/api/show with verbose=true: the metadata and, from Ollama, the file's tensors
+        (name, type, shape), so the estimate can sum the real tensor bytes."""
         checked_model_name(model)
-        response = self._call(model, self._client.show, model)
-        quantization = response.details.quantization_level if response.details else None
+        # The client's show() cannot ask for verbose; _request_raw is its own request path.
+        response = self._call(
+            model, self._client._request_raw, "POST", "/api/show",
+            json={"model": model, "verbose": True},
+        )  # fmt: skip
+        body = response.json()
+        details = body.get("details") if isinstance(body.get("details"), dict) else {}
+        tensors = parse_tensors(body.get("tensors"))
         file_size = next(
             (m.size_bytes for m in self.list_models() if same_model(m.name, model)), None
         )
         try:
-            return spec_from_model_info(
+            spec = spec_from_model_info(
                 model,
-                response.modelinfo or {},
-                quantization=quantization or "",
+                body.get("model_info") or {},
+                quantization=str(details.get("quantization_level") or ""),
                 file_size_bytes=file_size,
+                tied_embeddings=bool(tensors) and all(t.name != "output.weight" for t in tensors),
             )
         except ModelFactsError as exc:
             raise EngineError(str(exc)) from exc
+        return replace(spec, tensors=tensors)
 
     # -- inference -----------------------------------------------------------------------
 
@@ -283,6 +294,23 @@ def error_from_response(
     if status == -1:
         return EngineError(f"Ollama error: {text}")
     return EngineError(f"Ollama error {status}: {text}")
+
+
+def parse_tensors(raw: Any) -> tuple[TensorInfo, ...]:
+    """Ollama's api.Tensor list ({name, type, shape}); anything malformed gives no tensors."""
+    if not isinstance(raw, list):
+        return ()
+    tensors = []
+    for item in raw:
+        if not isinstance(item, dict):
+            return ()
+        name, kind, shape = item.get("name"), item.get("type"), item.get("shape")
+        if not (isinstance(name, str) and isinstance(kind, str) and isinstance(shape, list)):
+            return ()
+        if not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
+            return ()
+        tensors.append(TensorInfo(name, kind.upper(), tuple(shape)))
+    return tuple(tensors)
 
 
 def expiry_iso(expires_at: datetime | None, *, now: datetime | None = None) -> str:

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from backend.estimate.memory import (
-    FILE_TYPE_BITS_PER_WEIGHT,
+    DeviceParts,
     Verdict,
     decode_speed_bound,
     estimate_memory,
     place,
 )
+from backend.estimate.quant_recipe import FILE_TYPE_BASE, FILE_TYPE_ORDER
 from backend.estimate.spec import ModelSpec
+from backend.estimate.tensors import recipe_tensors, tensor_bytes
 
-SizeSource = Literal["exact", "computed"]
+# exact: a published tensor list or byte count (size_url says where); recipe: the tensors of
+# the architecture's shapes at the types llama.cpp's quantization recipe gives them.
+SizeSource = Literal["exact", "recipe"]
 _ARCH_INT_FIELDS = ("block_count", "embedding_length", "head_count", "head_count_kv")
 _ARCH_OPTIONAL_INT_FIELDS = (
     "key_length",
@@ -29,6 +33,7 @@ _ARCH_OPTIONAL_INT_FIELDS = (
     "expert_feed_forward_length",
     "sliding_window",
     "sliding_window_layers",
+    "vision_parameter_count",
 )
 
 
@@ -40,12 +45,14 @@ class CatalogError(ValueError):
 class QuantOption:
     quant: str  # llama.cpp file type name: "Q4_K_M", "Q8_0", "F16", ...
     tag: str  # the Ollama tag that pulls exactly this file
-    size_bytes: int
+    size_bytes: int  # the file's tensor bytes
     size_source: SizeSource
+    size_url: str = ""  # where the published figure is, for size_source "exact"
 
     @property
-    def bits_per_weight_table(self) -> float:
-        return FILE_TYPE_BITS_PER_WEIGHT[self.quant]
+    def order(self) -> int:
+        """Rank of the file type by size (Q2_K first, F32 last)."""
+        return FILE_TYPE_ORDER.index(self.quant)
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,9 @@ class CatalogEntry:
     sliding_window_layers: int = 0
     tied_embeddings: bool = False
     note: str = ""
+    tensor_types: tuple[tuple[str, str], ...] = ()  # (name suffix, type) its files really have
+    tensor_types_quants: tuple[str, ...] = ()  # the file types they hold for (empty: all)
+    vision_parameter_count: int = 0  # a vision tower in the same file, kept at F16
 
     def quant(self, name: str | None = None) -> QuantOption:
         """The option for `name` (default quantization when None); readable error otherwise."""
@@ -177,24 +187,46 @@ def _entry(raw: Any, index: int) -> CatalogEntry:
         sliding_window_layers=optional["sliding_window_layers"] or 0,
         tied_embeddings=bool(arch.get("tied_embeddings", False)),
         note=str(raw.get("note", "")),
+        tensor_types=_tensor_types(raw, tag),
+        tensor_types_quants=tuple((raw.get("tensor_types") or {}).get("quants", ())),
+        vision_parameter_count=optional["vision_parameter_count"] or 0,
         **ints,
     )
+
+
+def _tensor_types(raw: Mapping[str, Any], tag: str) -> tuple[tuple[str, str], ...]:
+    """Tensor types an entry's files keep whatever the recipe says, with the URL showing it."""
+    kept = raw.get("tensor_types")
+    if kept is None:
+        return ()
+    if not isinstance(kept, dict) or not str(kept.get("source", "")).startswith("https://"):
+        raise CatalogError(f"Catalog entry {tag}: 'tensor_types' needs a 'source' URL")
+    types = {k: v for k, v in kept.items() if k not in ("source", "quants")}
+    if not all(isinstance(v, str) for v in types.values()):
+        raise CatalogError(f"Catalog entry {tag}: 'tensor_types' values must be type names")
+    return tuple(sorted(types.items()))
 
 
 def _quant(raw: Any, tag: str) -> QuantOption:
     if not isinstance(raw, dict):
         raise CatalogError(f"Catalog entry {tag}: a quant is not an object")
     name = _field(raw, "quant", str, tag)
-    if name not in FILE_TYPE_BITS_PER_WEIGHT:
-        raise CatalogError(f"Catalog entry {tag}: quant {name!r} has no bits-per-weight entry")
+    if name not in FILE_TYPE_BASE:
+        raise CatalogError(f"Catalog entry {tag}: quant {name!r} is not a llama.cpp file type")
     source = _field(raw, "size_source", str, tag)
-    if source not in ("exact", "computed"):
-        raise CatalogError(f"Catalog entry {tag}: quant {name} size_source {source!r} is unknown")
+    if source not in ("exact", "recipe"):
+        raise CatalogError(
+            f"Catalog entry {tag}: quant {name} size_source {source!r} is not exact or recipe"
+        )
+    url = str(raw.get("size_url", ""))
+    if source == "exact" and not url.startswith("https://"):
+        raise CatalogError(f"Catalog entry {tag}: quant {name} is 'exact' without a size_url")
     return QuantOption(
         quant=name,
         tag=_field(raw, "tag", str, tag),
         size_bytes=_positive(raw, "size_bytes", f"{tag} quant {name}"),
         size_source=source,  # type: ignore[arg-type]
+        size_url=url,
     )
 
 
@@ -242,7 +274,19 @@ def spec_for(entry: CatalogEntry, quant: str | None = None) -> ModelSpec:
         feed_forward_length=entry.feed_forward_length,
         expert_feed_forward_length=entry.expert_feed_forward_length,
         tied_embeddings=entry.tied_embeddings,
+        tensor_types=(
+            entry.tensor_types
+            if not entry.tensor_types_quants or option.quant in entry.tensor_types_quants
+            else ()
+        ),
+        vision_parameter_count=entry.vision_parameter_count,
     )
+
+
+def recipe_size_bytes(entry: CatalogEntry, quant: str) -> int:
+    """The tensor bytes of the entry's `quant` file by llama.cpp's recipe."""
+    spec = spec_for(entry, entry.quant(quant).quant)
+    return sum(tensor_bytes(t) for t in recipe_tensors(spec, quant))
 
 
 @dataclass(frozen=True)
@@ -255,13 +299,16 @@ class FitRow:
     quant: str
     file_size_bytes: int
     size_source: SizeSource
-    total_bytes: int
+    total_bytes: int  # what the load takes where it is placed (GPU + host)
     vram_bytes: int
     ram_bytes: int
     gpu_layers: int
     total_layers: int
     verdict: Verdict
     tokens_per_s_bound: float | None  # None when nothing can hold it
+    gpu: DeviceParts = field(default_factory=DeviceParts)
+    host: DeviceParts = field(default_factory=DeviceParts)
+    parallel: int = 1
 
 
 def fit_rows(
@@ -275,11 +322,13 @@ def fit_rows(
     num_ctx: int = 4096,
     kv_cache_type: str = "f16",
     flash_attention: bool | None = None,
+    parallel: int = 1,
 ) -> list[FitRow]:
     """Every catalog model and quantization with its estimate, placement and speed bound.
 
     Rows come in catalog order. total_vram_bytes is accepted for callers that show it; the
-    placement uses what is free now. A quantized KV cache turns flash attention on.
+    placement uses what is free now. A quantized KV cache turns flash attention on. Each of
+    `parallel` slots gets num_ctx tokens (capped at the model's trained context).
     """
     del total_vram_bytes
     fa = kv_cache_type != "f16" if flash_attention is None else flash_attention
@@ -289,18 +338,16 @@ def fit_rows(
             spec = spec_for(entry, option.quant)
             ctx = min(num_ctx, entry.context_length)
             estimate = estimate_memory(
-                spec, num_ctx=ctx, kv_cache_type=kv_cache_type, flash_attention=fa
-            )
+                spec, num_ctx=ctx, kv_cache_type=kv_cache_type, flash_attention=fa,
+                parallel=parallel,
+            )  # fmt: skip
             placement = place(spec, estimate, free_vram_bytes, free_ram_bytes)
             speed = None
             if placement.verdict != "will not fit":
                 speed = decode_speed_bound(
-                    spec,
-                    estimate,
-                    placement,
-                    gpu_bandwidth_gbps=gpu_bandwidth_gbps,
-                    ram_bandwidth_gbps=ram_bandwidth_gbps,
-                )
+                    spec, estimate, placement,
+                    gpu_bandwidth_gbps=gpu_bandwidth_gbps, ram_bandwidth_gbps=ram_bandwidth_gbps,
+                )  # fmt: skip
             rows.append(
                 FitRow(
                     tag=option.tag,
@@ -309,13 +356,16 @@ def fit_rows(
                     quant=option.quant,
                     file_size_bytes=option.size_bytes,
                     size_source=option.size_source,
-                    total_bytes=estimate.total_bytes,
+                    total_bytes=placement.total_bytes,
                     vram_bytes=placement.vram_bytes,
                     ram_bytes=placement.ram_bytes,
                     gpu_layers=placement.gpu_layers,
                     total_layers=placement.total_layers,
                     verdict=placement.verdict,
                     tokens_per_s_bound=speed,
+                    gpu=placement.gpu,
+                    host=placement.host,
+                    parallel=parallel,
                 )
             )
     return rows

@@ -63,6 +63,39 @@ def feed_forward_width(spec: ModelSpec) -> int:
     return max(int(per_layer / (3 * e * experts)), e)
 
 
+def attended_cells(
+    spec: ModelSpec, num_ctx: int, parallel: int, t: int, swa_full: bool
+) -> tuple[int, int]:
+    """KV cells the worst-case graph attends to: every slot's (Ollama runs one unified cache of
+    num_ctx x parallel cells), and the sliding window's cells (0 without one)."""
+    n_kv = round_up(num_ctx * parallel, KV_CELL_PADDING)
+    if not spec.sliding_window:
+        return n_kv, 0
+    swa = n_kv if swa_full else min(n_kv, round_up(spec.sliding_window * parallel + t, 256))
+    return n_kv, swa
+
+
+def graph_input_bytes(
+    spec: ModelSpec,
+    num_ctx: int,
+    *,
+    flash_attention: bool = False,
+    n_ubatch: int = 512,
+    parallel: int = 1,
+    swa_full: bool = False,
+) -> int:
+    """The host part of the compute buffer when layers run on a GPU (CUDA_Host): the graph's
+    inputs, i.e. one ubatch's token embeddings (looked up where token_embd lives, in host
+    memory) and the attention masks (f32, f16 with flash attention)."""
+    t = min(n_ubatch, num_ctx * parallel)
+    if spec.architecture in NON_CAUSAL_ARCHITECTURES:
+        n_kv, swa_kv = t, 0
+    else:
+        n_kv, swa_kv = attended_cells(spec, num_ctx, parallel, t, swa_full)
+    mask_elem = 2 if flash_attention else 4
+    return 4 * t * spec.embedding_length + (n_kv + swa_kv) * t * mask_elem
+
+
 def compute_buffer_bytes(
     spec: ModelSpec,
     num_ctx: int,
@@ -84,7 +117,7 @@ def compute_buffer_bytes(
       mask, which stays alive until the last layer's attention;
     - output: logits T x n_vocab plus the final hidden states.
     """
-    t = min(n_ubatch, num_ctx)
+    t = min(n_ubatch, num_ctx * parallel)
     e = spec.embedding_length
     shape = GRAPH_SHAPES.get(spec.architecture, GraphShape())
     vocab = spec.vocab_size or 32000
@@ -96,13 +129,7 @@ def compute_buffer_bytes(
         n_kv = t
         vocab = 0  # embeddings, no logits
     else:
-        n_kv = round_up(num_ctx, KV_CELL_PADDING)
-        if spec.sliding_window:
-            cells = round_up(num_ctx * parallel, KV_CELL_PADDING)
-            swa = (
-                cells if swa_full else min(cells, round_up(spec.sliding_window * parallel + t, 256))
-            )
-            swa_kv = min(swa, n_kv)
+        n_kv, swa_kv = attended_cells(spec, num_ctx, parallel, t, swa_full)
     masks = (n_kv + swa_kv) * t * mask_elem
 
     def attention_peak(cells: int, e_cols: int, q_cols: int) -> int:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from backend.estimate.model_info import spec_from_model_info
-from backend.estimate.spec import ModelFactsError, ModelFileMissing, ModelSpec
+from backend.estimate.spec import ModelFactsError, ModelFileMissing, ModelSpec, TensorInfo
 
 # general.file_type -> llama.cpp's name for the quantization (llama_ftype in llama.h).
 FILE_TYPES: dict[int, str] = {
@@ -34,8 +35,8 @@ class GGUFError(ModelFactsError):
     """The file is not a GGUF model this app can read."""
 
 
-def read_gguf_metadata(path: Path) -> tuple[dict[str, Any], int, int, frozenset[str]]:
-    """Metadata (vocabulary arrays as their length), tensor bytes, parameters, tensor names."""
+def read_gguf_metadata(path: Path) -> tuple[dict[str, Any], int, int, tuple[TensorInfo, ...]]:
+    """Metadata (vocabulary arrays as their length), tensor bytes, parameters, the tensors."""
     from gguf import GGUFReader
 
     if not path.is_file():
@@ -52,14 +53,19 @@ def read_gguf_metadata(path: Path) -> tuple[dict[str, Any], int, int, frozenset[
         metadata[key] = field.contents()
     tensor_bytes = sum(int(t.n_bytes) for t in reader.tensors)
     parameters = sum(int(t.n_elements) for t in reader.tensors)
-    return metadata, tensor_bytes, parameters, frozenset(t.name for t in reader.tensors)
+    tensors = tuple(
+        TensorInfo(t.name, t.tensor_type.name, tuple(int(d) for d in t.shape))
+        for t in reader.tensors
+    )
+    return metadata, tensor_bytes, parameters, tensors
 
 
 def spec_from_gguf(path: Path, *, name: str | None = None) -> ModelSpec:
     """ModelSpec from a GGUF file's header; weights size is the sum of its tensors."""
-    metadata, tensor_bytes, parameters, tensor_names = read_gguf_metadata(path)
+    metadata, tensor_bytes, parameters, tensors = read_gguf_metadata(path)
+    tensor_names = {t.name for t in tensors}
     try:
-        return spec_from_model_info(
+        spec = spec_from_model_info(
             name or path.stem,
             metadata
             | {"general.parameter_count": metadata.get("general.parameter_count") or parameters},
@@ -70,3 +76,4 @@ def spec_from_gguf(path: Path, *, name: str | None = None) -> ModelSpec:
         )
     except ModelFactsError as exc:
         raise GGUFError(str(exc)) from exc
+    return replace(spec, tensors=tensors)

@@ -10,18 +10,24 @@ backend.estimate.compute_graph.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
+from backend.estimate import placement as _placement
 from backend.estimate.compute_graph import (
     KV_CELL_PADDING,
     NON_CAUSAL_ARCHITECTURES,
     compute_buffer_bytes,
     feed_forward_width,
+    graph_input_bytes,
     round_up,
 )
 from backend.estimate.model_info import SWA_PERIODS
+from backend.estimate.placement import CUDA_MINIMUM_BYTES, DeviceParts, Placement, Verdict
+from backend.estimate.quant_recipe import FILE_TYPE_BASE, RecipeError
 from backend.estimate.spec import ModelSpec
+from backend.estimate.tensors import TensorError, WeightsBreakdown, WeightsSource, spec_weights
 from backend.units import MIB
+
+__all__ = ["CUDA_MINIMUM_BYTES", "DeviceParts", "Placement", "Verdict"]
 
 # ggml block layout of the KV cache types: (elements per block, bytes per block).
 # ggml/src/ggml.c type_traits: f16 = 2 bytes; block_q8_0 = 32 x int8 + f16 scale = 34 bytes;
@@ -33,37 +39,9 @@ KV_CACHE_TYPES: dict[str, tuple[int, int]] = {
     "q4_0": (32, 18),
 }
 
-# Effective bits per weight of a whole llama.cpp file of each type: K-quant files are mixes
-# (output and some attn_v/ffn_down tensors stay at Q6_K), so they are a little above the bare
-# block size (Q4_K = 144 bytes / 256 weights = 4.5 bpw). Derived from the sizes llama.cpp lists
-# for Llama-3-8B (8,030,261,248 parameters) in tools/quantize/quantize.cpp QUANT_OPTIONS, e.g.
-# Q4_K_M "4.58G" (GiB): 4.58 * 2^30 * 8 / 8.03e9 = 4.90 bpw. F16/BF16: 2 bytes, F32: 4 bytes.
-FILE_TYPE_BITS_PER_WEIGHT: dict[str, float] = {
-    "Q2_K": 3.17,  # 2.96G
-    "Q3_K_S": 3.64,  # 3.41G
-    "Q3_K_M": 4.00,  # 3.74G
-    "Q3_K_L": 4.31,  # 4.03G
-    "Q4_0": 4.64,  # 4.34G
-    "Q4_K_S": 4.67,  # 4.37G
-    "Q4_K_M": 4.90,  # 4.58G
-    "Q5_0": 5.57,  # 5.21G
-    "Q5_K_S": 5.57,  # 5.21G
-    "Q5_K_M": 5.70,  # 5.33G
-    "Q6_K": 6.57,  # 6.14G
-    "Q8_0": 8.52,  # 7.96G
-    "F16": 16.0,
-    "BF16": 16.0,
-    "F32": 32.0,
-}
-
-# Ollama reserves this much of every CUDA GPU before placing layers (discover: CudaMinimumMemory
-# = 457 MiB): the CUDA context, cuBLAS workspaces and allocator slack llama.cpp does not report.
-CUDA_MINIMUM_BYTES = 457 * MIB
 # Host-side footprint of the runtime that llama.cpp does not print: process, tokenizer tables,
 # graph metadata (gguf-parser-go counts ~150 MiB of platform footprint in RAM).
 HOST_OVERHEAD_BYTES = 150 * MIB
-
-Verdict = Literal["full GPU offload", "partial offload", "CPU only", "will not fit"]
 
 DEFAULT_RAM_BANDWIDTH_GBPS = 50.0  # dual-channel DDR4/DDR5 desktop; HEARTH_RAM_BANDWIDTH_GBPS
 
@@ -78,23 +56,29 @@ class MemoryEstimate:
 
     weights_bytes: int  # all tensors of the GGUF file (llama.cpp "model buffer")
     kv_cache_bytes: int  # "KV buffer"
-    compute_bytes: int  # "compute buffer": the worst-case graph's activations
+    compute_bytes: int  # "compute buffer" on the GPU: the worst-case graph's activations
     output_bytes: int  # "output buffer": logits (or embeddings) handed back to the caller
     overhead_bytes: int  # host runtime footprint llama.cpp does not report
-    total_bytes: int
+    total_bytes: int  # every buffer once (a tied output duplicated on the GPU not counted)
     token_embd_bytes: int  # input embedding: always stays in RAM
-    output_layer_bytes: int  # output projection (a copy of token_embd when tied)
+    output_layer_bytes: int  # output weight (0 bytes of it when tied), final norm, vision tower
     block_count: int
     kv_cells: int  # KV cache cells (num_ctx x parallel, padded)
     kv_cache_type: str
     flash_attention: bool
-    output_layer_in_weights: bool = True  # False when tied: the output reuses token_embd
+    tied_output_bytes: int = 0  # the token embedding a tied output duplicates onto the GPU
+    layer_weights: tuple[int, ...] = ()  # bytes of each repeating block
+    layer_kv: tuple[int, ...] = ()  # KV cache bytes of each block
+    compute_host_bytes: int = 0  # host part of the compute buffer when layers are offloaded
+    compute_cpu_bytes: int = 0  # the compute buffer when everything runs on the CPU
+    weights_source: WeightsSource = "recipe"  # exact: the file's tensors; recipe: shapes + recipe
+    num_ctx: int = 0  # tokens per slot
+    parallel: int = 1  # slots
 
     @property
     def layer_weights_bytes(self) -> int:
-        """Weights of one repeating block (the unit layers are offloaded in)."""
-        repeating = self.weights_bytes - self.token_embd_bytes - self.untied_output_bytes
-        return max(repeating, 0) // max(self.block_count, 1)
+        """Weights of one repeating block on average (the unit layers are offloaded in)."""
+        return sum(self.layer_weights) // max(self.block_count, 1)
 
     @property
     def layer_kv_bytes(self) -> int:
@@ -102,28 +86,46 @@ class MemoryEstimate:
 
     @property
     def untied_output_bytes(self) -> int:
-        # weights_bytes holds the output layer only when it is a tensor of its own
-        return self.output_layer_bytes if self.output_layer_in_weights else 0
+        """The output layer's own bytes in the file (the final norm only, when tied)."""
+        return self.output_layer_bytes
 
 
-@dataclass(frozen=True)
-class Placement:
-    gpu_layers: int  # repeating blocks plus the output layer placed on the GPU
-    total_layers: int  # block_count + 1 (the output layer), as Ollama counts them
-    vram_bytes: int
-    ram_bytes: int
-    verdict: Verdict
+def weights_for(spec: ModelSpec, quant: str | None = None) -> WeightsBreakdown:
+    """The file's tensors grouped by placement: exact from the spec's tensors, else the recipe.
+
+    A spec that knows its file size but not its tensors (Ollama without verbose) keeps the
+    recipe's split and takes the size from the file.
+    """
+    wanted = (quant or spec.quantization or "F16").upper()
+    same_file = not quant or wanted == spec.quantization.upper()
+    try:
+        weights = spec_weights(spec, wanted if not spec.tensors or not same_file else None)
+    except (RecipeError, TensorError):
+        if not (spec.file_size_bytes and same_file):
+            known = ", ".join(FILE_TYPE_BASE)
+            raise EstimateError(
+                f"Unknown quantization {wanted!r} for {spec.name}; known: {known}"
+            ) from None
+        weights = spec_weights(spec, "F16")  # only the proportions are used below
+    if weights.source == "recipe" and spec.file_size_bytes and same_file:
+        weights = _scaled(weights, spec.file_size_bytes)
+    return weights
+
+
+def _scaled(weights: WeightsBreakdown, total: int) -> WeightsBreakdown:
+    if not weights.total_bytes or weights.total_bytes == total:
+        return weights
+    ratio = total / weights.total_bytes
+    layers = tuple(round(b * ratio) for b in weights.layer_bytes)
+    embd = round(weights.token_embd_bytes * ratio)
+    output = total - embd - sum(layers)
+    tied = embd if weights.tied_output_bytes else 0
+    return WeightsBreakdown(embd, layers, output, tied, weights.source, weights.tensor_count)
 
 
 def weights_bytes_for(spec: ModelSpec, quant: str | None = None) -> int:
-    """The file's tensor bytes: known from the spec, else parameter count x bits per weight."""
-    quant = (quant or spec.quantization).upper()
-    if spec.file_size_bytes and (not quant or quant == spec.quantization.upper()):
-        return spec.file_size_bytes
-    if quant not in FILE_TYPE_BITS_PER_WEIGHT:
-        known = ", ".join(FILE_TYPE_BITS_PER_WEIGHT)
-        raise EstimateError(f"Unknown quantization {quant!r} for {spec.name}; known: {known}")
-    return round(spec.parameter_count * FILE_TYPE_BITS_PER_WEIGHT[quant] / 8)
+    """The file's tensor bytes: exact from its tensors or file size, else llama.cpp's recipe."""
+    return weights_for(spec, quant).total_bytes
 
 
 def kv_row_bytes(elements: int, kv_cache_type: str) -> int:
@@ -162,21 +164,45 @@ def kv_cache_bytes(
     swa_full: bool = False,
 ) -> int:
     """cells x layers x (K row + V row); SWA layers keep only window x slots + one ubatch."""
+    return sum(kv_layer_bytes(spec, num_ctx, kv_cache_type, parallel, n_ubatch, swa_full))
+
+
+def kv_layer_bytes(
+    spec: ModelSpec,
+    num_ctx: int,
+    kv_cache_type: str = "f16",
+    parallel: int = 1,
+    n_ubatch: int = 512,
+    swa_full: bool = False,
+) -> tuple[int, ...]:
+    """Each layer's KV cache bytes (a layer's rows live on the device of the layer)."""
     if spec.architecture in NON_CAUSAL_ARCHITECTURES:
-        return 0  # encoders keep no KV cache
+        return (0,) * spec.block_count  # encoders keep no KV cache
     cells = round_up(num_ctx * parallel, KV_CELL_PADDING)
     swa_cells = cells
     if spec.sliding_window and not swa_full:
         # llama_kv_cache_iswa: size_swa = min(size_base, PAD(n_swa * n_seq + n_ubatch, 256))
         swa_cells = min(cells, round_up(spec.sliding_window * parallel + n_ubatch, KV_CELL_PADDING))
     per_layer_kv = spec.head_count_kv_per_layer or (spec.head_count_kv,) * spec.block_count
-    total = 0
+    layers = []
     for heads_kv, is_swa in zip(per_layer_kv, swa_layers(spec), strict=False):
         row = kv_row_bytes(spec.head_dim_k * heads_kv, kv_cache_type) + kv_row_bytes(
             spec.head_dim_v * heads_kv, kv_cache_type
         )
-        total += row * (swa_cells if is_swa else cells)
-    return total
+        layers.append(row * (swa_cells if is_swa else cells))
+    return tuple(layers)
+
+
+def _check_settings(num_ctx: int, parallel: int, kv_cache_type: str, flash_attention: bool) -> None:
+    if num_ctx < 1 or parallel < 1:
+        raise EstimateError(
+            f"Context and parallel slots must be positive, got {num_ctx}, {parallel}"
+        )
+    if kv_cache_type != "f16" and kv_cache_type in KV_CACHE_TYPES and not flash_attention:
+        raise EstimateError(
+            f"A {kv_cache_type} KV cache needs flash attention (llama.cpp refuses a quantized V "
+            "cache without it); turn flash attention on or use f16."
+        )
 
 
 def estimate_memory(
@@ -191,48 +217,46 @@ def estimate_memory(
     n_ubatch: int = 512,
     swa_full: bool = False,
 ) -> MemoryEstimate:
-    """What llama.cpp allocates to serve `spec` with num_ctx tokens for each of `parallel` slots."""
-    if num_ctx < 1 or parallel < 1:
-        raise EstimateError(
-            f"Context and parallel slots must be positive, got {num_ctx}, {parallel}"
-        )
-    if kv_cache_type != "f16" and kv_cache_type in KV_CACHE_TYPES and not flash_attention:
-        raise EstimateError(
-            f"A {kv_cache_type} KV cache needs flash attention (llama.cpp refuses a quantized V "
-            "cache without it); turn flash attention on or use f16."
-        )
+    """What llama.cpp allocates to serve `spec` with num_ctx tokens for each of `parallel` slots.
+
+    Ollama runs a model with `--ctx-size num_ctx x parallel --parallel N`: the KV cache and the
+    compute graph span every slot's cells, the output buffer holds one row per slot.
+    """
+    _check_settings(num_ctx, parallel, kv_cache_type, flash_attention)
     n_ubatch = min(n_ubatch, n_batch)
-    weights = weights_bytes_for(spec, quant)
-    kv = kv_cache_bytes(spec, num_ctx, kv_cache_type, parallel, n_ubatch, swa_full)
-    compute = compute_buffer_bytes(
-        spec,
-        num_ctx,
-        flash_attention=flash_attention,
-        n_ubatch=n_ubatch,
-        parallel=parallel,
-        swa_full=swa_full,
-    )
+    weights = weights_for(spec, quant)
+    layer_kv = kv_layer_bytes(spec, num_ctx, kv_cache_type, parallel, n_ubatch, swa_full)
+    graph = {"flash_attention": flash_attention, "n_ubatch": n_ubatch, "parallel": parallel,
+             "swa_full": swa_full}  # fmt: skip
+    compute = compute_buffer_bytes(spec, num_ctx, **graph)  # type: ignore[arg-type]
+    host_compute = graph_input_bytes(spec, num_ctx, **graph)  # type: ignore[arg-type]
     vocab = spec.vocab_size or 32000
     # one row of logits per sequence (llama_context output buffer); encoders return embeddings
     per_seq = spec.embedding_length if spec.architecture in NON_CAUSAL_ARCHITECTURES else vocab
     output = 4 * per_seq * parallel
-    bytes_per_weight = weights / max(spec.parameter_count, 1)
-    embd = round(vocab * spec.embedding_length * bytes_per_weight)
-    total = weights + kv + compute + output + HOST_OVERHEAD_BYTES
+    kv = sum(layer_kv)
+    total = weights.total_bytes + kv + compute + host_compute + output + HOST_OVERHEAD_BYTES
     return MemoryEstimate(
-        weights_bytes=weights,
+        weights_bytes=weights.total_bytes,
         kv_cache_bytes=kv,
         compute_bytes=compute,
         output_bytes=output,
         overhead_bytes=HOST_OVERHEAD_BYTES,
         total_bytes=total,
-        token_embd_bytes=embd,
-        output_layer_bytes=embd,
+        token_embd_bytes=weights.token_embd_bytes,
+        output_layer_bytes=weights.output_bytes,
         block_count=spec.block_count,
         kv_cells=round_up(num_ctx * parallel, KV_CELL_PADDING),
         kv_cache_type=kv_cache_type,
         flash_attention=flash_attention,
-        output_layer_in_weights=not spec.tied_embeddings,
+        tied_output_bytes=weights.tied_output_bytes,
+        layer_weights=weights.layer_bytes,
+        layer_kv=layer_kv,
+        compute_host_bytes=host_compute,
+        compute_cpu_bytes=compute,
+        weights_source=weights.source,
+        num_ctx=num_ctx,
+        parallel=parallel,
     )
 
 
@@ -245,49 +269,15 @@ def place(
     gpu_overhead_bytes: int = CUDA_MINIMUM_BYTES,
     max_gpu_layers: int | None = None,
 ) -> Placement:
-    """Split the model between one GPU and RAM the way Ollama does.
-
-    The GPU first holds its runtime minimum and the compute graph; then repeating blocks are
-    offloaded while the next one (weights + its KV cache) still fits; llama.cpp offloads the
-    last blocks, so they go last-to-first; the output layer follows only when every block is
-    on the GPU. The token embedding always stays in RAM.
-    """
-    total_layers = spec.block_count + 1
-    limit = total_layers if max_gpu_layers is None else max(0, min(max_gpu_layers, total_layers))
-    per_layer = estimate.layer_weights_bytes + estimate.layer_kv_bytes
-    used = gpu_overhead_bytes + estimate.compute_bytes
-    blocks = 0
-    if free_vram_bytes > 0 and used + per_layer <= free_vram_bytes:
-        while blocks < min(spec.block_count, limit) and used + per_layer <= free_vram_bytes:
-            used += per_layer
-            blocks += 1
-    output_on_gpu = (
-        blocks == spec.block_count
-        and limit > spec.block_count
-        and used + estimate.output_layer_bytes <= free_vram_bytes
+    """Split the model between one GPU and RAM the way Ollama does (see estimate.placement)."""
+    del spec  # the estimate carries every per-layer fact the placement reads
+    return _placement.place(
+        estimate,
+        free_vram_bytes,
+        free_ram_bytes,
+        gpu_overhead_bytes=gpu_overhead_bytes,
+        max_gpu_layers=max_gpu_layers,
     )
-    gpu_layers = blocks + (1 if output_on_gpu else 0)
-    cpu_blocks = spec.block_count - blocks
-    ram = (
-        estimate.overhead_bytes
-        + estimate.output_bytes
-        + estimate.token_embd_bytes
-        + cpu_blocks * per_layer
-        + (0 if output_on_gpu else estimate.untied_output_bytes)
-        + (0 if output_on_gpu else estimate.compute_bytes)  # CPU graph for CPU-side layers
-    )
-    if output_on_gpu:
-        used += estimate.output_layer_bytes
-    vram = used if gpu_layers else 0
-    if ram > free_ram_bytes:
-        verdict: Verdict = "will not fit"
-    elif gpu_layers == total_layers:
-        verdict = "full GPU offload"
-    elif gpu_layers:
-        verdict = "partial offload"
-    else:
-        verdict = "CPU only"
-    return Placement(gpu_layers, total_layers, vram, ram, verdict)
 
 
 def active_weight_fraction(spec: ModelSpec) -> float:
@@ -321,10 +311,11 @@ def decode_speed_bound(
     layer = estimate.layer_weights_bytes * active
     gpu_bytes = blocks_gpu * (layer + estimate.layer_kv_bytes)
     cpu_bytes = blocks_cpu * (layer + estimate.layer_kv_bytes)
+    output = estimate.output_layer_bytes + estimate.tied_output_bytes
     if output_on_gpu:
-        gpu_bytes += estimate.output_layer_bytes
+        gpu_bytes += output
     else:
-        cpu_bytes += estimate.output_layer_bytes
+        cpu_bytes += output
     if gpu_bytes and not gpu_bandwidth_gbps:
         raise EstimateError("A GPU bandwidth is needed to bound the speed of GPU-offloaded layers.")
     if ram_bandwidth_gbps <= 0:

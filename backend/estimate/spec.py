@@ -14,6 +14,15 @@ class ModelFileMissing(ModelFactsError):
 
 
 @dataclass(frozen=True)
+class TensorInfo:
+    """One tensor of a model file: its GGUF name, ggml type name ("Q4_K") and shape (ne0 first)."""
+
+    name: str
+    type: str
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """Architecture facts the memory estimator needs, from the catalog, /api/show or GGUF."""
 
@@ -38,6 +47,9 @@ class ModelSpec:
     feed_forward_length: int = 0  # FFN width (dense layers); 0 when unknown
     expert_feed_forward_length: int = 0  # FFN width of one MoE expert; 0: feed_forward_length
     tied_embeddings: bool = False  # no output.weight: the token embedding doubles as output
+    tensors: tuple[TensorInfo, ...] = ()  # the file's real tensors, when the engine told them
+    tensor_types: tuple[tuple[str, str], ...] = ()  # (name suffix, type) the recipe must keep
+    vision_parameter_count: int = 0  # a vision encoder in the same file (kept at F16)
 
     @property
     def head_dim_k(self) -> int:

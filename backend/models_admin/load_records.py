@@ -1,16 +1,19 @@
 """Estimate vs actual: each load's estimate next to what the engine (/api/ps) and NVML reported
-after it, the last MAX_LOAD_RECORDS kept in the store's settings."""
+after it, the last MAX_LOAD_RECORDS kept in the store's settings; their mean and worst error per
+model and per host, and the margin admission adds when measured loads ran above the estimate."""
 
 from __future__ import annotations
 
 import threading
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Iterable
+from dataclasses import MISSING, asdict, dataclass, fields
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from backend.admission import Decision
+from backend.admission.settings import LearnedMargin
 from backend.engines.base import model_key
-from backend.units import format_size
+from backend.units import GIB, MIB, format_size
 
 if TYPE_CHECKING:
     from backend.engines.base import LoadedModel
@@ -18,7 +21,13 @@ if TYPE_CHECKING:
     from backend.store.database import Store
 
 LOAD_RECORDS_KEY = "models.load_records"
+LEARNED_MARGIN_KEY = "admission.learned_margin"  # the last learned margin, to audit changes
 MAX_LOAD_RECORDS = 20
+# A measured load above its estimate widens admission's margin by the excess, up to this much
+# (a bigger gap means the estimate is wrong for that model, not that every load needs room).
+LEARNED_MARGIN_CAP_BYTES = 2 * GIB
+# Excess below this is measurement noise (NVML sees other processes allocate too).
+LEARNED_MARGIN_FLOOR_BYTES = 32 * MIB
 
 
 @dataclass(frozen=True)
@@ -38,6 +47,7 @@ class LoadRecord:
     ram_delta_bytes: int  # available RAM before minus after
     verdict: str
     overridden: bool = False
+    host: str = ""  # the engine that loaded it (Ollama's URL, or "embedded")
 
     @property
     def error_pct(self) -> float | None:
@@ -45,6 +55,22 @@ class LoadRecord:
         if not self.actual_size_bytes:
             return None
         return 100.0 * (self.estimate_total_bytes - self.actual_size_bytes) / self.actual_size_bytes
+
+    @property
+    def measured(self) -> tuple[int, int] | None:
+        """(estimate, measurement) of what matters for running out of memory: GPU memory as NVML
+        saw it grow, else the engine's own size against the estimated total."""
+        if self.vram_delta_bytes is not None and self.estimate_vram_bytes:
+            return self.estimate_vram_bytes, self.vram_delta_bytes
+        if self.actual_size_bytes:
+            return self.estimate_total_bytes, self.actual_size_bytes
+        return None
+
+    @property
+    def excess_bytes(self) -> int:
+        """How much the measured load ran above its estimate (0 when it stayed below)."""
+        pair = self.measured
+        return max(pair[1] - pair[0], 0) if pair else 0
 
 
 def _now() -> str:
@@ -57,6 +83,7 @@ def record_for(
     after: HardwareSnapshot,
     loaded: list[LoadedModel],
     forced: bool,
+    host: str = "",
 ) -> LoadRecord:
     """The record of a load that `decision` admitted (or `forced` through), measured now."""
     mine = next((m for m in loaded if model_key(m.name) == model_key(decision.model)), None)
@@ -76,6 +103,7 @@ def record_for(
         ram_delta_bytes=before.memory.available_bytes - after.memory.available_bytes,
         verdict=decision.verdict,
         overridden=forced,
+        host=host,
     )
 
 
@@ -108,9 +136,77 @@ class LoadRecords:
     def latest(self, limit: int = 10) -> list[LoadRecord]:
         """The last loads' estimate next to the actual numbers, newest first."""
         stored = self._store.get_setting(LOAD_RECORDS_KEY, [])
+        required = {f.name for f in fields(LoadRecord) if f.default is MISSING}
         names = {f.name for f in fields(LoadRecord)}
         records = []
         for raw in reversed(stored if isinstance(stored, list) else []):
-            if isinstance(raw, dict) and names <= set(raw):
-                records.append(LoadRecord(**{k: raw[k] for k in names}))
+            if isinstance(raw, dict) and required <= set(raw):  # older records lack new fields
+                records.append(LoadRecord(**{k: raw[k] for k in names & set(raw)}))
         return records[:limit]
+
+    def error_summaries(self) -> list[ErrorSummary]:
+        return summaries(self.latest(MAX_LOAD_RECORDS))
+
+    def learned_margin(self, host: str, actor: str) -> LearnedMargin:
+        """The margin this host's recent loads call for; a change of it is audited."""
+        learned = learned_margin(self.latest(MAX_LOAD_RECORDS), host)
+        with self._lock:
+            before = self._store.get_setting(LEARNED_MARGIN_KEY, 0)
+            before = before if isinstance(before, int) else 0
+            if learned.bytes == before:
+                return learned
+            self._store.set_setting(LEARNED_MARGIN_KEY, learned.bytes)
+        detail = f"learned margin {format_size(before)} -> {format_size(learned.bytes)}"
+        if learned.bytes:
+            detail += f": {learned.describe()}"
+        self._store.audit(actor=actor, action="admission.margin.learned", detail=detail)
+        return learned
+
+
+@dataclass(frozen=True)
+class ErrorSummary:
+    """How far estimates were from the measured loads of one model or one host."""
+
+    kind: str  # "model" or "host"
+    name: str
+    loads: int
+    mean_error_pct: float  # signed: negative when loads ran above their estimate
+    worst_error_pct: float  # the error furthest from zero, signed
+    worst_excess_bytes: int  # the most a load ran above its estimate
+
+
+def _error_pct(record: LoadRecord) -> float | None:
+    pair = record.measured
+    if not pair or pair[1] <= 0:
+        return None
+    return 100.0 * (pair[0] - pair[1]) / pair[1]
+
+
+def summaries(records: Iterable[LoadRecord]) -> list[ErrorSummary]:
+    """Mean and worst estimate error per model, then per host, over the records measured."""
+    groups: dict[tuple[str, str], list[LoadRecord]] = {}
+    for record in records:
+        if _error_pct(record) is None:
+            continue
+        groups.setdefault(("model", model_key(record.model)), []).append(record)
+        groups.setdefault(("host", record.host or "this engine"), []).append(record)
+    result = []
+    for (kind, name), group in sorted(groups.items()):
+        errors = [e for e in (_error_pct(r) for r in group) if e is not None]
+        result.append(
+            ErrorSummary(
+                kind, name, len(errors), sum(errors) / len(errors), max(errors, key=abs),
+                max(r.excess_bytes for r in group),
+            )
+        )  # fmt: skip
+    return result
+
+
+def learned_margin(records: Iterable[LoadRecord], host: str = "") -> LearnedMargin:
+    """The worst measured excess of this host's recent loads, bounded by the cap."""
+    mine = [r for r in records if not host or r.host in (host, "")]
+    worst = max(mine, key=lambda r: r.excess_bytes, default=None)
+    if worst is None or worst.excess_bytes < LEARNED_MARGIN_FLOOR_BYTES:
+        return LearnedMargin(0, 0)
+    excess = worst.excess_bytes
+    return LearnedMargin(min(excess, LEARNED_MARGIN_CAP_BYTES), excess, worst.model)

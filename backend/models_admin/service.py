@@ -12,20 +12,20 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, fields, replace
 
 from backend.admission import Decision, LoadRequest, Machine, Reservation, Reservations, decide
-from backend.admission.settings import AdmissionSettings
-from backend.auth.accounts import PermissionDenied, User, require_admin
-from backend.engines.base import (
-    Engine,
-    EngineError,
-    InstalledModel,
-    LoadedModel,
-    ModelNotFound,
-    model_key,
-)
-from backend.estimate.catalog import Catalog, CatalogError, FitRow, fit_rows, spec_for
+from backend.admission.settings import AdmissionSettings, LearnedMargin
+from backend.auth import PermissionDenied, User, require_admin
+from backend.engines.base import Engine, EngineError, InstalledModel, LoadedModel, model_key
+from backend.estimate.catalog import Catalog, CatalogError, FitRow, fit_rows
 from backend.estimate.memory import DEFAULT_RAM_BANDWIDTH_GBPS, EstimateError
 from backend.hardware.monitor import HardwareMonitor, HardwareSnapshot
-from backend.models_admin.load_records import LoadRecord, LoadRecords, describe_actual, record_for
+from backend.models_admin.load_records import (
+    ErrorSummary,
+    LoadRecord,
+    LoadRecords,
+    describe_actual,
+    record_for,
+)
+from backend.models_admin.model_spec import resolve_spec
 from backend.models_admin.pull_progress import (
     PULL_DISK_HEADROOM_BYTES,
     NotEnoughDisk,
@@ -63,6 +63,8 @@ class CatalogView:
     kv_cache_type: str
     machine: Machine
     engine_error: str = ""  # why the installed marks are missing, "" when the engine answered
+    parallel: int = 1  # slots per model (OLLAMA_NUM_PARALLEL)
+    flash_attention: bool = False
 
 
 @dataclass(frozen=True)
@@ -131,8 +133,11 @@ class ModelService:
         if not isinstance(stored, dict):
             return AdmissionSettings()
         known = {f.name for f in fields(AdmissionSettings)}
+        values = {k: v for k, v in stored.items() if k in known}
+        if values.get("kv_cache_type", "f16") != "f16":
+            values.setdefault("flash_attention", True)  # stored before flash attention was a field
         try:
-            return AdmissionSettings(**{k: v for k, v in stored.items() if k in known})
+            return AdmissionSettings(**values)
         except (TypeError, ValueError):
             return AdmissionSettings()  # a hand-edited database must not lock every load out
 
@@ -150,8 +155,8 @@ class ModelService:
             action="admission.settings",
             detail=(
                 f"policy {before.policy} -> {settings.policy}; margin "
-                f"{before.describe_margin()} -> {settings.describe_margin()}; KV cache "
-                f"{before.kv_cache_type} -> {settings.kv_cache_type}"
+                f"{before.describe_margin()} -> {settings.describe_margin()}; engine "
+                f"{before.describe_engine()} -> {settings.describe_engine()}"
             ),
         )
 
@@ -163,6 +168,8 @@ class ModelService:
         """Every catalog model and quant judged against the free memory now; installed marked."""
         self._signed_in(user)
         machine = self.machine()
+        settings = self.admission_settings()
+        fa = settings.flash_attention or kv_cache_type != "f16"
         rows = fit_rows(
             self._catalog,
             free_vram_bytes=machine.free_vram_bytes,
@@ -172,6 +179,8 @@ class ModelService:
             ram_bandwidth_gbps=machine.ram_bandwidth_gbps,
             num_ctx=int(num_ctx),
             kv_cache_type=kv_cache_type,
+            flash_attention=fa,
+            parallel=settings.num_parallel,
         )
         error = ""
         try:
@@ -189,7 +198,8 @@ class ModelService:
             result.append(
                 CatalogRow(row, entry.parameter_count, entry.context_length, default, here)
             )
-        return CatalogView(tuple(result), int(num_ctx), kv_cache_type, machine, error)
+        view = (tuple(result), int(num_ctx), kv_cache_type, machine, error)
+        return CatalogView(*view, settings.num_parallel, fa)
 
     def installed(self, user: User | None) -> list[InstalledModel]:
         self._signed_in(user)
@@ -199,27 +209,23 @@ class ModelService:
         self._signed_in(user)
         return self._engine().loaded_models()
 
-    def load_request(self, model: str, num_ctx: int, kv_cache_type: str) -> LoadRequest:
-        """The admission input for a model: its catalog entry, else the engine's /api/show."""
+    def load_request(
+        self,
+        model: str,
+        num_ctx: int,
+        kv_cache_type: str,
+        settings: AdmissionSettings | None = None,
+    ) -> LoadRequest:
+        """Admission input: the installed file's tensors, else the catalog; the engine's slots."""
+        settings = settings or self.admission_settings()
         model = model.strip()
         if not model:
             raise ValueError("Name a model first.")
-        entry = self._catalog.find(model)
-        if entry is not None:
-            option = self._catalog.quant_for_tag(model) or entry.quant()
-            spec = spec_for(entry, option.quant)
-            others = tuple(spec_for(entry, q.quant) for q in entry.quants if q != option)
-        else:
-            try:
-                spec = self._engine().show(model)
-            except ModelNotFound as exc:
-                raise ModelNotFound(
-                    model,
-                    f"'{model}' is neither in the catalog nor installed on the engine, so its "
-                    "memory cannot be estimated; pull it first.",
-                ) from exc
-            others = ()
-        return LoadRequest(model, spec, int(num_ctx), kv_cache_type, others)
+        spec, others = resolve_spec(model, self._catalog, lambda m: self._engine().show(m))
+        fa = settings.flash_attention or kv_cache_type != "f16"
+        return LoadRequest(
+            model, spec, int(num_ctx), kv_cache_type, others, settings.num_parallel, fa
+        )
 
     def _loaded_or_empty(self) -> list[LoadedModel]:
         try:
@@ -235,20 +241,20 @@ class ModelService:
         self._signed_in(user)
         settings = self.admission_settings()
         kv = kv_cache_type or settings.kv_cache_type
-        request = self.load_request(model, num_ctx, kv)
+        request = self.load_request(model, num_ctx, kv, settings)
         return decide(
             request,
             self.machine(),
             self._loaded_or_empty(),
             self._reservations.held(),
             settings,
+            learned=self.learned_margin(),
         )
 
     def chat_turn_decision(self, user: User | None, model: str, num_ctx: int) -> Decision | None:
         """Admission for a chat turn's load: None when the model is loaded at num_ctx already
-        (cheap: no estimate) or its memory cannot be known (the engine is unreachable, or the
-        model is neither in the catalog nor readable); else the decision, at the context the
-        engine would use (capped at the model's trained context)."""
+        (cheap: no estimate) or its memory cannot be known (engine unreachable, model unknown);
+        else the decision at the context the engine would use (capped at the trained one)."""
         self._signed_in(user)
         try:
             loaded = self._engine().loaded_models()
@@ -340,13 +346,15 @@ class ModelService:
         model = model.strip()
         admin = self._admin(user, f"load {model}", "model.load", model)
         settings = self.admission_settings()
-        request = self.load_request(model, num_ctx, settings.kv_cache_type)
+        request = self.load_request(model, num_ctx, settings.kv_cache_type, settings)
         loaded = self._loaded_or_empty()
+        learned = self.learned_margin(admin)
         before: list[HardwareSnapshot] = []
 
         def decide_with(reserved: tuple[Reservation, ...]) -> Decision:
             before.append(self._hardware.snapshot())
-            return decide(request, self.machine(before[0]), loaded, reserved, settings)
+            machine = self.machine(before[0])
+            return decide(request, machine, loaded, reserved, settings, learned=learned)
 
         decision, reservation = self._reservations.admit(model, decide_with, force=override)
         forced = override and not decision.admitted
@@ -365,8 +373,9 @@ class ModelService:
             raise
         finally:
             self._reservations.release(reservation)
-        record = record_for(decision, before[0], after, now_loaded, forced)
+        record = record_for(decision, before[0], after, now_loaded, forced, self._host())
         self._records.add(record)
+        self.learned_margin(admin)  # audit a margin this load's measurement changes
         self._store.audit(
             actor=admin.name,
             action=action,
@@ -378,3 +387,14 @@ class ModelService:
     def load_records(self, limit: int = 10) -> list[LoadRecord]:
         """The last loads' estimate next to the actual numbers, newest first."""
         return self._records.latest(limit)
+
+    def load_error_summaries(self) -> list[ErrorSummary]:
+        """Mean and worst estimate error of the recorded loads, per model and per host."""
+        return self._records.error_summaries()
+
+    def _host(self) -> str:  # the engine's address, or its name (embedded)
+        return str(getattr(self._engine(), "host", "") or self._engine().name)
+
+    def learned_margin(self, actor: User | None = None) -> LearnedMargin:
+        """The margin admission adds on this host after loads ran above their estimate."""
+        return self._records.learned_margin(self._host(), actor.name if actor else "system")

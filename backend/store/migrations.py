@@ -102,7 +102,7 @@ CREATE TABLE settings (
 
 # Sessions: ending a user's sessions advances the one-row clock and stamps the user with it; a
 # login stamped with the clock value read before it began stays valid while the user's stamp is
-# not newer (backend.auth.accounts). Refusals were once stored as 'denied' by the models service;
+# not newer (backend.auth). Refusals were once stored as 'denied' by the models service;
 # the audit vocabulary has one word for them.
 _M004_SESSIONS_REFUSED_OUTCOME = """
 ALTER TABLE users ADD COLUMN session_epoch INTEGER NOT NULL DEFAULT 0;

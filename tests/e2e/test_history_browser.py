@@ -2,7 +2,7 @@
 
 import pytest
 
-from backend.auth.accounts import Accounts
+from backend.auth import CLI, UserAdmin
 from backend.store.database import Store
 from tests.support.app_process import ADMIN_PASSWORD, AppProcess
 from tests.support.browser import signed_in_page
@@ -28,7 +28,7 @@ def test_conversation_survives_an_app_restart(browser, tmp_path):
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     with Store(data_dir / "hearth.db") as store:
-        Accounts(store).add_user_cli("admin", ADMIN_PASSWORD, "admin")
+        UserAdmin(store).add_user(CLI, "admin", ADMIN_PASSWORD, "admin")
     with AppProcess(data_dir) as app:
         page = signed_in_page(browser, app.url, "admin", ADMIN_PASSWORD)
         _ask_and_wait(page, QUESTION)

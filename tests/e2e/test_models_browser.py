@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from backend.admission import Machine
-from backend.auth.accounts import Accounts
+from backend.auth import CLI, UserAdmin
 from backend.estimate.catalog import load_catalog, spec_for
 from backend.estimate.memory import estimate_memory
 from backend.hardware.monitor import HardwareMonitor
@@ -44,8 +44,8 @@ def server(ollama_test_server: OllamaTestServer) -> Iterator[OllamaTestServer]:
 def app(tmp_path_factory: pytest.TempPathFactory, server: OllamaTestServer) -> Iterator[AppProcess]:
     data_dir = tmp_path_factory.mktemp("models-app")
     with Store(data_dir / "hearth.db") as opened:
-        Accounts(opened).add_user_cli("admin", ADMIN_PASSWORD, "admin")
-        Accounts(opened).add_user_cli("staff", STAFF_PASSWORD, "staff")
+        UserAdmin(opened).add_user(CLI, "admin", ADMIN_PASSWORD, "admin")
+        UserAdmin(opened).add_user(CLI, "staff", STAFF_PASSWORD, "staff")
     with AppProcess(data_dir, engine="ollama", ollama_host=server.url) as running:
         yield running
 

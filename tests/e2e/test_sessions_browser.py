@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Browser
 
-from backend.auth.accounts import Accounts
+from backend.auth import CLI, UserAdmin
 from backend.store.database import Store
 from tests.support.app_process import AppProcess
 from tests.support.browser import signed_in_page
@@ -17,7 +17,7 @@ def test_sign_out_in_the_header_ends_the_accounts_session_in_another_browser(
     browser: Browser, app_server: AppProcess
 ) -> None:
     with Store(app_server.data_dir / "hearth.db") as store:
-        Accounts(store).add_user_cli("erin", "erin-pass-1234", "staff")
+        UserAdmin(store).add_user(CLI, "erin", "erin-pass-1234", "staff")
     lower = signed_in_page(browser, app_server.url, "erin", "erin-pass-1234")
     upper = signed_in_page(browser, app_server.url, "ERIN", "erin-pass-1234")
     try:

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from backend.auth.accounts import LOCKOUT_AFTER_FAILURES, Accounts
+from backend.auth import CLI, LOCKOUT_AFTER_FAILURES, Authentication, UserAdmin
 from backend.store.database import Store
 from tests.conftest import STAFF_PASSWORD
 from tests.support.app_process import ADMIN_PASSWORD, AppProcess
@@ -115,10 +115,10 @@ def _db(app: AppProcess) -> Path:
 def seeded(app_server: AppProcess) -> dict[str, int]:
     """Alice (staff) with one conversation, a sentinel user, a brute-force victim."""
     with Store(_db(app_server)) as store:
-        accounts = Accounts(store)
-        alice = accounts.add_user_cli("alice", "alice-pass-123", "staff")
-        accounts.add_user_cli(SENTINEL, "sentinel-pass-1", "staff")
-        accounts.add_user_cli("victim", "victim-pass-123", "staff")
+        users = UserAdmin(store)
+        alice = users.add_user(CLI, "alice", "alice-pass-123", "staff")
+        users.add_user(CLI, SENTINEL, "sentinel-pass-1", "staff")
+        users.add_user(CLI, "victim", "victim-pass-123", "staff")
         conversation = store.create_conversation(alice.id, title="Alice's plans", model="m")
         store.add_message(alice.id, conversation.id, role="user", content=SECRET)
         store.add_message(alice.id, conversation.id, role="assistant", content="Noted.")
@@ -397,13 +397,13 @@ def test_the_server_keeps_serving_during_a_login_back_off(app_server, seeded):
 
 def test_a_user_disabled_mid_session_is_refused_at_once(app_server, config, api_info, seeded):
     with Store(_db(app_server)) as store:
-        Accounts(store).add_user_cli("carol", "carol-pass-123", "staff")
+        UserAdmin(store).add_user(CLI, "carol", "carol-pass-123", "staff")
     carol = GradioHTTP(app_server.url, "carol", "carol-pass-123")
     by_name = {d["api_name"]: d["id"] for d in config["dependencies"]}
     try:
         assert not refused_for_permission(call(carol, by_name["chat_new"], []))
         with Store(_db(app_server)) as store:
-            Accounts(store).set_disabled_cli("carol", True)
+            UserAdmin(store).set_disabled(CLI, "carol", True)
         # Disabling ends the session: every endpoint and the page data answer "not signed in".
         served = {}
         for dependency in backend_dependencies(config):
@@ -419,14 +419,14 @@ def test_a_user_disabled_mid_session_is_refused_at_once(app_server, config, api_
 
 def test_a_promotion_ends_the_session_and_the_next_one_has_the_new_role(app_server, config, seeded):
     with Store(_db(app_server)) as store:
-        Accounts(store).add_user_cli("dave", "dave-pass-1234", "staff")
+        UserAdmin(store).add_user(CLI, "dave", "dave-pass-1234", "staff")
     dave = GradioHTTP(app_server.url, "dave", "dave-pass-1234")
     fn_index = next(d["id"] for d in config["dependencies"] if d["api_name"] == "admin_tab_load")
     try:
         assert call(dave, fn_index, [])["output"]["data"][0]["visible"] is False
         with Store(_db(app_server)) as store:
-            admin = Accounts(store).resolve("admin")
-            Accounts(store).set_role(admin, "dave", "admin")
+            admin = Authentication(store).resolve("admin")
+            UserAdmin(store).set_role(admin, "dave", "admin")
         assert call(dave, fn_index, [])["rejected"] == 401
     finally:
         dave.close()

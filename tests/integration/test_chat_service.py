@@ -5,6 +5,7 @@ import threading
 import pytest
 
 from backend.admission.settings import AdmissionSettings
+from backend.auth import CLI
 from backend.chat.turns import (
     ChatInputError,
     ChatService,
@@ -208,9 +209,9 @@ def test_a_context_beyond_the_models_training_is_capped_and_said(chat, store, al
 
 
 def test_a_refused_load_stops_the_turn_before_anything_is_written(
-    chat, models, store, alice, accounts, embedded_engine
+    chat, models, store, alice, users, embedded_engine
 ):
-    admin = accounts.add_user_cli("root", "root-pass-123", "admin")
+    admin = users.add_user(CLI, "root", "root-pass-123", "admin")
     first = list(chat.send(alice, None, QUESTION, GREEDY))
     conversation_id = first[0].conversation.id
     before = store.messages(alice.id, conversation_id)

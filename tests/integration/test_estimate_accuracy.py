@@ -22,6 +22,9 @@ from tests.support.tiny_gguf import (
     write_tiny_ggufs,
 )
 
+# Subprocesses or llama.cpp: out of the fast loop (CONTRIBUTING.md).
+pytestmark = pytest.mark.slow
+
 KV_CODES = {"f16": 1, "q8_0": 8}  # ggml_type values llama-cpp-python takes for type_k / type_v
 
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from backend.auth.accounts import Accounts
+from backend.auth import CLI, Authentication, UserAdmin
 from backend.chat.conversations import MAX_IMPORT_MESSAGES, ConversationService
 from backend.store.connections import BUSY_TIMEOUT_MS
 from backend.store.database import IMPORT_BATCH_ROWS, ImportFailed, Store, StoreError
@@ -58,8 +58,8 @@ class Alongside:
 
 
 def test_logins_and_writes_go_on_between_the_batches_of_a_big_import(store, alice):
-    accounts = Accounts(store)
-    bob = accounts.add_user_cli("bob", STAFF_PASSWORD, "staff")
+    auth = Authentication(store)
+    bob = UserAdmin(store).add_user(CLI, "bob", STAFF_PASSWORD, "staff")
     bobs_chat = store.create_conversation(bob.id, title="bob's own")
     history = ConversationService(store)
     raw = export(turns(MAX_IMPORT_MESSAGES))
@@ -68,7 +68,7 @@ def test_logins_and_writes_go_on_between_the_batches_of_a_big_import(store, alic
         return store.add_message(bob.id, bobs_chat.id, role="user", content="still here").id
 
     def bob_logs_in() -> bool:
-        return accounts.check_login("bob", STAFF_PASSWORD)
+        return auth.check_login("bob", STAFF_PASSWORD)
 
     with Alongside(bob_logs_in) as logins, Alongside(bob_writes) as writes:
         imported = history.import_json(alice, raw)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from backend.auth.accounts import Accounts
+from backend.auth import CLI, UserAdmin
 from backend.chat.conversations import MAX_IMPORT_BYTES
 from backend.store.database import Store
 from tests.conftest import STAFF_PASSWORD
@@ -24,8 +24,8 @@ UPLOAD = "/gradio_api/upload"
 def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppProcess]:
     data_dir = tmp_path_factory.mktemp("import-http")
     with Store(data_dir / "hearth.db") as store:
-        Accounts(store).add_user_cli("admin", ADMIN_PASSWORD, "admin")
-        Accounts(store).add_user_cli("staff", STAFF_PASSWORD, "staff")
+        UserAdmin(store).add_user(CLI, "admin", ADMIN_PASSWORD, "admin")
+        UserAdmin(store).add_user(CLI, "staff", STAFF_PASSWORD, "staff")
     uploads = data_dir / "gradio-uploads"
     with AppProcess(data_dir, extra_env={"GRADIO_TEMP_DIR": str(uploads)}) as running:
         yield running

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import gradio as gr
 import pytest
 
+from backend.auth import CLI
 from backend.services import Services
 from backend.settings import Settings
 from tests.support.app_process import free_port
@@ -20,12 +21,12 @@ PASSWORD = "admin-pass-123"
 def app(tmp_path, refused_ollama_host: str) -> Iterator[str]:
     settings = Settings(data_dir=tmp_path, engine="ollama", ollama_host=refused_ollama_host)
     services = Services.build(settings)
-    services.accounts.add_user_cli("boss", PASSWORD, "admin")
+    services.users.add_user(CLI, "boss", PASSWORD, "admin")
     with gr.Blocks() as demo:
         models.build(services, demo)
     demo.queue()
     port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, auth=services.accounts.authenticate,
+    demo.launch(server_name="127.0.0.1", server_port=port, auth=services.auth.authenticate,
                 prevent_thread_lock=True, ssr_mode=False, show_error=False)  # fmt: skip
     yield f"http://127.0.0.1:{port}"
     demo.close()

@@ -6,17 +6,22 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from backend.admission.settings import AdmissionSettings
-from backend.auth.accounts import Accounts, PermissionDenied, User
+from backend.auth import CLI, PermissionDenied, User, UserAdmin
 from backend.engines.base import EngineUnavailable, ModelNotFound
 from backend.engines.ollama import OllamaEngine
 from backend.estimate.catalog import load_catalog
+from backend.estimate.spec import TensorInfo
+from backend.estimate.tensors import tensor_bytes
 from backend.hardware.monitor import HardwareMonitor
 from backend.hardware.nvml import NvmlProcess, process_name
+from backend.models_admin.load_records import LoadRecords
 from backend.models_admin.pull_progress import NotEnoughDisk
 from backend.models_admin.service import AdmissionRefused, ModelService
 from backend.store.database import Store
@@ -35,8 +40,8 @@ def build(store: Store, engine: OllamaEngine, tmp_path: Path, nvml: FakeNvml) ->
 
 
 @pytest.fixture
-def admin(accounts: Accounts) -> User:
-    return accounts.add_user_cli("root", "root-pass-123", "admin")
+def admin(users: UserAdmin) -> User:
+    return users.add_user(CLI, "root", "root-pass-123", "admin")
 
 
 @pytest.fixture
@@ -112,13 +117,16 @@ def test_pull_larger_than_the_free_disk_is_stopped(service, admin, ollama_server
 
 
 def test_pull_of_a_catalog_quant_is_checked_before_it_starts(
-    store, ollama_engine, ollama_server, admin, tmp_path
+    store, ollama_engine, ollama_server, admin, tmp_path, monkeypatch
 ):
+    import psutil
+
+    # The disk is the boundary here: 3 GiB free, whatever this machine's disk holds.
+    free = 3 * GIB
+    monkeypatch.setattr(psutil, "disk_usage", lambda _: SimpleNamespace(
+        total=100 * GIB, used=100 * GIB - free, free=free))  # fmt: skip
     service = build(store, ollama_engine, tmp_path, FakeNvml([]))
-    free = service._hardware.snapshot().disk("models").free_bytes
     too_big = [q for e in CATALOG.entries for q in e.quants if q.size_bytes > free + 256 * MIB]
-    if not too_big:
-        pytest.skip("this disk has room for every catalog model")
     with pytest.raises(NotEnoughDisk, match=too_big[0].tag):
         list(service.pull(admin, too_big[0].tag))
     assert ollama_server.events.pull_disconnects == 0, "the pull never started"
@@ -214,8 +222,12 @@ def test_refusal_carries_the_numbers_and_the_override_is_audited(
 
 def test_admission_settings_are_stored_and_audited(service, admin, store):
     assert service.admission_settings() == AdmissionSettings()
-    service.set_admission_settings(admin, AdmissionSettings("relaxed", 5, "%", "q8_0"))
-    assert service.admission_settings() == AdmissionSettings("relaxed", 5, "%", "q8_0")
+    service.set_admission_settings(
+        admin, AdmissionSettings("relaxed", 5, "%", "q8_0", flash_attention=True)
+    )
+    assert service.admission_settings() == AdmissionSettings(
+        "relaxed", 5, "%", "q8_0", flash_attention=True
+    )
     [(_, _, outcome, detail)] = audit(store, "admission.settings")
     assert outcome == "ok" and "balanced -> relaxed" in detail and "512 MiB -> 5 %" in detail
 
@@ -228,6 +240,19 @@ def test_chat_model_check(service, admin, ollama_server):
     assert service.chat_model_check(admin, "unknown:1b", 2048) is None  # unknowable
     refused = service.chat_model_check(admin, "llama3.1:70b-instruct-fp16", 4096)
     assert refused is not None and refused.verdict == "refuse"
+
+
+def test_an_installed_model_is_estimated_from_its_real_tensors(service, admin, ollama_server):
+    exact = service.check(admin, BUNDLED_NAME, 2048)  # installed: /api/show verbose tensors
+    facts = ollama_server.facts
+    listed = [TensorInfo(t["name"], t["type"], tuple(t["shape"])) for t in facts.tensors]
+    assert exact.estimate.weights_source == "exact"
+    assert exact.estimate.weights_bytes == sum(tensor_bytes(t) for t in listed)
+    assert exact.estimate.tied_output_bytes == exact.estimate.token_embd_bytes > 0  # tied
+    assert any("from the file's tensors" in reason for reason in exact.reasons)
+    recipe = service.check(admin, "llama3.1:8b", 2048)  # not installed: the catalog's recipe
+    assert recipe.estimate.weights_source == "recipe"
+    assert any("from llama.cpp's recipe" in reason for reason in recipe.reasons)
 
 
 def test_catalog_view_marks_installed_models(service, admin, ollama_server):
@@ -277,3 +302,22 @@ def test_an_unreachable_engine_gives_readable_errors(store, admin, refused_ollam
     view = service.catalog_view(admin)
     assert view.rows and refused_ollama_host in view.engine_error
     engine.close()
+
+
+def test_loads_measured_above_their_estimate_widen_the_margin_audited(
+    service, admin, ollama_server, store
+):
+    service.load(admin, BUNDLED_NAME, 2048)  # the fake engine reports exactly the estimate
+    assert service.learned_margin().bytes == 0
+    [first] = service.load_records()
+    assert first.host == ollama_server.url
+    over = replace(first, actual_size_bytes=first.estimate_total_bytes + 300 * MIB)
+    LoadRecords(store).add(over)  # a load that took 300 MiB more than estimated
+    decision = service.check(admin, BUNDLED_NAME, 1024)
+    assert any("300 MiB learned from loads" in reason for reason in decision.reasons)
+    [(actor, _, outcome, detail)] = audit(store, "admission.margin.learned")
+    assert (actor, outcome) == ("system", "ok")
+    assert "0 MiB -> 300 MiB" in detail and BUNDLED_NAME in detail
+    errors = {(e.kind, e.name): e for e in service.load_error_summaries()}
+    assert errors[("model", BUNDLED_NAME)].loads == 2
+    assert errors[("host", ollama_server.url)].worst_excess_bytes == 300 * MIB

@@ -22,7 +22,11 @@ from backend.engines.base import (
     OutOfMemory,
 )
 from backend.engines.ollama import OllamaEngine
+from backend.estimate.gguf_spec import spec_from_gguf
+from backend.estimate.memory import estimate_memory
+from backend.estimate.tensors import tensor_bytes
 from tests.support.ollama_server import BUNDLED_NAME, OOM_ERROR, STREAM_ERROR, OllamaTestServer
+from tests.support.tiny_gguf import smollm2_path
 
 pytest_plugins = ["tests.support.fixtures_ollama"]
 
@@ -212,6 +216,31 @@ def test_show_reads_architecture_from_the_real_gguf(ollama_engine: OllamaEngine)
     assert spec.file_size_bytes == listed.size_bytes
 
 
+def test_show_reads_the_files_tensors_and_the_estimate_uses_them(
+    ollama_engine: OllamaEngine, ollama_server: OllamaTestServer
+) -> None:
+    spec = ollama_engine.show(BUNDLED_NAME)  # verbose=true: Ollama adds {name, type, shape}
+    assert len(spec.tensors) == len(ollama_server.facts.tensors) > 0
+    assert {t.type for t in spec.tensors} >= {"Q4_1", "F32"}
+    assert spec.tied_embeddings  # SmolLM2 has no output.weight
+    estimate = estimate_memory(spec, num_ctx=2048)
+    assert estimate.weights_source == "exact"
+    assert estimate.weights_bytes == sum(tensor_bytes(t) for t in spec.tensors)
+    assert spec_from_gguf(smollm2_path()).tensors == spec.tensors  # the GGUF header agrees
+
+
+def test_show_sends_tensors_only_when_verbose(ollama_server: OllamaTestServer) -> None:
+    plain = httpx.post(f"{ollama_server.url}/api/show", json={"model": BUNDLED_NAME}).json()
+    assert "tensors" not in plain and plain["model_info"]["tokenizer.ggml.tokens"] == []
+    raw = httpx.post(f"{ollama_server.url}/api/show", json={"model": BUNDLED_NAME, "verbose": True})
+    body = raw.json()
+    assert list(body).index("tensors") == list(body).index("model_info") + 1  # Go field order
+    first = body["tensors"][0]
+    assert set(first) == {"name", "type", "shape"} and first["name"] == "token_embd.weight"
+    assert first["shape"] == [576, 49152]  # ne0 first, as Ollama writes it
+    assert len(body["model_info"]["tokenizer.ggml.tokens"]) == 49152  # arrays in full
+
+
 def test_show_unknown_model_raises_model_not_found(ollama_engine: OllamaEngine) -> None:
     with pytest.raises(ModelNotFound):
         ollama_engine.show("nothing:here")
@@ -356,6 +385,7 @@ def test_model_kept_forever_has_no_expiry(
     assert loaded.expires_at == ""
 
 
+@pytest.mark.slow
 def test_server_runs_as_a_script_and_prints_its_url() -> None:
     command = [sys.executable, "-m", "tests.support.ollama_server", "--port", "0"]
     command += ["--install", "llama3.1:8b"]

@@ -13,11 +13,12 @@ import httpx
 import pytest
 from gradio_client import Client
 
-from backend.auth.accounts import (
+from backend.auth import (
+    CLI,
     LOCKOUT_AFTER_FAILURES,
     LOGIN_DELAY_BASE_S,
     LOGIN_DELAY_MAX_S,
-    Accounts,
+    UserAdmin,
 )
 from backend.auth.login_throttle import login_delay_s
 from backend.engines.embedded import BUNDLED_MODEL_NAME
@@ -35,7 +36,7 @@ def _store(app: AppProcess) -> Store:
 
 def _add(app: AppProcess, name: str, password: str) -> int:
     with _store(app) as store:
-        return Accounts(store).add_user_cli(name, password, "staff").id
+        return UserAdmin(store).add_user(CLI, name, password, "staff").id
 
 
 def _by_name(http: GradioHTTP) -> dict[str, int]:
@@ -113,7 +114,7 @@ def test_a_password_set_from_the_cli_ends_sessions_too(app_server, fn) -> None:
     old = GradioHTTP(app_server.url, "cli-reset", "old-password-1")
     try:
         with _store(app_server) as store:  # another process, like `app.py users passwd`
-            Accounts(store).set_password_cli("cli-reset", "a-new-password-1")
+            UserAdmin(store).set_password(CLI, "cli-reset", "a-new-password-1")
         assert _served(old, fn)[0] == 401
     finally:
         old.close()

@@ -11,7 +11,12 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
+
 from backend.store.database import Store
+
+# Subprocesses or llama.cpp: out of the fast loop (CONTRIBUTING.md).
+pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 THREADS = 20

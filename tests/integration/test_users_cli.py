@@ -8,8 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from backend.auth.accounts import Accounts
+from backend.auth import Authentication
 from backend.store.database import Store
+
+# Subprocesses or llama.cpp: out of the fast loop (CONTRIBUTING.md).
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -35,7 +38,7 @@ def rows(data_dir: Path) -> list[tuple]:
 
 def can_sign_in(data_dir: Path, name: str, password: str) -> bool:
     with Store(data_dir / "hearth.db") as store:
-        return Accounts(store).check_login(name, password)
+        return Authentication(store).check_login(name, password)
 
 
 @pytest.fixture

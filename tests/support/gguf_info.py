@@ -20,6 +20,8 @@ class GGUFFacts:
     quantization: str  # e.g. "Q4_1", as Ollama's details.quantization_level
     file_size_bytes: int
     kv_bytes_per_token: int  # f16 K and V over every layer
+    verbose_model_info: dict[str, Any] | None = None  # arrays in full, as verbose=true sends
+    tensors: tuple[dict[str, Any], ...] = ()  # [{name, type, shape}] as verbose=true sends
 
     @property
     def architecture(self) -> str:
@@ -37,24 +39,31 @@ def read_gguf_facts(path: Path) -> GGUFFacts:
 
     reader = GGUFReader(path)
     info: dict[str, Any] = {}
+    verbose: dict[str, Any] = {}
     for key, field in reader.fields.items():
         if key.startswith("GGUF.") or key in _DROPPED_KEYS:
-            continue
-        if field.types[0] == GGUFValueType.ARRAY and len(field.data) > _MAX_ARRAY:
-            info[key] = []
             continue
         value = field.contents()
         if field.types[0] == GGUFValueType.FLOAT32:
             value = float(str(np.float32(value)))  # Go prints a float32 in its shortest form
-        info[key] = value
+        verbose[key] = value
+        long_array = field.types[0] == GGUFValueType.ARRAY and len(field.data) > _MAX_ARRAY
+        info[key] = [] if long_array else value
     parameters = sum(int(t.n_elements) for t in reader.tensors)
-    info["general.parameter_count"] = parameters
+    info["general.parameter_count"] = verbose["general.parameter_count"] = parameters
+    # Ollama's api.Tensor: the ggml type's name and the shape ne0 first, in file order
+    tensors = tuple(
+        {"name": t.name, "type": t.tensor_type.name, "shape": [int(d) for d in t.shape]}
+        for t in reader.tensors
+    )
     return GGUFFacts(
         model_info=dict(sorted(info.items())),  # Go writes map keys sorted
         parameter_count=parameters,
         quantization=FILE_TYPES.get(int(info.get("general.file_type", -1)), "unknown"),
         file_size_bytes=path.stat().st_size,
         kv_bytes_per_token=kv_bytes_per_token(info),
+        verbose_model_info=dict(sorted(verbose.items())),
+        tensors=tensors,
     )
 
 

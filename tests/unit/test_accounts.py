@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from backend.auth.accounts import (
+from backend.auth import (
     LOGIN_DELAY_BASE_S,
     LOGIN_DELAY_MAX_S,
     PermissionDenied,

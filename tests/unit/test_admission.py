@@ -269,3 +269,28 @@ def test_every_suggestion_carries_its_own_estimate() -> None:
         assert tip.total_bytes > 0 and tip.vram_bytes + tip.ram_bytes >= tip.total_bytes // 2
         assert SIZE.search(tip.describe())
         assert tip.verdict in ("admit", "warn")
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ({"num_parallel": 0}, "OLLAMA_NUM_PARALLEL"),
+        ({"num_parallel": 2.5}, "OLLAMA_NUM_PARALLEL"),
+        ({"num_parallel": True}, "OLLAMA_NUM_PARALLEL"),
+        ({"context_length": -1}, "OLLAMA_CONTEXT_LENGTH"),
+        ({"flash_attention": "1"}, "OLLAMA_FLASH_ATTENTION"),
+        ({"kv_cache_type": "q4_0"}, "needs flash attention"),
+    ],
+)
+def test_engine_settings_are_validated_by_their_variable_name(changes, named) -> None:
+    with pytest.raises(AdmissionError, match=named):
+        AdmissionSettings(**changes)
+
+
+def test_parallel_slots_size_kv_and_compute_on_every_slot() -> None:
+    one = decide(request(), gpu_box(24), [], [], AdmissionSettings())
+    four = decide(replace(request(), parallel=4), gpu_box(24), [], [], AdmissionSettings())
+    assert four.estimate.kv_cache_bytes == 4 * one.estimate.kv_cache_bytes
+    assert four.estimate.compute_bytes > 2 * one.estimate.compute_bytes  # attention spans 4x cells
+    assert four.estimate.output_bytes == 4 * one.estimate.output_bytes
+    assert any("x 4 slots" in reason for reason in four.reasons)

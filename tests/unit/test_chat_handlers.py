@@ -7,14 +7,13 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
 import gradio as gr
 import pytest
 
-from backend.auth.accounts import PermissionDenied
+from backend.auth import CLI, PermissionDenied
 from backend.chat.turns import (
     DEFAULT_NUM_CTX,
     DEFAULT_SYSTEM_PROMPT,
@@ -23,32 +22,27 @@ from backend.chat.turns import (
 )
 from backend.services import Services, StoreError
 from backend.settings import Settings
+from tests.support.ui_services import StubRequest
 from ui.chat import wiring
 from ui.chat.handlers import ChatHandlers, OpenedChat, SearchResults, SidebarPage
 from ui.chat.layout import PER_PAGE, layout
+from ui.chat.picks import EditEvent
 from ui.common import CancelRegistry
 
 MODEL = "smollm2:135m"  # the bundled model the embedded engine always lists
 
 
-@dataclass(frozen=True)
-class StubRequest:
-    """What the handlers read from gr.Request."""
-
-    username: str | None
-    session_hash: str = "tab-1"
-
-
 ALICE = StubRequest("alice")
 BOB = StubRequest("bob")
 ANONYMOUS = StubRequest(None)
+TAB, OTHER_TAB = ALICE.session_hash, "another-tab"
 
 
 @pytest.fixture
 def services(tmp_path: Path) -> Iterator[Services]:
     built = Services.build(Settings(data_dir=tmp_path, engine="embedded"))
-    built.accounts.add_user_cli("alice", "alice-pass-123", "staff")
-    built.accounts.add_user_cli("bob", "bob-pass-1234", "staff")
+    built.users.add_user(CLI, "alice", "alice-pass-123", "staff")
+    built.users.add_user(CLI, "bob", "bob-pass-1234", "staff")
     yield built
     built.close()
 
@@ -64,7 +58,7 @@ def handlers(services: Services, running: CancelRegistry) -> ChatHandlers:
 
 
 def user_id(services: Services, name: str) -> int:
-    user = services.accounts.resolve(name)
+    user = services.auth.resolve(name)
     assert user is not None
     return user.id
 
@@ -112,9 +106,11 @@ def test_opening_a_chat_returns_its_history_and_settings(services, handlers):
         ("assistant", "Lisbon."),
     ]
     assert opened.title == "Trip"
-    assert opened.model["value"] == MODEL
+    assert opened.model["value"] == MODEL and MODEL in opened.model["choices"]
     assert (opened.system_prompt, opened.temperature, opened.num_ctx) == ("Be brief.", 0.5, 1024)
-    assert opened.notice == ""
+    # Setting the picker fires no .input: opening says what the advice event would (it depends
+    # on the machine, so it is compared, not spelled out).
+    assert opened.notice == handlers.advise(MODEL, 1024, ALICE)
     assert opened.export_file == gr.update(visible=False)
 
 
@@ -156,11 +152,19 @@ def test_a_context_length_the_picker_lacks_opens_as_the_largest_offered_below(se
     assert "The stored context length 3000 is not offered here; using 2048." in opened.notice
 
 
-def test_a_model_the_engine_no_longer_has_leaves_the_picker_and_says_so(services, handlers):
+def test_a_model_the_engine_no_longer_has_is_not_put_in_the_picker_and_is_named(services, handlers):
     chat = new_chat(services, "alice", "Old", "Hi", model="gone:7b")
     opened = handlers.open_conversation(chat, ALICE)
-    assert opened.model == gr.update()
-    assert "This chat used gone:7b, which the engine does not have now" in opened.notice
+    # A Dropdown is only ever given one of its choices; the stored name goes to the notice.
+    assert opened.model["value"] is None and MODEL in opened.model["choices"]
+    assert "This chat used the model gone:7b, which is not installed here" in opened.notice
+
+
+def test_a_hostile_stored_model_name_is_escaped_in_the_notice(services, handlers):
+    chat = new_chat(services, "alice", "Old", "Hi", model="<img src=x onerror=alert(1)>")
+    opened = handlers.open_conversation(chat, ALICE)
+    assert opened.model["value"] is None
+    assert "<img" not in opened.notice and "&lt;img" in opened.notice
 
 
 def test_another_users_chat_does_not_open(services, handlers):
@@ -349,44 +353,47 @@ def test_an_anonymous_turn_is_refused_in_the_notice(handlers):
 
 def test_the_tab_opens_empty_for_an_anonymous_request(services, handlers):
     new_chat(services, "alice", "Alice's", "secret")
-    picker, rows, ids, page, label = handlers.tab_load(ANONYMOUS)
-    assert (picker, rows, ids, page, label) == (
+    picker, rows, ids, page, label, notice = handlers.tab_load(ANONYMOUS)
+    assert (picker, rows, ids, page, label, notice) == (
         gr.update(choices=[]),
         gr.update(samples=[]),
         [],
         1,
         "",
+        "",
     )
 
 
-def test_the_tab_opens_with_the_engines_models_and_the_first_page(services, handlers):
+def test_the_tab_opens_with_the_engines_models_the_first_page_and_its_advice(services, handlers):
     chat = new_chat(services, "alice", "Alice's", "q")
-    picker, _, ids, page, _ = handlers.tab_load(ALICE)
+    picker, _, ids, page, _, notice = handlers.tab_load(ALICE)
     assert MODEL in picker["choices"] and picker["value"] == picker["choices"][0]
     assert (ids, page) == ([chat], 1)
+    # Setting the picker fires no .input: the load says what the advice event would.
+    assert notice == handlers.advise(picker["value"], DEFAULT_NUM_CTX, ALICE)
 
 
 # -- turns and Stop ------------------------------------------------------------------------
 
 
 def test_stop_sets_the_flag_of_that_page_session_only(handlers, running):
-    with running.running("tab-1") as mine, running.running("tab-2") as other:
-        handlers.stop(StubRequest("alice", "tab-2"))
+    with running.running(TAB) as mine, running.running(OTHER_TAB) as other:
+        handlers.stop(StubRequest("alice", OTHER_TAB))
         assert (mine.is_set(), other.is_set()) == (False, True)
-        handlers.stop(StubRequest("alice", "tab-1"))
+        handlers.stop(StubRequest("alice", TAB))
         assert mine.is_set()
 
 
 def test_stop_without_a_turn_in_flight_does_nothing(handlers, running):
     handlers.stop(ALICE)
-    with running.running("tab-1") as flag:
+    with running.running(TAB) as flag:
         assert not flag.is_set()
 
 
 def test_an_older_turn_ending_leaves_stop_to_the_newer_one_of_its_session(handlers, running):
-    older = running.running("tab-1")
+    older = running.running(TAB)
     older.__enter__()
-    with running.running("tab-1") as newer:
+    with running.running(TAB) as newer:
         older.__exit__(None, None, None)
         handlers.stop(ALICE)
         assert newer.is_set()
@@ -397,7 +404,7 @@ def stored_replies(services: Services, conversation_id: int) -> list[str]:
     return [m.status for m in messages if m.role == "assistant"]
 
 
-@pytest.mark.parametrize(("stopped_from", "status"), [("tab-1", "stopped"), ("tab-2", "complete")])
+@pytest.mark.parametrize(("stopped_from", "status"), [(TAB, "stopped"), (OTHER_TAB, "complete")])
 def test_stop_ends_the_turn_of_its_own_session(services, handlers, stopped_from, status):
     turn = handlers.send("Say hello.", None, [], MODEL, "", 0.0, 2048, 8, ALICE)
     _, box, conversation, _, send, stop = next(turn)  # the question is saved; no token yet
@@ -440,3 +447,73 @@ def test_each_handler_returns_one_value_per_wired_output():
     assert len(wiring.turn_outputs(components)) == 6
     assert wiring.open_outputs(components)[1] is components.talk.chatbot
     assert wiring.sidebar_outputs(components)[0] is components.sidebar.conv_list
+
+
+# -- what a script may send where a click sends a row or an edit ---------------------------
+
+NOT_A_ROW = {"-1": -1, "past the end": 1, "10**30": 10**30, "True": True, "2.5": 2.5,
+             '"0"': "0", "inf": float("inf"), "None": None, "list": [0],
+             "dict": {"a": 1}}  # fmt: skip
+
+
+@pytest.mark.parametrize("index", NOT_A_ROW.values(), ids=NOT_A_ROW.keys())
+def test_a_sidebar_row_the_page_was_not_shown_is_refused_with_a_sentence(services, handlers, index):
+    chat = new_chat(services, "alice", "Mine", "q")
+    with pytest.raises(ChatInputError, match=r"^Pick a chat from the list; (the|there is no) row"):
+        handlers.pick_conversation(index, [chat], ALICE)
+
+
+@pytest.mark.parametrize("index", NOT_A_ROW.values(), ids=NOT_A_ROW.keys())
+def test_a_search_hit_the_page_was_not_shown_is_refused_with_a_sentence(services, handlers, index):
+    new_chat(services, "alice", "Mine", "needle")
+    refs = handlers.search("needle", ALICE).refs
+    with pytest.raises(ChatInputError, match=r"^Pick a search result from the list; "):
+        handlers.pick_hit(index, refs, ALICE)
+
+
+@pytest.mark.parametrize("rows", [None, "abc", {"a": 1}, [], ["../../etc/passwd"], [True]])
+def test_rows_that_hold_no_chat_are_refused_with_a_sentence(handlers, rows):
+    with pytest.raises(ChatInputError, match=r"^Pick a chat from the list; "):
+        handlers.pick_conversation(0, rows, ALICE)
+    with pytest.raises(ChatInputError, match=r"^Pick a search result from the list; "):
+        handlers.pick_hit(0, rows, ALICE)
+
+
+def test_picking_a_row_needs_a_signed_in_user_first(services, handlers):
+    chat = new_chat(services, "alice", "Mine", "q")
+    with pytest.raises(PermissionDenied, match=r"Sign in first\."):
+        handlers.pick_conversation("abc", [chat], ANONYMOUS)
+
+
+@pytest.mark.parametrize("data", [None, [1, 2], "abc", {"index": "2"}, {"index": 2.0}, {}])
+def test_edit_data_that_is_no_edit_of_the_last_question_changes_nothing(handlers, data):
+    history = [{"role": "user", "content": "first"}, {"role": "assistant", "content": "one"}]
+    [update] = handlers.edit(7, history, MODEL, "", 0.3, 2048, 0, EditEvent(None, data), ALICE)
+    assert update[0] == history and update[2] == 7
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [([1, 2], r"The search must be text; got a list of 2 item\(s\)\."),
+     ("x" * 1_000_001, r"The search is 1,000,001 characters long"),
+     ("a\x00b", r"The search contains a NUL character")],
+)  # fmt: skip
+def test_a_search_that_is_not_text_is_refused_with_a_sentence(handlers, value, message):
+    with pytest.raises(ChatInputError, match=message):
+        handlers.search(value, ALICE)
+
+
+def test_a_search_of_nothing_finds_nothing(handlers):
+    assert handlers.search(None, ALICE).refs == []
+
+
+@pytest.mark.parametrize(
+    ("title", "message"),
+    [(None, r"A title cannot be empty\."), ({"a": 1}, r"The title must be text"),
+     ("\ud800", r"The title contains an invalid character")],
+)  # fmt: skip
+def test_a_title_that_is_not_text_is_refused_and_the_title_kept(services, handlers, title, message):
+    chat = new_chat(services, "alice", "Before", "q")
+    with pytest.raises(ValueError, match=message):
+        handlers.rename(chat, title, 1, ALICE)
+    assert title_of(services, "alice", chat) == "Before"

@@ -2,7 +2,6 @@ import pytest
 
 from backend.chat.turns import estimate_tokens, fit_history, make_title
 from backend.engines.base import ChatMessage
-from ui.common import safe_markdown
 
 
 @pytest.mark.parametrize(
@@ -52,20 +51,6 @@ def test_the_question_is_kept_even_when_it_alone_is_too_long():
     messages, dropped = fit_history("", history, num_ctx=512, reserve_tokens=128)
     assert messages == history
     assert dropped == 0
-
-
-@pytest.mark.parametrize(
-    ("text", "shown"),
-    [
-        ("<img src=x onerror=alert(1)>", "&lt;img src=x onerror=alert(1)&gt;"),
-        ("<script>alert(1)</script>", "&lt;script&gt;alert(1)&lt;/script&gt;"),
-        ("a & b", "a &amp; b"),
-        ("`<b>` stays code", "`<b>` stays code"),
-        ("```html\n<div>x</div>\n```", "```html\n<div>x</div>\n```"),
-    ],
-)
-def test_html_outside_code_is_escaped(text, shown):
-    assert safe_markdown(text) == shown
 
 
 def _paced(items, gap_s):

@@ -8,16 +8,12 @@ import gradio as gr
 import pandas as pd
 import pytest
 
-from backend.engines.embedded import EmbeddedEngine
-from backend.engines.model_store import ModelStore
+from backend.auth import CLI
 from backend.engines.ollama import OllamaEngine
-from backend.estimate.catalog import load_catalog
-from backend.hardware.monitor import HardwareMonitor
 from backend.hardware.nvml import NvmlProcess
-from backend.services import CATALOG_PATH, EngineChoice, Services
-from backend.settings import Settings
-from backend.store.database import Store
+from backend.services import Services
 from tests.support.fakes import FakeGpu, FakeNvml
+from tests.support.ui_services import services_on
 from ui import hardware as hardware_tab
 
 GIB = 1024**3
@@ -25,24 +21,10 @@ GIB = 1024**3
 NO_LIBRARY = "NVIDIA driver library libnvidia-ml.so.1 not found (NVML Shared Library Not Found)"
 
 
-def real_services(tmp_path: Path, nvml: FakeNvml, engine=None) -> Services:
-    """The app's own Services, with a fake NVML driver as the only stand-in."""
-    store = ModelStore(tmp_path / "models")
-    hardware = HardwareMonitor(tmp_path, store, nvml=nvml)
-    engine = engine or EmbeddedEngine(tmp_path / "models")
-    return Services(
-        Settings(data_dir=tmp_path),
-        Store(tmp_path / "hearth.db"),
-        EngineChoice(engine, "chosen by the test", store),
-        hardware,
-        load_catalog(CATALOG_PATH),
-    )
-
-
 @pytest.fixture
 def cpu_only(tmp_path: Path) -> Services:
     nvml = FakeNvml([], init_error=NO_LIBRARY)
-    return real_services(tmp_path, nvml)
+    return services_on(tmp_path, nvml)
 
 
 @pytest.fixture
@@ -51,7 +33,7 @@ def two_gpus(tmp_path: Path) -> Services:
         FakeGpu(processes=[NvmlProcess(1, 5 * GIB)]),
         FakeGpu(name="NVIDIA GeForce RTX 4090 <script>", uuid="GPU-b", total_bytes=24 * GIB),
     ]
-    services = real_services(tmp_path, FakeNvml(gpus))
+    services = services_on(tmp_path, FakeNvml(gpus))
     services.engine.load("smollm2:135m", 2048)
     return services
 
@@ -102,7 +84,7 @@ def test_gpu_page_says_what_fits_on_the_gpu(two_gpus: Services) -> None:
 
 
 def test_engine_down_is_a_sentence_not_an_exception(tmp_path: Path, refused_ollama_host) -> None:
-    services = real_services(tmp_path, FakeNvml([]), OllamaEngine(refused_ollama_host))
+    services = services_on(tmp_path, FakeNvml([]), OllamaEngine(refused_ollama_host))
     cards, *_ = hardware_tab.page_values(services)
     assert f"Ollama is not reachable at {refused_ollama_host}" in cards
 
@@ -134,7 +116,7 @@ def test_broken_monitor_shows_a_readable_error(cpu_only: Services) -> None:
 
 
 def signed_in(services: Services, name: str = "viewer") -> gr.Request:
-    services.accounts.add_user_cli(name, "viewer-pass-123", "staff")
+    services.users.add_user(CLI, name, "viewer-pass-123", "staff")
     return gr.Request(username=name)
 
 
@@ -159,7 +141,7 @@ def test_events_are_private_and_pause_off_screen(cpu_only: Services) -> None:
 def test_a_disabled_users_page_stops_and_shows_nothing_new(cpu_only: Services) -> None:
     events = {f.name: f for f in hardware_events(built(cpu_only))}
     request = signed_in(cpu_only)
-    cpu_only.accounts.set_disabled_cli("viewer", True)
+    cpu_only.users.set_disabled(CLI, "viewer", True)
     with pytest.warns(UserWarning, match="Sign in first"):
         timer, *rest = events["on_tick"].fn(True, request)
     assert timer.active is False

@@ -121,7 +121,7 @@ def test_llama31_8b_graph_agrees_with_ollamas_formula() -> None:
 def test_estimate_totals_its_parts() -> None:
     est = estimate_memory(LLAMA31_8B, num_ctx=8192)
     parts = (
-        (est.weights_bytes + est.kv_cache_bytes + est.compute_bytes)
+        (est.weights_bytes + est.kv_cache_bytes + est.compute_bytes + est.compute_host_bytes)
         + est.output_bytes
         + est.overhead_bytes
     )
@@ -180,8 +180,9 @@ def test_moe_reads_only_the_routed_experts() -> None:
         vocab_size=32000,
         expert_count=8,
         expert_used_count=2,
+        file_size_bytes=26 * GIB,
     )
-    dense = replace(mixtral, expert_count=0, expert_used_count=0)
+    dense = replace(mixtral, expert_count=0, expert_used_count=0)  # same bytes, all read
     speeds = []
     for spec in (mixtral, dense):
         est = estimate_memory(spec, num_ctx=4096)

@@ -47,6 +47,7 @@ def test_quantized_kv_cache_turns_flash_attention_on() -> None:
     assert "CPU only" in text
 
 
+@pytest.mark.slow
 def test_gguf_path_is_read_from_its_header() -> None:
     code, text = _run(str(smollm2_path()), "--ctx", "2048", "--ram-gb", "8")
     assert code == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -35,18 +36,14 @@ def test_servers_elsewhere(host: str) -> None:
     assert not is_this_machine(host)
 
 
-def test_a_local_address_of_this_machine_counts_as_local() -> None:
+def test_a_local_address_of_this_machine_counts_as_local(monkeypatch: pytest.MonkeyPatch) -> None:
     import psutil
 
-    addresses = [
-        entry.address
-        for entries in psutil.net_if_addrs().values()
-        for entry in entries
-        if entry.family == socket.AF_INET and not entry.address.startswith("127.")
-    ]
-    if not addresses:
-        pytest.skip("this machine has no non-loopback IPv4 address")
-    assert is_this_machine(f"http://{addresses[0]}:11434")
+    lan = SimpleNamespace(family=socket.AF_INET, address="10.1.2.3")
+    loopback = SimpleNamespace(family=socket.AF_INET, address="127.0.0.1")
+    monkeypatch.setattr(psutil, "net_if_addrs", lambda: {"lo": [loopback], "eth0": [lan]})
+    assert is_this_machine("http://10.1.2.3:11434")
+    assert not is_this_machine("http://10.1.2.4:11434")
 
 
 def test_ollama_models_setting_wins_for_a_local_server(tmp_path: Path) -> None:

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 import gradio as gr
 
-from backend.auth.accounts import User
+from backend.auth import User
 from backend.chat.conversations import hidden_messages_note
 from backend.chat.turns import (
     DEFAULT_NUM_CTX,
@@ -25,13 +25,16 @@ from backend.chat.turns import (
     ChatInputError,
     stored_settings,
 )
-from backend.chat.validation import installed_model
+from backend.chat.validation import check_text
 from backend.services import Services
 from ui.chat.layout import CONTEXT_CHOICES, PER_PAGE
-from ui.chat.render import chat_history, conversation_card, search_card
+from ui.chat.picks import EditEvent, is_id, is_index, picked
+from ui.chat.render import chat_history, conversation_card, model_choice, search_card
 from ui.chat.turns import model_advice, notice_lines, stream_turn
-from ui.common import CancelRegistry, acting_user, safe_markdown
+from ui.common import Caller, CancelRegistry, acting_user, safe_markdown
 
+MAX_QUERY_CHARS = 1_000  # longer searches are refused before they reach the index
+MAX_TITLE_CHARS = 1_000  # the store keeps the first 200
 TurnUpdate = tuple[Any, ...]  # chatbot, message box, conversation id, notice, Send, Stop
 
 
@@ -50,7 +53,7 @@ class OpenedChat(NamedTuple):
     conversation_id: int | None
     history: list[dict[str, str]]
     title: str
-    model: dict[str, Any]  # a Dropdown update: the stored model, or the picker left as it is
+    model: dict[str, Any]  # a Dropdown update: the installed models, the stored one if here
     system_prompt: str
     temperature: float
     num_ctx: int
@@ -71,7 +74,7 @@ class ChatHandlers:
         self._services = services
         self._running = running if running is not None else CancelRegistry()
 
-    def _user(self, request: gr.Request | None) -> User:
+    def _user(self, request: Caller | None) -> User:
         return acting_user(self._services, request)
 
     # -- the sidebar ---------------------------------------------------------------------
@@ -90,16 +93,23 @@ class ChatHandlers:
         return self.list_page(page + 1, current, request)
 
     def tab_load(self, request: gr.Request) -> tuple[Any, ...]:
-        """The model picker's choices and the first page of chats, when the page opens."""
-        user = self._services.accounts.resolve(request.username)
-        if user is None:
-            return gr.update(choices=[]), *SidebarPage(gr.update(samples=[]), [], 1, "")
-        names = [m.name for m in self._services.installed_models(user)]
-        picker = gr.update(choices=names, value=names[0] if names else None)
-        return picker, *self.list_page(1, None, request)
+        """The model picker, the first page of chats and the first model's advice, on page load.
 
-    def search(self, query: str, request: gr.Request) -> SearchResults:
-        found = self._services.conversations.search(self._user(request), query)
+        Setting the picker does not fire its .input, so the advice is computed here.
+        """
+        user = self._services.auth.resolve(getattr(request, "username", None))
+        if user is None:
+            return gr.update(choices=[]), *SidebarPage(gr.update(samples=[]), [], 1, ""), ""
+        names = [m.name for m in self._services.installed_models(user)]
+        first = names[0] if names else None
+        advice = model_advice(self._services, user, first, DEFAULT_NUM_CTX)[0] if first else ""
+        picker = gr.update(choices=names, value=first)
+        return picker, *self.list_page(1, None, request), advice
+
+    def search(self, query: object, request: gr.Request) -> SearchResults:
+        user = self._user(request)
+        query = check_text("The search", query, MAX_QUERY_CHARS)
+        found = self._services.conversations.search(user, query)
         refs = [(h.conversation_id, h.message_id) for h in found]
         note = f"{len(found)} match(es) for “{safe_markdown(query)}”" if query.strip() else ""
         hits = gr.update(samples=[[search_card(h)] for h in found], visible=bool(query.strip()))
@@ -133,54 +143,57 @@ class ChatHandlers:
         notes = list(stored.notes)
         if hidden := hidden_messages_note(conversation, len(messages)):
             notes.append(hidden)
-        model_name = self._usable_model(user, stored.model, notes)
+        # The picker is only ever given one of its choices (see model_choice); setting it does
+        # not fire its .input, so admission's advice for the reopened chat is computed here.
+        names = [m.name for m in self._services.installed_models(user)]
+        model_name, missing = model_choice(stored.model, names)
+        num_ctx = _context_choice(stored.options.num_ctx, notes)
+        advice = missing
+        if model_name:
+            advice = model_advice(self._services, user, model_name, num_ctx)[0]
         return OpenedChat(
             conversation.id,
             chat_history(messages),
             conversation.title,
-            gr.update(value=model_name) if model_name else gr.update(),
+            gr.update(choices=names, value=model_name),
             stored.system_prompt,
             stored.options.temperature,
-            _context_choice(stored.options.num_ctx, notes),
-            notice_lines("ℹ", "\n".join(notes)) if notes else "",
+            num_ctx,
+            _notice(notes, advice),
             gr.update(visible=False),
         )
 
-    def pick_conversation(self, index: int, ids: list[int], request: gr.Request) -> OpenedChat:
-        return self.open_conversation(ids[index], request)
+    def pick_conversation(self, index: object, ids: object, request: gr.Request) -> OpenedChat:
+        """The chat in the sidebar's row `index`; ids are the rows' chats, in order."""
+        self._user(request)
+        conversation_id = picked(index, ids, "Pick a chat from the list")
+        if not is_id(conversation_id):
+            raise ChatInputError("Pick a chat from the list; that row holds no chat.")
+        return self.open_conversation(conversation_id, request)
 
-    def pick_hit(
-        self, index: int, refs: list[tuple[int, int]], request: gr.Request
-    ) -> tuple[Any, ...]:
+    def pick_hit(self, index: object, refs: object, request: gr.Request) -> tuple[Any, ...]:
         """The hit's chat opened, and the row of its message among those shown (-1: not shown)."""
-        conversation_id, message_id = refs[index]
+        self._user(request)
+        ref = picked(index, refs, "Pick a search result from the list")
+        if not (isinstance(ref, list | tuple) and len(ref) == 2 and all(map(is_id, ref))):
+            raise ChatInputError("Pick a search result from the list; that row holds no result.")
+        conversation_id, message_id = ref
         opened = self.open_conversation(conversation_id, request)
         _, messages = self._services.conversations.open(self._user(request), conversation_id)
         shown = [m.id for m in messages if m.role in ("user", "assistant")]
         position = shown.index(message_id) if message_id in shown else -1
         return (*opened, position)
 
-    def _usable_model(self, user: User, name: str, notes: list[str]) -> str:
-        """The stored model when the engine has it (or cannot say); else "" and a note."""
-        installed = [m.name for m in self._services.installed_models(user)]
-        if not name or not installed:
-            return name
-        try:
-            return installed_model(name, installed)
-        except ChatInputError:
-            notes.append(
-                f"This chat used {name}, which the engine does not have now: pick a model."
-            )
-            return ""
-
     # -- this chat: rename, delete, export, import ---------------------------------------
 
     def rename(
-        self, current: int | None, title: str, page: int, request: gr.Request
+        self, current: int | None, title: object, page: int, request: gr.Request
     ) -> SidebarPage:
+        user = self._user(request)
         if current is None:
             raise ChatInputError("Open a chat to rename it.")
-        self._services.conversations.rename(self._user(request), current, title)
+        title = check_text("The title", title, MAX_TITLE_CHARS)
+        self._services.conversations.rename(user, current, title)
         return self.list_page(page, current, request)
 
     def ask_delete(self) -> dict[str, Any]:
@@ -279,7 +292,7 @@ class ChatHandlers:
         temp: object,
         ctx: object,
         max_new: object,
-        edit_data: gr.EditData,
+        edit_data: EditEvent,
         request: gr.Request,
     ) -> Iterator[TurnUpdate]:
         """Send the edited last question again; any other edit is refused with a warning."""
@@ -288,7 +301,7 @@ class ChatHandlers:
             i for i, m in enumerate(shown) if isinstance(m, dict) and m.get("role") == "user"
         ]
         index = getattr(edit_data, "index", None)
-        if not questions or index != questions[-1]:
+        if not questions or not is_index(index) or index != questions[-1]:
             gr.Warning("Only the last question can be edited and sent again.")
             yield shown, gr.update(), current, "", gr.update(), gr.update()
             return
@@ -319,6 +332,12 @@ class ChatHandlers:
     def advise(self, model_name: object, ctx: object, request: gr.Request) -> str:
         """What admission would say about chatting with this model at this context length."""
         return model_advice(self._services, self._user(request), model_name, ctx)[0]
+
+
+def _notice(notes: list[str], advice: str) -> str:
+    """Notes about a reopened chat (escaped, a line each), then admission's advice."""
+    parts = [notice_lines("ℹ", "\n".join(notes)) if notes else "", advice]
+    return "\n\n".join(part for part in parts if part)
 
 
 def _session(request: gr.Request | None) -> str:

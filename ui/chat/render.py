@@ -5,9 +5,10 @@ from __future__ import annotations
 import html
 from datetime import datetime
 
+from backend.chat.validation import installed_model
 from backend.services import Conversation, Message, SearchHit
 from backend.units import format_ms
-from ui.common import safe_markdown
+from ui.common import inline_markdown, safe_markdown
 
 STATUS_MARKERS = {"stopped": "⏹ Stopped", "error": "⚠ Failed"}
 
@@ -30,7 +31,7 @@ def reply_markdown(message: Message) -> str:
     if message.status in STATUS_MARKERS:
         marker = STATUS_MARKERS[message.status]
         if message.error:
-            marker += f": {html.escape(message.error)}"
+            marker += f": {inline_markdown(message.error)}"
         footer.append(f"**{marker}**")
     if stats := stats_line(message):
         footer.append(stats)
@@ -71,6 +72,24 @@ def search_card(hit: SearchHit) -> str:
     snippet = html.escape(hit.snippet).replace("«", "<mark>").replace("»", "</mark>")
     return (
         f'<div class="conv-card"><div class="conv-title">{html.escape(hit.title)}</div>'
-        f'<div class="conv-snippet">{hit.role}: {snippet}</div>'
+        f'<div class="conv-snippet">{html.escape(hit.role)}: {snippet}</div>'
         f'<div class="conv-meta">{short_date(hit.created_at)}</div></div>'
+    )
+
+
+def model_choice(stored: str, installed: list[str]) -> tuple[str | None, str]:
+    """The model picker's value for a chat that used `stored`, and a notice if it is not here.
+
+    A Dropdown is only ever given one of its choices: for any other value Gradio raises "not
+    in the list of choices" on the next event, in a toast that renders the value as HTML.
+    """
+    if not stored:
+        return None, ""
+    try:
+        return installed_model(stored, installed), ""
+    except ValueError:
+        pass
+    return None, (
+        f"ℹ This chat used the model {inline_markdown(stored)}, which is not installed here;"
+        " pick one to continue."
     )

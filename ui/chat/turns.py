@@ -29,7 +29,7 @@ from backend.chat.validation import (
 )
 from backend.services import ChatDelta, EngineError
 from ui.chat.render import reply_markdown
-from ui.common import USER_ERRORS, acting_user, safe_markdown, user_error
+from ui.common import USER_ERRORS, acting_user, guarded, safe_markdown, user_error
 
 if TYPE_CHECKING:
     from backend.services import Services
@@ -146,4 +146,4 @@ def register_api(services: Services) -> None:
         except USER_ERRORS as exc:
             raise user_error(exc) from exc
 
-    gr.api(chat, api_name="chat", concurrency_id="engine", concurrency_limit=4)
+    gr.api(guarded(chat), api_name="chat", concurrency_id="engine", concurrency_limit=4)

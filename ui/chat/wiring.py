@@ -74,7 +74,7 @@ def wire(layout: ChatLayout, handlers: ChatHandlers, demo: gr.Blocks) -> None:
     demo.load(
         guarded(handlers.tab_load),
         None,
-        [layout.talk.model, *sidebar_outputs(layout)],
+        [layout.talk.model, *sidebar_outputs(layout), layout.talk.notice],
         api_name="chat_tab_load",
         **PRIVATE,
     )
@@ -82,22 +82,21 @@ def wire(layout: ChatLayout, handlers: ChatHandlers, demo: gr.Blocks) -> None:
 
 def _wire_turns(layout: ChatLayout, handlers: ChatHandlers, refresh: dict[str, Any]) -> None:
     talk, inputs, outputs = layout.talk, turn_inputs(layout), turn_outputs(layout)
-    talk.send_btn.click(handlers.send, inputs, outputs, api_name="chat_send", **TURNS).then(
-        **refresh
-    )
-    talk.message.submit(handlers.send, inputs, outputs, api_name="chat_send", **TURNS).then(
-        **refresh
-    )
+    send = guarded(handlers.send)
+    talk.send_btn.click(send, inputs, outputs, api_name="chat_send", **TURNS).then(**refresh)
+    talk.message.submit(send, inputs, outputs, api_name="chat_send", **TURNS).then(**refresh)
     talk.chatbot.retry(
-        handlers.regenerate, inputs, outputs, api_name="chat_regenerate", **TURNS
+        guarded(handlers.regenerate), inputs, outputs, api_name="chat_regenerate", **TURNS
     ).then(**refresh)
-    talk.chatbot.edit(handlers.edit, inputs[1:], outputs, api_name="chat_edit", **TURNS)
+    edit = guarded(handlers.edit)
+    talk.chatbot.edit(edit, inputs[1:], outputs, api_name="chat_edit", **TURNS)
     talk.stop_btn.click(
-        handlers.stop, None, None, api_name="chat_stop", concurrency_limit=None, **PRIVATE
+        guarded(handlers.stop), None, None, api_name="chat_stop", concurrency_limit=None, **PRIVATE
     )
+    # .input: only what the user picks; handlers that set the picker compute their own advice.
     advice_inputs = [talk.model, layout.settings.num_ctx]
     for control in advice_inputs:
-        control.change(
+        control.input(
             guarded(handlers.advise),
             advice_inputs,
             talk.notice,
@@ -149,7 +148,7 @@ def _wire_this_chat(layout: ChatLayout, handlers: ChatHandlers, refresh: dict[st
         api_name="chat_rename",
         **PRIVATE,
     )
-    ask, keep = handlers.ask_delete, handlers.hide_delete
+    ask, keep = guarded(handlers.ask_delete), guarded(handlers.hide_delete)
     this.delete_btn.click(ask, None, this.confirm_row, api_name="chat_delete_ask", **PRIVATE)
     this.keep_btn.click(keep, None, this.confirm_row, api_name="chat_delete_keep", **PRIVATE)
     this.confirm_btn.click(

@@ -1,4 +1,4 @@
-"""Reading the audit log: filters, pages and the CSV export (Accounts checks who may)."""
+"""Reading the audit log: filters, pages and the CSV export, for admins only."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import csv
 import io
 from dataclasses import dataclass
 
+from backend.auth.refusals import require_admin_audited
+from backend.auth.types import User
 from backend.store.accounts import AUDIT_OUTCOMES
 from backend.store.database import AuditEntry, Store
 
@@ -30,6 +32,36 @@ class AuditPage:
     entries: tuple[AuditEntry, ...]
     page: int
     has_next: bool
+
+
+class AuditLog:
+    """The audit log as an admin reads it; every read is checked and every export audited."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def read(
+        self,
+        actor: User | None,
+        filters: AuditFilter | None = None,
+        page: int = 1,
+        per_page: int = AUDIT_PAGE_SIZE,
+    ) -> AuditPage:
+        """One page of the audit log, newest first, narrowed by the filters. Admins only."""
+        require_admin_audited(self._store, actor, "read the audit log", action="audit.read")
+        return read_page(self._store, filters or AuditFilter(), page, per_page)
+
+    def export_csv(self, actor: User | None, filters: AuditFilter | None = None) -> str:
+        """The filtered audit log as CSV (when, who, action, target, outcome, detail)."""
+        admin = require_admin_audited(
+            self._store, actor, "export the audit log", action="audit.export"
+        )
+        filters = filters or AuditFilter()
+        text, count = export_csv(self._store, filters)
+        self._store.audit(
+            actor=admin.name, action="audit.export", detail=f"{count} entries; {describe(filters)}"
+        )
+        return text
 
 
 def read_page(store: Store, filters: AuditFilter, page: int, per_page: int) -> AuditPage:

@@ -1,4 +1,5 @@
-"""Admission settings (policy, safety margin, the engine's KV cache type) for the Admin tab.
+"""Admission settings (policy, safety margin, and how the engine runs models: slots, default
+context, flash attention, KV cache type, as Ollama's environment variables) for the Admin tab.
 
 Admins change them; everyone else sees them read-only. Every change is audited by
 ModelService.set_admission_settings.
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import gradio as gr
 
-from backend.admission.settings import POLICIES, AdmissionSettings
+from backend.admission.settings import ENGINE_ENV_VARS, POLICIES, AdmissionSettings
 from backend.estimate.memory import KV_CACHE_TYPES
 from ui.common import PRIVATE, acting_user, guarded
 
@@ -36,12 +37,21 @@ def policy_help(policy: str | None = None) -> str:
 def describe(settings: AdmissionSettings) -> str:
     return (
         f"Policy **{settings.policy}**, safety margin **{settings.describe_margin()}** kept free "
-        f"on the GPU and in RAM, KV cache **{settings.kv_cache_type}**."
+        f"on the GPU and in RAM, KV cache **{settings.kv_cache_type}**. The engine runs "
+        f"**{settings.num_parallel}** slot(s) of num_ctx tokens per model: "
+        f"`{settings.describe_engine()}`."
     )
 
 
-def build(services: Services, demo: gr.Blocks) -> None:
-    """The admission panel's components and events, inside whatever block the caller opened."""
+def _whole(value: object) -> int:
+    """A form's number as an int; anything else becomes -1, which validation then names."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return -1
+    return int(value) if float(value).is_integer() else -1
+
+
+def _form() -> tuple[gr.components.Component, ...]:
+    """The panel's components: policy and margin, the engine's settings, save, help, status."""
     gr.Markdown(
         "### Load admission\nBefore a model loads, its memory estimate is checked against "
         "what is free now (other GPU processes, loaded models and loads in flight included)."
@@ -52,12 +62,31 @@ def build(services: Services, demo: gr.Blocks) -> None:
         unit = gr.Radio(["MiB", "%"], label="Margin unit", elem_id="admission-unit")
         kv = gr.Dropdown(
             list(KV_CACHE_TYPES),
-            label="KV cache type the engine runs with (OLLAMA_KV_CACHE_TYPE)",
+            label=f"KV cache type the engine runs with ({ENGINE_ENV_VARS['kv_cache_type']})",
             elem_id="admission-kv",
+        )
+    with gr.Row():
+        parallel = gr.Number(
+            label=f"Parallel slots per model ({ENGINE_ENV_VARS['num_parallel']})",
+            precision=0, elem_id="admission-parallel",
+        )  # fmt: skip
+        context = gr.Number(
+            label=f"Default context length ({ENGINE_ENV_VARS['context_length']})",
+            precision=0, elem_id="admission-context",
+        )  # fmt: skip
+        flash = gr.Checkbox(
+            label=f"Flash attention ({ENGINE_ENV_VARS['flash_attention']}=1)",
+            elem_id="admission-flash",
         )
     explain = gr.Markdown(policy_help(), elem_id="admission-help")
     save = gr.Button("Save admission settings", variant="primary", elem_id="admission-save")
     status = gr.Markdown("", elem_id="admission-status")
+    return policy, margin, unit, kv, parallel, context, flash, explain, save, status
+
+
+def build(services: Services, demo: gr.Blocks) -> None:
+    """The admission panel's components and events, inside whatever block the caller opened."""
+    policy, margin, unit, kv, parallel, context, flash, explain, save, status = _form()
 
     @guarded
     def admission_panel_load(request: gr.Request):
@@ -70,25 +99,35 @@ def build(services: Services, demo: gr.Blocks) -> None:
             gr.update(value=current.margin, **editable),
             gr.update(value=current.margin_unit, **editable),
             gr.update(value=current.kv_cache_type, **editable),
+            gr.update(value=current.num_parallel, **editable),
+            gr.update(value=current.context_length, **editable),
+            gr.update(value=current.flash_attention, **editable),
             gr.update(visible=user.is_admin),
             policy_help(current.policy),
             note,
         )
 
     @guarded
-    def admission_save(policy_value, margin_value, unit_value, kv_value, request: gr.Request):
+    def admission_save(
+        policy_value, margin_value, unit_value, kv_value, parallel_value, context_value,
+        flash_value, request: gr.Request,
+    ):  # fmt: skip
         user = acting_user(services, request)
         values = {
             "policy": policy_value or "",
             "margin": float(margin_value if margin_value is not None else -1),
             "margin_unit": unit_value or "",
             "kv_cache_type": kv_value or "",
+            "num_parallel": _whole(parallel_value),
+            "context_length": _whole(context_value),
+            "flash_attention": flash_value if isinstance(flash_value, bool) else None,
         }
         services.models.set_admission_settings(user, values)
         current = services.models.admission_settings()
         gr.Info("Admission settings saved.")
         return policy_help(current.policy), f"Saved. {describe(current)}"
 
-    outputs = [policy, margin, unit, kv, save, explain, status]
+    outputs = [policy, margin, unit, kv, parallel, context, flash, save, explain, status]
     demo.load(admission_panel_load, None, outputs, **PRIVATE)
-    save.click(admission_save, [policy, margin, unit, kv], [explain, status], **PRIVATE)
+    inputs = [policy, margin, unit, kv, parallel, context, flash]
+    save.click(admission_save, inputs, [explain, status], **PRIVATE)
