@@ -1,4 +1,4 @@
-"""Hearth entry point: `serve` (default), `users` and `estimate` commands."""
+"""Hearth entry point: `serve` (default), `users`, `estimate`, `backup` and `restore` commands."""
 
 from __future__ import annotations
 
@@ -12,9 +12,14 @@ import tempfile
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from backend.settings import ENGINE_CHOICES, Settings, SettingsError, from_env
+
+if TYPE_CHECKING:
+    import gradio as gr
+
+    from backend.services import Services
 
 # Our own error types carry a sentence for the person at the terminal; see _sentence.
 OUR_PACKAGES = ("backend", "ui", "__main__", "app")
@@ -85,7 +90,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     estimate = commands.add_parser("estimate", help="print a model's memory estimate")
     _configure_estimate(estimate)
+    _configure_ops(commands)
     return parser
+
+
+def _configure_ops(commands: argparse._SubParsersAction) -> None:
+    from backend.ops.cli import configure_backup, configure_restore
+
+    backup = commands.add_parser("backup", help="copy the database while Hearth runs, checked")
+    configure_backup(backup)
+    restore = commands.add_parser("restore", help="put a backup in place (Hearth stopped)")
+    configure_restore(restore)
+    for parser in (backup, restore):
+        _add_server_flags(parser)
 
 
 def _configure_estimate(parser: argparse.ArgumentParser) -> None:
@@ -152,11 +169,30 @@ def run_users(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def serve(settings: Settings) -> int:
-    from backend.chat.conversation_import import MAX_IMPORT_BYTES
+    from backend.ops.data_lock import DataDirBusy, hold_for_serving
     from backend.services import Services
-    from ui import build_ui, launch_options
 
-    services = Services.build(settings)
+    try:
+        lock = hold_for_serving(settings.data_dir)  # a restore waits until this process ends
+    except DataDirBusy as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        services = Services.build(settings)
+        try:
+            _serve(settings, services)
+        finally:
+            services.close()
+    finally:
+        lock.release()
+    return 0
+
+
+def _serve(settings: Settings, services: Services) -> None:
+    from backend.chat.conversation_import import MAX_IMPORT_BYTES
+    from ui import build_ui, launch_options
+    from ui.operator_routes import with_operator_routes
+
     password = services.users.ensure_first_admin(settings.admin_password)
     if password:
         print(
@@ -169,20 +205,37 @@ def serve(settings: Settings) -> int:
     services.start()
     demo = build_ui(services)
     demo.queue(default_concurrency_limit=8, max_size=64)
-    try:
-        demo.launch(
-            server_name=settings.host,
-            server_port=settings.port,
-            auth=services.auth.authenticate,
-            auth_message="Sign in to Hearth.",
-            ssr_mode=False,
-            show_error=False,
-            max_file_size=MAX_IMPORT_BYTES,  # refused with 413 while the upload is read
-            **launch_options(services),  # theme, CSS, keys, error pages, the login guard
-        )
-    finally:
-        services.close()
-    return 0
+    demo.launch(
+        server_name=settings.host,
+        server_port=settings.port,
+        auth=services.auth.authenticate,
+        auth_message="Sign in to Hearth.",
+        ssr_mode=False,
+        show_error=False,
+        max_file_size=MAX_IMPORT_BYTES,  # refused with 413 while the upload is read
+        prevent_thread_lock=True,  # this thread waits for SIGTERM / Ctrl+C below
+        # theme, CSS, keys, error pages, the login guard; /healthz, /readyz, /metrics
+        **with_operator_routes(services, launch_options(services)),
+    )
+    _stop_gracefully(settings, services, demo)
+
+
+def _stop_gracefully(settings: Settings, services: Services, demo: gr.Blocks) -> None:
+    """Wait for SIGTERM or Ctrl+C; then no new turns, a grace period, partial replies saved."""
+    from backend.ops.lifecycle import wait_for_stop_signal
+
+    received = wait_for_stop_signal()
+    running = services.shutdown.running()
+    waiting = (
+        f"waiting up to {settings.shutdown_grace_s:g} s for {running} repl"
+        f"{'y' if running == 1 else 'ies'} in flight"
+        if running
+        else "no replies in flight"
+    )
+    print(f"{received.name}: taking no new turns; {waiting}.", flush=True)
+    report = services.shutdown.drain(settings.shutdown_grace_s)
+    print(f"Stopped: {report.describe()}.", flush=True)
+    demo.close()
 
 
 def _prepare_data_dir(settings: Settings) -> None:
@@ -224,6 +277,10 @@ def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
         parser.error(str(exc))
     if args.command == "users":
         return run_users(args, settings)
+    if args.command in ("backup", "restore"):
+        from backend.ops.cli import run_backup, run_restore
+
+        return (run_backup if args.command == "backup" else run_restore)(args, settings)
     if args.command == "estimate":
         from backend.estimate.cli import run
         from backend.services import CATALOG_PATH

@@ -6,8 +6,11 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
+from prometheus_client import CollectorRegistry
+
 from backend.auth import AuditLog, Authentication, User, UserAdmin
 from backend.chat.conversations import ConversationService
+from backend.chat.shutdown import ShutdownGate
 from backend.chat.turns import ChatService
 from backend.engines.base import (
     ChatDelta,
@@ -23,6 +26,8 @@ from backend.estimate.catalog import Catalog, FitRow, fit_rows, load_catalog
 from backend.estimate.memory import DEFAULT_RAM_BANDWIDTH_GBPS
 from backend.hardware.monitor import HardwareMonitor, HardwareSnapshot
 from backend.models_admin.service import ModelService
+from backend.ops.metrics import OpsMetrics, exposition
+from backend.ops.readiness import Readiness, ReadinessProbe
 from backend.settings import Settings
 from backend.store.database import (
     AuditEntry,
@@ -44,6 +49,7 @@ __all__ = [
     "InstalledModel",
     "LoadedModel",
     "Message",
+    "Readiness",
     "SearchHit",
     "Services",
     "StoreError",
@@ -107,14 +113,22 @@ class Services:
         self.users = UserAdmin(store)
         self.audit = AuditLog(store)
         self.conversations = ConversationService(store)
+        # One registry for every Hearth metric: /metrics serves it (backend.ops, chat metrics).
+        self.metrics_registry = CollectorRegistry()
+        self.ops_metrics = OpsMetrics(self.metrics_registry, lambda: self.engine, hardware)
         self.models = ModelService(
             store,
             lambda: self.engine,
             hardware,
             catalog,
             ram_bandwidth_gbps=settings.ram_bandwidth_gbps,
+            on_load_decision=self.ops_metrics.model_load,
         )
-        self.chat = ChatService(store, lambda: self.engine, self.models)
+        self.shutdown = ShutdownGate()  # SIGTERM: no new turns, then replies in flight are cut
+        self.chat = ChatService(store, lambda: self.engine, self.models, shutdown=self.shutdown)
+        self.readiness_probe = ReadinessProbe(
+            lambda: self.engine, store.path, lambda: self.shutdown.closed
+        )
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -135,6 +149,16 @@ class Services:
         if close_engine is not None:
             close_engine()
         self.store.close()
+
+    # -- operator endpoints (no user: served before Gradio's login) -------------------------
+
+    def readiness(self) -> Readiness:
+        """Engine reachable, database writable, not shutting down: what /readyz reports."""
+        return self.readiness_probe.check()
+
+    def metrics_exposition(self) -> tuple[bytes, str]:
+        """Every registered metric in Prometheus' text format, and its content type."""
+        return exposition(self.metrics_registry)
 
     # -- engine facts for any signed-in user -----------------------------------------------
 

@@ -29,6 +29,8 @@ class Settings:
     sample_interval_s: float = 2.0
     ram_bandwidth_gbps: float | None = None  # None: use a conservative default
     admin_password: str | None = None
+    metrics_token: str | None = field(default=None, repr=False)  # bearer token for /metrics
+    shutdown_grace_s: float = 10.0  # on SIGTERM: how long replies in flight may still run
 
     @property
     def models_path(self) -> Path:
@@ -60,6 +62,8 @@ ENV_VARS: dict[str, str] = {
     "HEARTH_SAMPLE_INTERVAL_S": "sample_interval_s",
     "HEARTH_RAM_BANDWIDTH_GBPS": "ram_bandwidth_gbps",
     "HEARTH_ADMIN_PASSWORD": "admin_password",
+    "HEARTH_METRICS_TOKEN": "metrics_token",
+    "HEARTH_SHUTDOWN_GRACE_S": "shutdown_grace_s",
 }
 
 
@@ -80,7 +84,7 @@ def _parse(name: str, raw: str) -> object:
     try:
         if name == "port":
             return int(raw)
-        if name in ("sample_interval_s", "ram_bandwidth_gbps"):
+        if name in ("sample_interval_s", "ram_bandwidth_gbps", "shutdown_grace_s"):
             return float(raw)
     except ValueError as exc:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from exc
@@ -100,6 +104,10 @@ def _validated(settings: Settings) -> Settings:
         raise SettingsError(f"port must be between 1 and 65535, got {settings.port}")
     if settings.sample_interval_s <= 0:
         raise SettingsError(f"sample interval must be positive, got {settings.sample_interval_s} s")
+    if not 0 <= settings.shutdown_grace_s <= 3600:
+        raise SettingsError(
+            f"shutdown grace must be 0 to 3600 s, got {settings.shutdown_grace_s} s"
+        )
     return replace(settings, ollama_host=normalise_ollama_host(settings.ollama_host))
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
 from backend.auth import User
+from backend.chat.shutdown import ShutdownGate
 from backend.chat.validation import (
     DEFAULT_NUM_CTX,
     DEFAULT_SYSTEM_PROMPT,
@@ -76,7 +77,7 @@ class TurnStarted:
 
 @dataclass(frozen=True)
 class TurnFinished:
-    reply: Message  # persisted, with status complete | stopped | error
+    reply: Message  # persisted, with status complete | stopped | error | interrupted
 
 
 TurnEvent = TurnStarted | ChatDelta | TurnFinished
@@ -128,11 +129,17 @@ class ChatService:
     """
 
     def __init__(
-        self, store: Store, engine: Callable[[], Engine], admission: TurnAdmission
+        self,
+        store: Store,
+        engine: Callable[[], Engine],
+        admission: TurnAdmission,
+        *,
+        shutdown: ShutdownGate | None = None,
     ) -> None:
         self._store = store
         self._engine = engine
         self._admission = admission
+        self._shutdown = shutdown if shutdown is not None else ShutdownGate()
 
     def send(
         self,
@@ -206,6 +213,7 @@ class ChatService:
         An unreachable engine is not refused here: the turn then fails at the engine and is
         saved as an error reply, like any engine failure.
         """
+        self._shutdown.check()  # no new turns once Hearth is shutting down
         try:
             names = [m.name for m in self._engine().list_models()]
         except EngineError:
@@ -281,7 +289,9 @@ class ChatService:
         parts: list[str] = []
         stats: ChatStats | None = None
         status, error = "stopped", ""
+        cancel = cancel if cancel is not None else threading.Event()
         stream = self._engine().chat(settings.model, messages, options, cancel)
+        self._shutdown.track(cancel)  # a shutdown cuts the reply through its cancel Event
         try:
             for item in stream:
                 if isinstance(item, ChatStats):
@@ -300,6 +310,7 @@ class ChatService:
             # Runs on normal end, on engine errors and when the consumer closes us (Stop):
             # close the engine's stream first so it stops generating and frees the model.
             stream.close()
+            status, error = self._shutdown.outcome(cancel, status, error)
             reply = self._store.add_message(
                 user.id,
                 conversation.id,
@@ -313,6 +324,7 @@ class ChatService:
                 tokens_out=stats.reply_tokens if stats else None,
                 tokens_per_s=stats.tokens_per_s if stats else None,
             )
+            self._shutdown.untrack(cancel)  # saved: a drain need not wait for it any more
         yield TurnFinished(reply)
 
 

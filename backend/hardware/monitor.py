@@ -22,6 +22,7 @@ from backend.hardware.nvml import (
     GpuProcess,
     Nvml,
     NvmlError,
+    NvmlMemory,
     RealNvml,
     peak_memory_bandwidth_gbps,
     read_field,
@@ -139,6 +140,7 @@ class Sample:
     ram_used_bytes: int
     ram_total_bytes: int
     cpu_pct: float
+    gpu_memory: tuple[NvmlMemory | None, ...] = ()  # per GPU by index; None where the read failed
 
 
 def cpu_busy_pct(before: Any | None, after: Any) -> float:
@@ -342,10 +344,12 @@ class HardwareMonitor:
         """Take one cheap Sample and append it to the history."""
         used = total = 0
         utils: list[int] = []
+        per_gpu: list[NvmlMemory | None] = []
         if not self._ensure_nvml():
             for index in range(self._gpu_count):
                 memory = read_field([], "memory", lambda i=index: self._nvml.memory(i))
                 util = read_field([], "utilization", lambda i=index: self._nvml.utilization_pct(i))
+                per_gpu.append(memory)
                 if memory is not None:
                     used, total = used + memory.used_bytes, total + memory.total_bytes
                 if util is not None:
@@ -360,6 +364,7 @@ class HardwareMonitor:
             ram_used_bytes=max(vm.total - vm.available, 0),
             ram_total_bytes=vm.total,
             cpu_pct=round(sum(load) / len(load), 1) if load else 0.0,
+            gpu_memory=tuple(per_gpu),
         )
         with self._history_lock:
             self._history.append(sample)

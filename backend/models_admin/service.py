@@ -96,6 +96,7 @@ class ModelService:
         reservations: Reservations | None = None,
         *,
         ram_bandwidth_gbps: float | None = None,
+        on_load_decision: Callable[[str], None] | None = None,
     ) -> None:
         self._store = store
         self._engine = engine
@@ -104,6 +105,8 @@ class ModelService:
         self._reservations = reservations if reservations is not None else Reservations()
         self._ram_bandwidth_gbps = ram_bandwidth_gbps or DEFAULT_RAM_BANDWIDTH_GBPS
         self._records = LoadRecords(store)
+        # Told each load's admission outcome (admit / warn / refuse / override): the metrics.
+        self._on_load_decision = on_load_decision or (lambda decision: None)
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -358,6 +361,7 @@ class ModelService:
 
         decision, reservation = self._reservations.admit(model, decide_with, force=override)
         forced = override and not decision.admitted
+        self._on_load_decision("override" if forced else decision.verdict)
         if not decision.admitted and not forced:
             self._store.audit(actor=admin.name, action="model.load", target=model,
                               outcome="refused", detail=_numbers(decision))  # fmt: skip

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
@@ -114,11 +115,54 @@ INSERT INTO session_clock (id, epoch) VALUES (1, 0);
 UPDATE audit SET outcome = 'refused' WHERE outcome = 'denied';
 """
 
-_STEPS: tuple[tuple[str, str], ...] = (
+# A reply cut short by a shutdown is kept with status 'interrupted'. SQLite cannot change a
+# CHECK constraint in place, so messages is rebuilt under the same name (rows, ids, indexes and
+# triggers as they were; the full-text index is keyed by id and stays valid). The table's own
+# SQL is edited rather than restated, so columns that earlier steps added are kept. The probe
+# row is what /readyz writes to prove the database takes writes.
+_M006_OLD_STATUS_CHECK = "CHECK (status IN ('complete', 'stopped', 'error'))"
+_M006_NEW_STATUS_CHECK = "CHECK (status IN ('complete', 'stopped', 'error', 'interrupted'))"
+_M006_READY_PROBE = """
+CREATE TABLE ready_probe (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    checked_at TEXT NOT NULL
+)
+"""
+
+
+def _m006_interrupted_status_ready_probe(db: Database) -> None:
+    conn = db.conn
+    (table_sql,) = conn.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'messages'"
+    ).fetchone()
+    if _M006_OLD_STATUS_CHECK not in table_sql:
+        raise sqlite3.DatabaseError(f"messages has an unexpected status check: {table_sql}")
+    dependents = [
+        sql
+        for (sql,) in conn.execute(
+            "SELECT sql FROM sqlite_master WHERE tbl_name = 'messages'"
+            " AND type IN ('index', 'trigger') AND sql IS NOT NULL ORDER BY rowid"
+        )
+    ]
+    rebuilt = table_sql.replace(_M006_OLD_STATUS_CHECK, _M006_NEW_STATUS_CHECK).replace(
+        "CREATE TABLE messages", "CREATE TABLE messages_m006", 1
+    )
+    # execute(), not executescript(): the latter would commit the migration's transaction.
+    conn.execute(rebuilt)
+    conn.execute("INSERT INTO messages_m006 SELECT * FROM messages")
+    conn.execute("DROP TABLE messages")  # drops its indexes and triggers (recreated below)
+    conn.execute("ALTER TABLE messages_m006 RENAME TO messages")
+    for sql in dependents:
+        conn.execute(sql)
+    conn.execute(_M006_READY_PROBE)
+
+
+_STEPS: tuple[tuple[str, str | Callable[[Database], None]], ...] = (
     ("m001_core_tables", _M001_CORE),
     ("m002_message_search", _M002_SEARCH),
     ("m003_accounts_audit_settings", _M003_ACCOUNTS_AUDIT_SETTINGS),
     ("m004_sessions_refused_outcome", _M004_SESSIONS_REFUSED_OUTCOME),
+    ("m006_interrupted_status_ready_probe", _m006_interrupted_status_ready_probe),
 )
 MIGRATION_NAMES: tuple[str, ...] = tuple(name for name, _ in _STEPS)
 
@@ -126,8 +170,8 @@ MIGRATION_NAMES: tuple[str, ...] = tuple(name for name, _ in _STEPS)
 def hearth_migrations() -> Migrations:
     """A fresh Migrations set holding every schema step, in order."""
     migrations = Migrations(MIGRATION_SET)
-    for name, sql in _STEPS:
-        migrations(name=name)(_step(sql))
+    for name, step in _STEPS:
+        migrations(name=name)(_step(step) if isinstance(step, str) else step)
     return migrations
 
 

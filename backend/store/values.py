@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 ROLES: tuple[str, ...] = ("admin", "staff")
 MESSAGE_ROLES: tuple[str, ...] = ("system", "user", "assistant")
-MESSAGE_STATUSES: tuple[str, ...] = ("complete", "stopped", "error")
+MESSAGE_STATUSES: tuple[str, ...] = ("complete", "stopped", "error", "interrupted")
 DEFAULT_TITLE = "New chat"
 MAX_QUERY_WORDS = 16
 

@@ -29,6 +29,7 @@ class AppProcess:
     engine: str = "embedded"
     ollama_host: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    command_prefix: list[str] = field(default_factory=list)  # e.g. setpriv dropping capabilities
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
 
@@ -48,8 +49,9 @@ class AppProcess:
             }
             | self.extra_env
         )
-        command = [sys.executable, str(ROOT / "app.py"), "--port", str(self.port),
-                   "--data-dir", str(self.data_dir), "--engine", self.engine]  # fmt: skip
+        command = [*self.command_prefix, sys.executable, str(ROOT / "app.py"),
+                   "--port", str(self.port), "--data-dir", str(self.data_dir),
+                   "--engine", self.engine]  # fmt: skip
         if self.ollama_host:
             command += ["--ollama-host", self.ollama_host]
         self.data_dir.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ from backend.services import Conversation, Message, SearchHit
 from backend.units import format_ms
 from ui.common import inline_markdown, safe_markdown
 
-STATUS_MARKERS = {"stopped": "⏹ Stopped", "error": "⚠ Failed"}
+STATUS_MARKERS = {"stopped": "⏹ Stopped", "error": "⚠ Failed", "interrupted": "⏸ Interrupted"}
 
 
 def stats_line(message: Message) -> str:
