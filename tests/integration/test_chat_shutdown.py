@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from backend.chat.shutdown import INTERRUPTED_NOTE, SHUTTING_DOWN, ShutdownGate, ShuttingDown
 
+from backend.chat.shutdown import INTERRUPTED_NOTE, SHUTTING_DOWN, ShutdownGate, ShuttingDown
 from backend.chat.turns import ChatService, TurnFinished, TurnSettings, TurnStarted
 from backend.engines.base import ChatDelta, ChatOptions
 from backend.engines.ollama import OllamaEngine

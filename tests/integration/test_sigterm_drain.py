@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from backend.chat.shutdown import INTERRUPTED_NOTE, SHUTTING_DOWN
 
 from backend.auth import CLI, UserAdmin
+from backend.chat.shutdown import INTERRUPTED_NOTE, SHUTTING_DOWN
 from backend.store.database import Store
 from tests.conftest import STAFF_PASSWORD
 from tests.support.app_process import AppProcess

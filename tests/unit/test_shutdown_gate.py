@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+
 from backend.chat.shutdown import SHUTTING_DOWN, ShutdownGate, ShuttingDown
 
 
