@@ -204,7 +204,9 @@ def _serve(settings: Settings, services: Services) -> None:
     print(f"Engine: {services.engine.name} — {services.engine_reason}", flush=True)
     services.start()
     demo = build_ui(services)
-    demo.queue(default_concurrency_limit=8, max_size=64)
+    # Chat turns wait in the fair line (positions, Stop, the busy message), never in Gradio's
+    # queue: it and the worker threads are sized above what the line can hold.
+    demo.queue(default_concurrency_limit=8, max_size=services.chat_concurrency + 64)
     demo.launch(
         server_name=settings.host,
         server_port=settings.port,
@@ -212,6 +214,7 @@ def _serve(settings: Settings, services: Services) -> None:
         auth_message="Sign in to Hearth.",
         ssr_mode=False,
         show_error=False,
+        max_threads=services.chat_concurrency + 40,  # a waiting turn holds a worker thread
         max_file_size=MAX_IMPORT_BYTES,  # refused with 413 while the upload is read
         prevent_thread_lock=True,  # this thread waits for SIGTERM / Ctrl+C below
         # theme, CSS, keys, error pages, the login guard; /healthz, /readyz, /metrics

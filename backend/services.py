@@ -10,8 +10,12 @@ from prometheus_client import CollectorRegistry
 
 from backend.auth import AuditLog, Authentication, User, UserAdmin
 from backend.chat.conversations import ConversationService
+from backend.chat.fair_line import FairLine
+from backend.chat.limits import TurnLimits
+from backend.chat.metrics import ChatMetrics
 from backend.chat.shutdown import ShutdownGate
 from backend.chat.turns import ChatService
+from backend.chat.usage import UsageService
 from backend.engines.base import (
     ChatDelta,
     Engine,
@@ -57,6 +61,8 @@ __all__ = [
 ]
 
 CATALOG_PATH = Path(__file__).resolve().parents[1] / "data" / "catalog.json"
+# Gradio workers for chat events beyond what the fair line holds: room to answer refusals at once.
+CHAT_REFUSAL_ROOM = 8
 
 
 @dataclass(frozen=True)
@@ -92,6 +98,12 @@ def choose_engine(settings: Settings) -> EngineChoice:
     )
 
 
+def engine_slots(settings: Settings, engine: Engine) -> int:
+    """Turns the engine runs at once: 1 for the embedded engine (one Llama, one reply at a
+    time), else HEARTH_ENGINE_SLOTS, else Ollama's OLLAMA_NUM_PARALLEL, else 1."""
+    return 1 if engine.name == "embedded" else settings.line_slots
+
+
 class Services:
     """Built once in app.py and handed to the UI; tabs reach the backend only through it."""
 
@@ -125,9 +137,28 @@ class Services:
             on_load_decision=self.ops_metrics.model_load,
         )
         self.shutdown = ShutdownGate()  # SIGTERM: no new turns, then replies in flight are cut
-        self.chat = ChatService(store, lambda: self.engine, self.models, shutdown=self.shutdown)
         self.readiness_probe = ReadinessProbe(
             lambda: self.engine, store.path, lambda: self.shutdown.closed
+        )
+        self.chat_metrics = ChatMetrics(self.metrics_registry)
+        self.line = FairLine(
+            engine_slots(settings, self.engine),
+            settings.per_user_in_flight,
+            settings.max_waiting,
+            max_waiting_per_user=settings.max_waiting_per_user,
+            on_wait=self.chat_metrics.observe_wait,
+        )
+        self.chat_metrics.watch(self.line.stats)
+        self.limits = TurnLimits(store, self.users)
+        self.usage = UsageService(store, self.users)
+        self.chat = ChatService(
+            store,
+            lambda: self.engine,
+            self.models,
+            line=self.line,
+            limits=self.limits,
+            metrics=self.chat_metrics,
+            shutdown=self.shutdown,
         )
 
     @classmethod
@@ -138,6 +169,14 @@ class Services:
             settings.data_dir, engine.model_store, interval_s=settings.sample_interval_s
         )
         return cls(settings, Store(settings.db_path), engine, hardware, load_catalog(CATALOG_PATH))
+
+    @property
+    def chat_concurrency(self) -> int:
+        """Gradio workers for chat turns: every turn the fair line may hold, and room to refuse.
+
+        Waiting happens in the fair line, where positions are known, not in Gradio's queue.
+        """
+        return self.line.slots + self.line.max_waiting + CHAT_REFUSAL_ROOM
 
     def start(self) -> None:
         """Start background work (the hardware sampler)."""

@@ -11,6 +11,10 @@ from typing import Literal
 EngineChoice = Literal["auto", "ollama", "embedded"]
 ENGINE_CHOICES: tuple[EngineChoice, ...] = ("auto", "ollama", "embedded")
 DEFAULT_OLLAMA_HOST = "http://127.0.0.1:11434"
+# The fair line's defaults (backend.chat.fair_line): see README's configuration table.
+DEFAULT_PER_USER_IN_FLIGHT = 1
+DEFAULT_MAX_WAITING = 64
+DEFAULT_MAX_WAITING_PER_USER = 4
 
 
 class SettingsError(ValueError):
@@ -31,6 +35,18 @@ class Settings:
     admin_password: str | None = None
     metrics_token: str | None = field(default=None, repr=False)  # bearer token for /metrics
     shutdown_grace_s: float = 10.0  # on SIGTERM: how long replies in flight may still run
+    # The fair line in front of the engine. engine_slots None: Ollama's own OLLAMA_NUM_PARALLEL
+    # when set, else 1 (Ollama's default); the embedded engine always has 1.
+    engine_slots: int | None = None
+    ollama_num_parallel: int | None = None
+    per_user_in_flight: int = DEFAULT_PER_USER_IN_FLIGHT
+    max_waiting: int = DEFAULT_MAX_WAITING
+    max_waiting_per_user: int = DEFAULT_MAX_WAITING_PER_USER
+
+    @property
+    def line_slots(self) -> int:
+        """How many turns the engine runs at once, as far as the settings say."""
+        return self.engine_slots or self.ollama_num_parallel or 1
 
     @property
     def models_path(self) -> Path:
@@ -64,6 +80,19 @@ ENV_VARS: dict[str, str] = {
     "HEARTH_ADMIN_PASSWORD": "admin_password",
     "HEARTH_METRICS_TOKEN": "metrics_token",
     "HEARTH_SHUTDOWN_GRACE_S": "shutdown_grace_s",
+    "HEARTH_ENGINE_SLOTS": "engine_slots",
+    "OLLAMA_NUM_PARALLEL": "ollama_num_parallel",
+    "HEARTH_PER_USER_IN_FLIGHT": "per_user_in_flight",
+    "HEARTH_MAX_WAITING": "max_waiting",
+    "HEARTH_MAX_WAITING_PER_USER": "max_waiting_per_user",
+}
+# Whole-number settings and the least value each may take.
+_COUNTS: dict[str, int] = {
+    "engine_slots": 1,
+    "ollama_num_parallel": 1,
+    "per_user_in_flight": 1,
+    "max_waiting": 0,
+    "max_waiting_per_user": 0,
 }
 
 
@@ -81,8 +110,10 @@ def normalise_ollama_host(value: str) -> str:
 
 
 def _parse(name: str, raw: str) -> object:
+    if name == "ollama_num_parallel" and raw.strip() == "0":
+        return None  # Ollama reads 0 as "choose for me"; the line then assumes 1
     try:
-        if name == "port":
+        if name == "port" or name in _COUNTS:
             return int(raw)
         if name in ("sample_interval_s", "ram_bandwidth_gbps", "shutdown_grace_s"):
             return float(raw)
@@ -102,6 +133,12 @@ def _validated(settings: Settings) -> Settings:
         )
     if not 0 < settings.port < 65536:
         raise SettingsError(f"port must be between 1 and 65535, got {settings.port}")
+    for name, least in _COUNTS.items():
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise SettingsError(f"{name} must be a whole number of at least {least}, got {value!r}")
     if settings.sample_interval_s <= 0:
         raise SettingsError(f"sample interval must be positive, got {settings.sample_interval_s} s")
     if not 0 <= settings.shutdown_grace_s <= 3600:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import gradio as gr
 
-from ui import admin, chat, hardware, models
+from ui import admin, chat, hardware, models, usage
 from ui.common import acting_user, guarded
 from ui.errors import HearthBlocks, http_server_error
 from ui.http_guards import guard_middleware
@@ -80,6 +80,8 @@ def build_ui(services: Services) -> gr.Blocks:
                 models.build(services, demo)
             with gr.Tab("Hardware", id="hardware"):
                 hardware.build(services)
+            with gr.Tab("Usage", id="usage"):
+                usage.build(services, demo)
             # Hidden until page load shows it to admins; every admin handler checks the role too.
             with gr.Tab("Admin", id="admin", visible=False) as admin_tab:
                 admin.build(services, demo, admin_tab)

@@ -1,15 +1,52 @@
-"""One chat turn: persist the prompt, stream the engine, persist the reply with its stats."""
+"""One chat turn: checks, limits, the fair line, the engine, and the rows it leaves behind.
+
+A turn goes: validate the inputs -> admission for the model -> the user's limits and quotas
+(backend.chat.limits) -> join the fair line (backend.chat.fair_line) and wait there, yielding
+TurnWaiting as the place in line changes -> once a slot is granted, commit the question (and,
+for regenerate or edit, remove what it replaces) -> stream the engine, retrying a busy engine
+(Ollama's 503) with backoff -> free the slot -> write the reply once, with its status (complete
+/ stopped / error), its stats and the day's usage, in one transaction.
+
+What is stored when a turn does not get that far: nothing. A refusal (bad input, admission,
+a limit, a full line) and a Stop or a closed page while waiting leave the database exactly as
+it was: the question is committed only when the turn holds a slot, so no question is ever left
+without its reply row, and a regenerate or edit replaces nothing until then.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Callable, Generator, Iterator
+from datetime import UTC, datetime
+
+from prometheus_client import CollectorRegistry
 
 from backend.auth import User
+from backend.chat.fair_line import FairLine
+from backend.chat.fair_line_values import LineRefused, Ticket
+from backend.chat.limits import LimitReached, Permit, TurnLimits, utc_now
+from backend.chat.metrics import UNVERIFIED_MODEL, ChatMetrics
+from backend.chat.prompting import (
+    coalesce_deltas,
+    estimate_tokens,
+    fit_history,
+    make_title,
+)
 from backend.chat.shutdown import ShutdownGate
+from backend.chat.turn_values import (
+    LineBusy,
+    TurnAdmission,
+    TurnEvent,
+    TurnFinished,
+    TurnPlan,
+    TurnRefused,
+    TurnStarted,
+    TurnWaiting,
+    admitted_settings,
+    engine_seconds,
+    within_budget,
+)
 from backend.chat.validation import (
     DEFAULT_NUM_CTX,
     DEFAULT_SYSTEM_PROMPT,
@@ -18,114 +55,46 @@ from backend.chat.validation import (
     TurnSettings,
     checked_settings,
     conversation_ref,
-    installed_model,
     message_text,
     options_dict,
     stored_settings,
 )
-from backend.engines.base import (
-    ChatDelta,
-    ChatMessage,
-    ChatStats,
-    Engine,
-    EngineError,
-)
-from backend.store.database import Conversation, Message, Store
+from backend.engines.base import ChatDelta, ChatMessage, ChatStats, Engine, EngineBusy, EngineError
+from backend.engines.retry import BusyRetry, retry_busy_stream
+from backend.settings import DEFAULT_MAX_WAITING
+from backend.store.database import Conversation, Message, Store, UsageEntry
 
-if TYPE_CHECKING:
-    from backend.admission import Decision
-
-__all__ = [  # the chat defaults and checks, for callers of the chat service
+__all__ = [  # the chat defaults, checks and prompt helpers, for callers of the chat service
     "DEFAULT_NUM_CTX",
     "DEFAULT_SYSTEM_PROMPT",
     "DEFAULT_TEMPERATURE",
     "ChatInputError",
+    "LimitReached",
+    "LineBusy",
+    "TurnEvent",
+    "TurnFinished",
+    "TurnRefused",
     "TurnSettings",
+    "TurnStarted",
+    "TurnWaiting",
+    "coalesce_deltas",
+    "estimate_tokens",
+    "fit_history",
+    "make_title",
     "stored_settings",
 ]
 
-TITLE_MAX_CHARS = 60
-# Without the engine's tokenizer we budget ~3.5 characters a token (English prose averages ~4;
-# code and other languages less), plus a few tokens of chat-template framing per message.
-CHARS_PER_TOKEN = 3.5
-TEMPLATE_TOKENS_PER_MESSAGE = 6
 
-
-class TurnRefused(ChatInputError):
-    """Admission refused loading the model for this turn; the message carries its numbers."""
-
-    def __init__(self, decision: Decision) -> None:
-        super().__init__(decision.message())
-        self.decision = decision
-
-
-class TurnAdmission(Protocol):
-    """What the chat service asks before a turn may make the engine load a model."""
-
-    def chat_turn_decision(self, user: User, model: str, num_ctx: int) -> Decision | None:
-        """None when the model is loaded at num_ctx already, or its memory cannot be known."""
-        ...
-
-
-@dataclass(frozen=True)
-class TurnStarted:
-    conversation: Conversation
-    prompt: Message
-    dropped_messages: int  # oldest history messages left out to fit num_ctx
-    note: str = ""  # a setting changed on the way (the context capped at the model's own)
-
-
-@dataclass(frozen=True)
-class TurnFinished:
-    reply: Message  # persisted, with status complete | stopped | error | interrupted
-
-
-TurnEvent = TurnStarted | ChatDelta | TurnFinished
-
-
-def make_title(text: str) -> str:
-    """A conversation title from the first question: first line, cut at a word boundary."""
-    line = " ".join(text.strip().split("\n", 1)[0].split())
-    if len(line) <= TITLE_MAX_CHARS:
-        return line or "New chat"
-    cut = line[: TITLE_MAX_CHARS - 1].rsplit(" ", 1)[0]
-    return cut.rstrip(" ,.;:-") + "…"
-
-
-def estimate_tokens(text: str) -> int:
-    return int(len(text) / CHARS_PER_TOKEN) + TEMPLATE_TOKENS_PER_MESSAGE
-
-
-def fit_history(
-    system_prompt: str, history: Sequence[ChatMessage], num_ctx: int, reserve_tokens: int
-) -> tuple[list[ChatMessage], int]:
-    """Keep the newest messages that fit num_ctx beside the system prompt and the reply budget.
-
-    Drops whole turns from the oldest end; the newest message (the question) is always kept.
-    Returns the prompt messages and how many history messages were left out.
-    """
-    budget = num_ctx - reserve_tokens - (estimate_tokens(system_prompt) if system_prompt else 0)
-    kept: list[ChatMessage] = []
-    for message in reversed(history):
-        cost = estimate_tokens(message.content)
-        if kept and cost > budget:
-            break
-        kept.append(message)
-        budget -= cost
-    kept.reverse()
-    # Never start the prompt on an assistant reply whose question was dropped.
-    while len(kept) > 1 and kept[0].role == "assistant":
-        kept.pop(0)
-    system = [ChatMessage("system", system_prompt)] if system_prompt else []
-    return system + kept, len(history) - len(kept)
+Commit = Callable[[], tuple[Conversation, Message]]
 
 
 class ChatService:
     """Runs turns for the acting user; the engine is looked up per turn (it may be swapped).
 
     Every turn is checked before anything is written or the engine sees it: the inputs by
-    chat_validation's rules, the model against the engine's list, and the load it may cause
-    by admission, whichever way the turn arrived (Chat tab, /chat, a script).
+    chat_validation's rules, the model against the engine's list, the load it may cause by
+    admission, the user's limits, and room in the line, whichever way the turn arrived (Chat
+    tab, /chat, a script).
     """
 
     def __init__(
@@ -134,12 +103,26 @@ class ChatService:
         engine: Callable[[], Engine],
         admission: TurnAdmission,
         *,
+        line: FairLine | None = None,
+        limits: TurnLimits | None = None,
+        metrics: ChatMetrics | None = None,
+        busy_retry: BusyRetry = BusyRetry(),  # noqa: B008 - a frozen value
+        clock: Callable[[], datetime] = utc_now,
         shutdown: ShutdownGate | None = None,
     ) -> None:
         self._store = store
         self._engine = engine
         self._admission = admission
+        self._line = line or FairLine(1, 1, DEFAULT_MAX_WAITING)
+        self._limits = limits
+        self._metrics = metrics or ChatMetrics(CollectorRegistry())
+        self._retry = busy_retry
+        self._clock = clock
         self._shutdown = shutdown if shutdown is not None else ShutdownGate()
+
+    @property
+    def line(self) -> FairLine:
+        return self._line
 
     def send(
         self,
@@ -148,15 +131,21 @@ class ChatService:
         text: str,
         settings: TurnSettings,
         cancel: threading.Event | None = None,
+        *,
+        source: str = "page",
     ) -> Iterator[TurnEvent]:
-        """Persist the question, then stream the reply; the reply is persisted however it ends."""
+        """Wait for a slot, commit the question, stream the reply; the reply is always saved."""
         text = message_text(text)
         settings = checked_settings(settings)
         conversation_id = conversation_ref(conversation_id)
         if conversation_id is not None:
             self._store.get_conversation(user.id, conversation_id)  # the user's own, or refused
-        settings, note = self._admitted(user, settings)
-        yield from self._send(user, conversation_id, text, settings, cancel, note)
+        turn = self._prepared(user, settings, source)
+
+        def commit() -> tuple[Conversation, Message]:
+            return self._ask(turn, conversation_id, text)
+
+        yield from self._run(turn, commit, cancel)
 
     def regenerate(
         self,
@@ -164,16 +153,22 @@ class ChatService:
         conversation_id: int,
         settings: TurnSettings,
         cancel: threading.Event | None = None,
+        *,
+        source: str = "page",
     ) -> Iterator[TurnEvent]:
-        """Drop the last reply and answer the last question again."""
+        """Answer the last question again; its old reply is dropped once the slot is granted."""
         settings = checked_settings(settings)
         conversation_id = _existing(conversation_id)
-        last_question, later = self._last_question(user, conversation_id, "answer again")
-        settings, note = self._admitted(user, settings)  # before anything is deleted
-        if later:
-            self._store.delete_messages_from(user.id, conversation_id, later[0].id)
-        conversation = self._conversation_for(user, conversation_id, "", settings)
-        yield from self._reply(user, conversation, last_question, settings, cancel, note)
+        self._last_question(user, conversation_id, "answer again")  # refused before the line
+        turn = self._prepared(user, settings, source)
+
+        def commit() -> tuple[Conversation, Message]:
+            question, later = self._last_question(user, conversation_id, "answer again")
+            if later:
+                self._store.delete_messages_from(user.id, conversation_id, later[0].id)
+            return self._conversation_for(user, conversation_id, "", turn.settings), question
+
+        yield from self._run(turn, commit, cancel)
 
     def edit_last(
         self,
@@ -182,60 +177,87 @@ class ChatService:
         text: str,
         settings: TurnSettings,
         cancel: threading.Event | None = None,
+        *,
+        source: str = "page",
     ) -> Iterator[TurnEvent]:
-        """Replace the last question (and its reply) with new text and answer it."""
+        """Replace the last question (and its reply) with new text, once the slot is granted."""
         text = message_text(text, "The edited question")
         settings = checked_settings(settings)
         conversation_id = _existing(conversation_id)
-        last_question, _ = self._last_question(user, conversation_id, "edit")
-        settings, note = self._admitted(user, settings)  # before anything is deleted
-        self._store.delete_messages_from(user.id, conversation_id, last_question.id)
-        yield from self._send(user, conversation_id, text, settings, cancel, note)
+        self._last_question(user, conversation_id, "edit")
+        turn = self._prepared(user, settings, source)
 
-    def _send(
-        self,
-        user: User,
-        conversation_id: int | None,
-        text: str,
-        settings: TurnSettings,
-        cancel: threading.Event | None,
-        note: str,
-    ) -> Iterator[TurnEvent]:
-        conversation = self._conversation_for(user, conversation_id, text, settings)
-        prompt = self._store.add_message(
-            user.id, conversation.id, role="user", content=text, model=settings.model
-        )
-        yield from self._reply(user, conversation, prompt, settings, cancel, note)
+        def commit() -> tuple[Conversation, Message]:
+            question, _ = self._last_question(user, conversation_id, "edit")
+            self._store.delete_messages_from(user.id, conversation_id, question.id)
+            return self._ask(turn, conversation_id, text)
 
-    def _admitted(self, user: User, settings: TurnSettings) -> tuple[TurnSettings, str]:
-        """The settings the engine gets, or ChatInputError / TurnRefused before any write.
+        yield from self._run(turn, commit, cancel)
 
-        An unreachable engine is not refused here: the turn then fails at the engine and is
-        saved as an error reply, like any engine failure.
-        """
+    # -- before the engine -----------------------------------------------------------------
+
+    def _prepared(self, user: User, settings: TurnSettings, source: str) -> TurnPlan:
+        if source not in ("page", "api"):
+            raise ValueError(f"source must be 'page' or 'api', got {source!r}")
         self._shutdown.check()  # no new turns once Hearth is shutting down
-        try:
-            names = [m.name for m in self._engine().list_models()]
-        except EngineError:
-            names = None
-        if names is not None:
-            settings = replace(settings, model=installed_model(settings.model, names))
-        asked = settings.options.num_ctx
-        decision = self._admission.chat_turn_decision(user, settings.model, asked)
-        if decision is None:
-            return settings, ""
-        if not decision.admitted:
-            raise TurnRefused(decision)
-        if decision.num_ctx >= asked:
-            return settings, ""
-        options = replace(settings.options, num_ctx=decision.num_ctx)
-        if options.num_predict is not None:
-            options = replace(options, num_predict=min(options.num_predict, decision.num_ctx))
-        note = (
-            f"{settings.model} was trained on a context of {decision.num_ctx} tokens: "
-            f"this reply uses {decision.num_ctx}, not {asked}."
+        arrived = time.monotonic()
+        settings, note, verified = admitted_settings(
+            self._engine(), self._admission, user, settings
         )
-        return replace(settings, options=options), note
+        label = settings.model if verified else UNVERIFIED_MODEL
+        return TurnPlan(user, settings, note, source, label, arrived)
+
+    def _run(
+        self, turn: TurnPlan, commit: Commit, cancel: threading.Event | None
+    ) -> Iterator[TurnEvent]:
+        """Limits, then the line; commit and reply only once a slot is held."""
+        permit = self._permit(turn)
+        try:
+            turn = within_budget(turn, permit)
+            try:
+                ticket = self._join(turn)
+            except LineBusy:
+                if permit is not None:  # it never ran: not one of this minute's requests
+                    permit.release(refund=True)
+                raise
+            with ticket:
+                for place in self._line.wait(ticket, cancel):
+                    yield TurnWaiting(place.position, place.people_ahead, place.expected_wait_s)
+                if cancel is not None and cancel.is_set():  # Stop as the slot came: give it back
+                    ticket.release(record=False)
+                if not ticket.has_slot:  # Stop (or the page went away) while waiting
+                    self._metrics.ended(turn.model_label, "left")
+                    return
+                conversation, prompt = commit()
+                yield from self._reply(turn, conversation, prompt, cancel, ticket)
+        finally:
+            if permit is not None:
+                permit.release()
+
+    def _permit(self, turn: TurnPlan) -> Permit | None:
+        if self._limits is None:
+            return None
+        try:
+            return self._limits.admit(turn.user)
+        except LimitReached:
+            self._metrics.ended(turn.model_label, "limited")
+            raise
+
+    def _join(self, turn: TurnPlan) -> Ticket:
+        try:
+            return self._line.join(turn.user.name)
+        except LineRefused as refused:
+            self._metrics.ended(turn.model_label, "busy")
+            raise LineBusy(refused) from refused
+
+    def _ask(
+        self, turn: TurnPlan, conversation_id: int | None, text: str
+    ) -> tuple[Conversation, Message]:
+        conversation = self._conversation_for(turn.user, conversation_id, text, turn.settings)
+        prompt = self._store.add_message(
+            turn.user.id, conversation.id, role="user", content=text, model=turn.settings.model
+        )
+        return conversation, prompt
 
     def _last_question(
         self, user: User, conversation_id: int, action: str
@@ -267,92 +289,113 @@ class ChatService:
             options=options,
         )
 
+    # -- the engine ------------------------------------------------------------------------
+
     def _reply(
         self,
-        user: User,
+        turn: TurnPlan,
         conversation: Conversation,
         prompt: Message,
-        settings: TurnSettings,
         cancel: threading.Event | None,
-        note: str = "",
+        ticket: Ticket,
     ) -> Iterator[TurnEvent]:
-        history = [
-            ChatMessage(m.role, m.content)  # type: ignore[arg-type]
-            for m in self._store.messages(user.id, conversation.id)
-            if m.role in ("user", "assistant") and m.id <= prompt.id
-        ]
-        options = settings.options
-        reserve = options.num_predict or max(options.num_ctx // 4, 128)
-        messages, dropped = fit_history(settings.system_prompt, history, options.num_ctx, reserve)
-        yield TurnStarted(conversation, prompt, dropped, note)
-
+        messages, dropped = self._prompt(turn, conversation, prompt)
+        yield TurnStarted(conversation, prompt, dropped, turn.note)
         parts: list[str] = []
         stats: ChatStats | None = None
         status, error = "stopped", ""
+        slot_at = time.monotonic()
         cancel = cancel if cancel is not None else threading.Event()
-        stream = self._engine().chat(settings.model, messages, options, cancel)
+        stream = self._engine_stream(turn.settings, messages, cancel)
         self._shutdown.track(cancel)  # a shutdown cuts the reply through its cancel Event
         try:
             for item in stream:
                 if isinstance(item, ChatStats):
                     stats = item
-                else:
-                    parts.append(item.text)
-                    yield item
-            status = (
-                "stopped"
-                if stats is not None and stats.done_reason == "cancelled"
-                else ("complete")
-            )
+                    continue
+                if not parts:
+                    self._metrics.first_token(time.monotonic() - turn.arrived_s)
+                parts.append(item.text)
+                yield item
+            cancelled = stats is not None and stats.done_reason == "cancelled"
+            status = "stopped" if cancelled else "complete"
         except EngineError as exc:
-            status, error = "error", str(exc)
+            stopped = isinstance(exc, EngineBusy) and cancel is not None and cancel.is_set()
+            status, error = ("stopped", "") if stopped else ("error", str(exc))
         finally:
             # Runs on normal end, on engine errors and when the consumer closes us (Stop):
-            # close the engine's stream first so it stops generating and frees the model.
+            # close the engine's stream first so it stops generating, then free the slot.
             stream.close()
             status, error = self._shutdown.outcome(cancel, status, error)
-            reply = self._store.add_message(
-                user.id,
-                conversation.id,
-                role="assistant",
-                content="".join(parts),
-                model=settings.model,
-                status=status,
-                error=error,
-                ttft_ms=stats.ttft_ms if stats else None,
-                tokens_in=stats.prompt_tokens if stats else None,
-                tokens_out=stats.reply_tokens if stats else None,
-                tokens_per_s=stats.tokens_per_s if stats else None,
-            )
+            engine_s = engine_seconds(stats, slot_at)
+            ticket.release(engine_s=engine_s, record=status == "complete")
+            reply = self._save_reply(turn, conversation, "".join(parts), status, error, stats,
+                                     engine_s)  # fmt: skip
             self._shutdown.untrack(cancel)  # saved: a drain need not wait for it any more
         yield TurnFinished(reply)
 
+    def _prompt(
+        self, turn: TurnPlan, conversation: Conversation, prompt: Message
+    ) -> tuple[list[ChatMessage], int]:
+        history = [
+            ChatMessage(m.role, m.content)  # type: ignore[arg-type]
+            for m in self._store.messages(turn.user.id, conversation.id)
+            if m.role in ("user", "assistant") and m.id <= prompt.id
+        ]
+        options = turn.settings.options
+        reserve = options.num_predict or max(options.num_ctx // 4, 128)
+        return fit_history(turn.settings.system_prompt, history, options.num_ctx, reserve)
 
-def coalesce_deltas(
-    events: Iterator[TurnEvent], min_interval_s: float = 0.05
-) -> Iterator[TurnEvent]:
-    """Merge deltas that arrive within min_interval_s of the last one passed on.
+    def _engine_stream(
+        self, settings: TurnSettings, messages: list[ChatMessage], cancel: threading.Event | None
+    ) -> Generator[ChatDelta | ChatStats, None, None]:
+        """The engine's reply; a busy engine is asked again with backoff (Stop cuts it short)."""
 
-    A UI update costs far more than a token at 100+ tok/s, and 20 updates a second read as
-    smooth. The first delta always goes at once (time to first token is untouched), nothing
-    is held back past the next event, and the turn's other events pass through in order.
-    """
-    pending = ""
-    last_sent = 0.0
-    for event in events:
-        if not isinstance(event, ChatDelta):
-            if pending:
-                yield ChatDelta(pending)
-                pending = ""
-            yield event
-            continue
-        pending += event.text
-        now = time.monotonic()
-        if now - last_sent >= min_interval_s:
-            yield ChatDelta(pending)
-            pending, last_sent = "", now
-    if pending:
-        yield ChatDelta(pending)
+        def start() -> Iterator[ChatDelta | ChatStats]:
+            return self._engine().chat(settings.model, messages, settings.options, cancel)
+
+        return retry_busy_stream(
+            start,
+            self._retry.attempts,
+            self._retry.base_delay_s,
+            max_delay_s=self._retry.max_delay_s,
+            sleep=cancel.wait if cancel is not None else time.sleep,
+            cancel=cancel,
+        )
+
+    def _save_reply(
+        self,
+        turn: TurnPlan,
+        conversation: Conversation,
+        content: str,
+        status: str,
+        error: str,
+        stats: ChatStats | None,
+        engine_s: float,
+    ) -> Message:
+        """The reply row and the day's usage, in one transaction; then the metrics."""
+        prompt_tokens = (stats.prompt_tokens or 0) if stats else 0
+        reply_tokens = (stats.reply_tokens or 0) if stats else 0
+        day = self._clock().astimezone(UTC).date().isoformat()
+        usage = UsageEntry(day, turn.settings.model, turn.source, prompt_tokens, reply_tokens,
+                           engine_s * 1000, status == "error", status == "stopped")  # fmt: skip
+        reply = self._store.add_message(
+            turn.user.id,
+            conversation.id,
+            role="assistant",
+            content=content,
+            model=turn.settings.model,
+            status=status,
+            error=error,
+            ttft_ms=stats.ttft_ms if stats else None,
+            tokens_in=stats.prompt_tokens if stats else None,
+            tokens_out=stats.reply_tokens if stats else None,
+            tokens_per_s=stats.tokens_per_s if stats else None,
+            usage=usage,
+        )
+        self._metrics.ended(turn.model_label, status)
+        self._metrics.add_tokens(turn.model_label, prompt_tokens, reply_tokens)
+        return reply
 
 
 def _existing(conversation_id: object) -> int:

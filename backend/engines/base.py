@@ -35,6 +35,14 @@ class EngineUnavailable(EngineError):
     """The engine cannot be reached (server down, library missing)."""
 
 
+class EngineBusy(EngineUnavailable):
+    """The engine refused the request because its own queue is full; trying later may work.
+
+    Ollama answers HTTP 503 "server busy, please try again.  maximum pending requests
+    exceeded" when OLLAMA_MAX_QUEUE requests already wait; backend.engines.retry retries it.
+    """
+
+
 class ModelNotFound(EngineError):
     """The engine does not have the model that was asked for."""
 

@@ -329,7 +329,9 @@ def _stats(
         done_reason=done_reason,
         # n_p_eval skips the prefix llama.cpp reused from the last turn; report the whole prompt.
         prompt_tokens=max(int(llama.n_tokens) - int(perf.n_eval), int(perf.n_p_eval)),
-        reply_tokens=int(perf.n_eval),
+        # n_eval counts tokens fed back to the model; the last one sampled never is. Counted here
+        # as Ollama's eval_count counts (a reply capped at N tokens reports N): quotas rely on it.
+        reply_tokens=int(perf.n_eval) + (1 if ttft_ms is not None else 0),
         ttft_ms=ttft_ms,
         tokens_per_s=perf.n_eval / eval_s if eval_s > 0 else None,
         total_ms=_ms_since(started),

@@ -14,6 +14,7 @@ from backend.engines.base import (
     ChatMessage,
     ChatOptions,
     ChatStats,
+    EngineBusy,
     EngineError,
     EngineStatus,
     EngineUnavailable,
@@ -27,6 +28,7 @@ from backend.engines.base import (
     checked_num_ctx,
     same_model,
 )
+from backend.engines.retry import is_busy_message
 from backend.estimate.model_info import spec_from_model_info
 from backend.estimate.spec import ModelFactsError, TensorInfo
 
@@ -287,6 +289,8 @@ def error_from_response(
     if _has_marker(text, OOM_MARKERS):
         subject = f" with {model}" if model else ""
         return OutOfMemory(f"Ollama ran out of memory{subject}: {text}")
+    if status == 503 or is_busy_message(text):
+        return EngineBusy(f"Ollama at {host} is busy: {text}")
     if model and (status == 404 or "not found" in text.lower()):
         return ModelNotFound(
             model, f"Model '{model}' is not installed in Ollama at {host} ({text})."

@@ -1,7 +1,7 @@
 """Retrying an engine that says it is busy (Ollama's HTTP 503), with backoff, then explaining.
 
-EngineBusy lives here until it moves to backend/engines/base.py next to EngineUnavailable;
-OllamaEngine's error mapping should raise it for status 503 or ``is_busy_message(text)``.
+EngineBusy lives in backend/engines/base.py next to EngineUnavailable (re-exported here);
+OllamaEngine's error mapping raises it for status 503 or ``is_busy_message(text)``.
 """
 
 from __future__ import annotations
@@ -9,10 +9,21 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass
 from typing import TypeVar
 
-from backend.engines.base import EngineUnavailable
+from backend.engines.base import EngineBusy
+
+__all__ = [
+    "OLLAMA_BUSY_TEXT",
+    "BusyRetry",
+    "EngineBusy",
+    "backoff_delay_s",
+    "is_busy_message",
+    "retry_busy",
+    "retry_busy_stream",
+]
 
 T = TypeVar("T")
 
@@ -23,8 +34,13 @@ DEFAULT_BASE_DELAY_S = 0.5
 DEFAULT_MAX_DELAY_S = 8.0
 
 
-class EngineBusy(EngineUnavailable):
-    """The engine refused the request because its own queue is full; trying later may work."""
+@dataclass(frozen=True)
+class BusyRetry:
+    """How a caller retries a busy engine: tries in all, and the backoff's first and last step."""
+
+    attempts: int = DEFAULT_ATTEMPTS
+    base_delay_s: float = DEFAULT_BASE_DELAY_S
+    max_delay_s: float = DEFAULT_MAX_DELAY_S
 
 
 def is_busy_message(text: str) -> bool:
@@ -89,7 +105,7 @@ def retry_busy_stream(
     sleep: Callable[[float], object] = time.sleep,
     jitter: Callable[[], float] = random.random,
     cancel: threading.Event | None = None,
-) -> Iterator[T]:
+) -> Generator[T, None, None]:
     """Like retry_busy for a stream: only the call up to its first item is retried.
 
     Once an item came through, a later EngineBusy goes to the caller as it is: retrying then

@@ -1,4 +1,4 @@
-"""SQLite store: users, conversations, messages, full-text search, audit log and settings.
+"""SQLite store: users, conversations, messages, search, audit log, settings, limits, usage.
 
 One file in WAL mode. Each thread gets its own connection (readers never wait for a writer);
 every write is one `BEGIN IMMEDIATE` transaction committed, with synchronous=FULL, before the
@@ -14,6 +14,7 @@ from pathlib import Path
 
 from backend.store.accounts import AccountTables
 from backend.store.connections import StoreError, ThreadConnections
+from backend.store.limits import LimitRecord, LimitTables
 from backend.store.migrations import applied_migrations, migrate
 from backend.store.records import (
     CONVERSATION_COLUMNS,
@@ -34,6 +35,7 @@ from backend.store.records import (
     UserRecord,
     conversation_record,
 )
+from backend.store.usage import UsageEntry, UsageRow, UsageTables, UsageTotals, add_usage
 from backend.store.values import (
     DEFAULT_TITLE,
     MESSAGE_ROLES,
@@ -63,18 +65,22 @@ __all__ = [
     "Conversation",
     "ConversationNotFound",
     "ImportFailed",
+    "LimitRecord",
     "Message",
     "MessageNotFound",
     "SearchHit",
     "Store",
     "StoreError",
+    "UsageEntry",
+    "UsageRow",
+    "UsageTotals",
     "UserExists",
     "UserNotFound",
     "UserRecord",
 ]
 
 
-class Store(AccountTables):
+class Store(AccountTables, LimitTables, UsageTables):
     """The app's durable state in one SQLite file; safe to share between threads."""
 
     def __init__(self, path: Path) -> None:
@@ -226,8 +232,12 @@ class Store(AccountTables):
         tokens_in: int | None = None,
         tokens_out: int | None = None,
         tokens_per_s: float | None = None,
+        usage: UsageEntry | None = None,
     ) -> Message:
-        """Append a message and bump the conversation's updated_at; committed on return."""
+        """Append a message and bump the conversation's updated_at; committed on return.
+
+        `usage`, given for a turn's reply, is added to the usage table in the same transaction.
+        """
         check_choice("role", role, MESSAGE_ROLES)
         check_choice("status", status, MESSAGE_STATUSES)
         if not isinstance(content, str):
@@ -252,6 +262,8 @@ class Store(AccountTables):
                 (conversation_id, owner_id, role, content, model, now, status, error,
                  ttft_ms, tokens_in, tokens_out, tokens_per_s),
             )  # fmt: skip
+            if usage is not None:
+                add_usage(conn, owner_id, usage)
         return Message(
             cursor.lastrowid, conversation_id, role, content, model, now, status, error,
             ttft_ms, tokens_in, tokens_out, tokens_per_s,

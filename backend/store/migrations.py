@@ -115,14 +115,50 @@ INSERT INTO session_clock (id, epoch) VALUES (1, 0);
 UPDATE audit SET outcome = 'refused' WHERE outcome = 'denied';
 """
 
+# Limits and quotas an admin sets per role or per user (backend.chat.limits). A NULL column is
+# "not set": a user row's falls back to the role's, a role row's means no limit.
+_M005_LIMITS = """
+CREATE TABLE limits (
+    id INTEGER PRIMARY KEY,
+    role TEXT UNIQUE CHECK (role IN ('admin', 'staff')),
+    user_id INTEGER UNIQUE REFERENCES users(id) ON DELETE CASCADE,
+    turns_in_flight INTEGER CHECK (turns_in_flight >= 0),
+    requests_per_minute INTEGER CHECK (requests_per_minute >= 0),
+    reply_tokens_per_day INTEGER CHECK (reply_tokens_per_day >= 0),
+    updated_at TEXT NOT NULL,
+    updated_by TEXT NOT NULL,
+    CHECK ((role IS NULL) <> (user_id IS NULL))
+);
+"""
+
+# Usage, one row per UTC day, user, model and source, added to as each turn ends (in the reply's
+# own transaction). Clustered by day, so the admin's views over a range of days read one
+# contiguous range; (user_id, day) serves a user's own view and the daily quota check.
+_M006_USAGE_DAILY = """
+CREATE TABLE usage_daily (
+    day TEXT NOT NULL,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    model TEXT NOT NULL,
+    source TEXT NOT NULL CHECK (source IN ('page', 'api')),
+    requests INTEGER NOT NULL DEFAULT 0,
+    prompt_tokens INTEGER NOT NULL DEFAULT 0,
+    reply_tokens INTEGER NOT NULL DEFAULT 0,
+    engine_ms REAL NOT NULL DEFAULT 0,
+    errors INTEGER NOT NULL DEFAULT 0,
+    stopped INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (day, user_id, model, source)
+) WITHOUT ROWID;
+CREATE INDEX usage_daily_user_day ON usage_daily (user_id, day);
+"""
+
 # A reply cut short by a shutdown is kept with status 'interrupted'. SQLite cannot change a
 # CHECK constraint in place, so messages is rebuilt under the same name (rows, ids, indexes and
 # triggers as they were; the full-text index is keyed by id and stays valid). The table's own
 # SQL is edited rather than restated, so columns that earlier steps added are kept. The probe
 # row is what /readyz writes to prove the database takes writes.
-_M006_OLD_STATUS_CHECK = "CHECK (status IN ('complete', 'stopped', 'error'))"
-_M006_NEW_STATUS_CHECK = "CHECK (status IN ('complete', 'stopped', 'error', 'interrupted'))"
-_M006_READY_PROBE = """
+_M007_OLD_STATUS_CHECK = "CHECK (status IN ('complete', 'stopped', 'error'))"
+_M007_NEW_STATUS_CHECK = "CHECK (status IN ('complete', 'stopped', 'error', 'interrupted'))"
+_M007_READY_PROBE = """
 CREATE TABLE ready_probe (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     checked_at TEXT NOT NULL
@@ -130,12 +166,12 @@ CREATE TABLE ready_probe (
 """
 
 
-def _m006_interrupted_status_ready_probe(db: Database) -> None:
+def _m007_interrupted_status_ready_probe(db: Database) -> None:
     conn = db.conn
     (table_sql,) = conn.execute(
         "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'messages'"
     ).fetchone()
-    if _M006_OLD_STATUS_CHECK not in table_sql:
+    if _M007_OLD_STATUS_CHECK not in table_sql:
         raise sqlite3.DatabaseError(f"messages has an unexpected status check: {table_sql}")
     dependents = [
         sql
@@ -144,17 +180,17 @@ def _m006_interrupted_status_ready_probe(db: Database) -> None:
             " AND type IN ('index', 'trigger') AND sql IS NOT NULL ORDER BY rowid"
         )
     ]
-    rebuilt = table_sql.replace(_M006_OLD_STATUS_CHECK, _M006_NEW_STATUS_CHECK).replace(
-        "CREATE TABLE messages", "CREATE TABLE messages_m006", 1
+    rebuilt = table_sql.replace(_M007_OLD_STATUS_CHECK, _M007_NEW_STATUS_CHECK).replace(
+        "CREATE TABLE messages", "CREATE TABLE messages_m007", 1
     )
     # execute(), not executescript(): the latter would commit the migration's transaction.
     conn.execute(rebuilt)
-    conn.execute("INSERT INTO messages_m006 SELECT * FROM messages")
+    conn.execute("INSERT INTO messages_m007 SELECT * FROM messages")
     conn.execute("DROP TABLE messages")  # drops its indexes and triggers (recreated below)
-    conn.execute("ALTER TABLE messages_m006 RENAME TO messages")
+    conn.execute("ALTER TABLE messages_m007 RENAME TO messages")
     for sql in dependents:
         conn.execute(sql)
-    conn.execute(_M006_READY_PROBE)
+    conn.execute(_M007_READY_PROBE)
 
 
 _STEPS: tuple[tuple[str, str | Callable[[Database], None]], ...] = (
@@ -162,7 +198,9 @@ _STEPS: tuple[tuple[str, str | Callable[[Database], None]], ...] = (
     ("m002_message_search", _M002_SEARCH),
     ("m003_accounts_audit_settings", _M003_ACCOUNTS_AUDIT_SETTINGS),
     ("m004_sessions_refused_outcome", _M004_SESSIONS_REFUSED_OUTCOME),
-    ("m006_interrupted_status_ready_probe", _m006_interrupted_status_ready_probe),
+    ("m005_limits", _M005_LIMITS),
+    ("m006_usage_daily", _M006_USAGE_DAILY),
+    ("m007_interrupted_status_ready_probe", _m007_interrupted_status_ready_probe),
 )
 MIGRATION_NAMES: tuple[str, ...] = tuple(name for name, _ in _STEPS)
 

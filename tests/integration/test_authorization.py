@@ -72,6 +72,16 @@ ENDPOINTS: dict[str, str] = {
     # Admission settings (ui/admission_panel.py, inside the Admin tab).
     "admission_panel_load": SIGNED_IN,
     "admission_save": ADMIN,
+    # Limits and quotas (ui/limits_panel.py, inside the Admin tab): the load shows staff nothing.
+    "limits_panel_load": SIGNED_IN,
+    "limits_pick": ADMIN,
+    "limits_save": ADMIN,
+    # Usage tab (ui/usage.py): everyone their own; admins anyone's (checked in services.usage).
+    "usage_open": SIGNED_IN,
+    "usage_show": SIGNED_IN,
+    "usage_show_days": SIGNED_IN,
+    "usage_show_whose": SIGNED_IN,
+    "usage_export": SIGNED_IN,
     # Hardware tab (ui/hardware.py): what the box is doing, for everyone signed in.
     "on_tick": SIGNED_IN,
     "on_show": SIGNED_IN,

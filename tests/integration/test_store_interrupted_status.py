@@ -11,7 +11,7 @@ import pytest
 from backend.store.database import Store
 from backend.store.migrations import MIGRATION_NAMES, migrate
 
-M006 = "m006_interrupted_status_ready_probe"
+M006 = "m007_interrupted_status_ready_probe"
 
 
 def _database_before_m006(path: Path) -> None:

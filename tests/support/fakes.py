@@ -2,7 +2,9 @@
 
 `FakeNvml` stands in for the NVIDIA driver behind backend's Nvml protocol. `ScriptedEngine`
 is a chat engine whose replies are queued by the test (like llm's MockModel.enqueue) and
-streamed at a set token rate, for tests and benchmarks of the path around an engine.
+streamed at a set token rate, for tests and benchmarks of the path around an engine. Its
+models count as loaded (admission has nothing to estimate), a closed `gate` holds every reply
+before its first word, and `wait_for_requests` lets a test wait for turns to reach it.
 """
 
 from __future__ import annotations
@@ -18,9 +20,12 @@ from backend.engines.base import (
     ChatMessage,
     ChatOptions,
     ChatStats,
+    EngineError,
     EngineStatus,
+    EngineUnavailable,
     InstalledModel,
     LoadedModel,
+    ModelFactsUnavailable,
     ModelNotFound,
 )
 from backend.hardware.nvml import NvmlError, NvmlMemory, NvmlProcess
@@ -120,21 +125,39 @@ class ScriptedEngine:
     tokens_per_s: float = 0.0  # 0: as fast as the consumer reads
     name: str = "scripted"
     default_reply: str = "This is a scripted reply."
-    replies: deque[str] = field(default_factory=deque)
+    replies: deque[str | EngineError] = field(default_factory=deque)
     requests: list[tuple[str, tuple[ChatMessage, ...], ChatOptions]] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    gate: threading.Event | None = None  # when given, replies wait for it before their first word
+    listing: bool = True  # False: list_models fails as an unreachable engine's does
+    _changed: threading.Condition = field(default_factory=threading.Condition, repr=False)
 
-    def enqueue(self, *replies: str) -> None:
+    def enqueue(self, *replies: str | EngineError) -> None:
+        """Queue replies (an EngineError is raised by the chat that takes it instead)."""
         self.replies.extend(replies)
+
+    def wait_for_requests(self, count: int, timeout_s: float = 30) -> bool:
+        """Block until `count` chats have reached the engine (True), or the timeout passed."""
+        with self._changed:
+            return self._changed.wait_for(lambda: len(self.requests) >= count, timeout_s)
+
+    def asked(self) -> list[str]:
+        """The last message of every chat request, in the order they reached the engine."""
+        with self._changed:
+            return [messages[-1].content for _, messages, _ in self.requests]
 
     def status(self) -> EngineStatus:
         return EngineStatus(self.name, True, "scripted test engine", "0")
 
     def list_models(self) -> list[InstalledModel]:
+        if not self.listing:
+            raise EngineUnavailable("the scripted engine does not list its models now")
         return [InstalledModel(name, 1 << 20) for name in self.models]
 
+    def show(self, model: str) -> object:
+        raise ModelFactsUnavailable(f"the scripted engine does not describe {model}")
+
     def loaded_models(self) -> list[LoadedModel]:
-        return []
+        return [LoadedModel(name, 1 << 20, 1 << 20) for name in self.models]
 
     def chat(
         self,
@@ -145,14 +168,21 @@ class ScriptedEngine:
     ) -> Iterator[ChatDelta | ChatStats]:
         if model not in self.models:
             raise ModelNotFound(model)
-        with self._lock:
+        with self._changed:
             self.requests.append((model, tuple(messages), options))
             reply = self.replies.popleft() if self.replies else self.default_reply
+            self._changed.notify_all()
         return self._stream(reply, options, cancel)
 
     def _stream(
-        self, reply: str, options: ChatOptions, cancel: threading.Event | None
+        self, reply: str | EngineError, options: ChatOptions, cancel: threading.Event | None
     ) -> Iterator[ChatDelta | ChatStats]:
+        if isinstance(reply, EngineError):
+            raise reply
+        while self.gate is not None and not self.gate.wait(0.05):
+            if cancel is not None and cancel.is_set():
+                yield ChatStats("cancelled", prompt_tokens=1, reply_tokens=0)
+                return
         words = reply.split(" ")
         if options.num_predict:
             words = words[: options.num_predict]

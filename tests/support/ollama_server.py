@@ -132,6 +132,11 @@ class OllamaTestServer:
         """Install a model served by the bundled GGUF; overrides set FakeModel fields."""
         return self.state.install(self.bundled_model(name, **overrides))
 
+    def answer_busy(self, times: int) -> None:
+        """Refuse the next `times` chats with HTTP 503 "server busy, please try again.  maximum
+        pending requests exceeded", as Ollama does while OLLAMA_MAX_QUEUE requests wait."""
+        self.state.set_busy(times)
+
     def add_registry_tag(self, name: str, layer_sizes: Sequence[int], **details: Any) -> None:
         self.state.add_tag(RegistryTag(normalise_name(name), tuple(layer_sizes), **details))
 

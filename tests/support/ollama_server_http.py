@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from backend.engines.base import ChatMessage, ChatOptions, ChatStats
+from backend.engines.retry import OLLAMA_BUSY_TEXT
 from tests.support.ollama_server_state import (
     BadRequest,
     FakeModel,
@@ -250,8 +251,8 @@ class OllamaHandler(BaseHTTPRequestHandler):
             self.fake.state.unload(name)
             self._send_json(200, self._reply(name, chat, "", True, done_reason="unload"))
             return
-        if model.load_error:
-            self._error(model.load_error)
+        if model.load_error or (messages and self.fake.state.take_busy()):  # routes.go: 503
+            self._error(model.load_error or OLLAMA_BUSY_TEXT, 500 if model.load_error else 503)
             return
         options = body.get("options") or {}
         self.fake.state.mark_loaded(model, int(options.get("num_ctx") or 4096), keep_alive)

@@ -88,6 +88,7 @@ class ServerEvents:
     chunks_streamed: int = 0  # content chunks written in the last chat
     pull_disconnects: int = 0  # a client closed a pull stream before it was done
     pulls_completed: int = 0
+    busy_refusals: int = 0  # chats answered 503 "server busy" (OLLAMA_MAX_QUEUE full)
 
 
 def normalise_name(name: str) -> str:
@@ -221,6 +222,7 @@ class ServerState:
         self.registry: dict[str, RegistryTag] = {}
         self.loaded: dict[str, LoadedEntry] = {}
         self.events = ServerEvents()
+        self.busy_left = 0  # the next this many chats are refused as Ollama's full queue does
 
     def reset(self, models: Iterable[FakeModel], registry: Iterable[RegistryTag]) -> None:
         with self._changed:
@@ -228,6 +230,7 @@ class ServerState:
             self.registry = {normalise_name(t.name): t for t in registry}
             self.loaded = {}
             self.events = ServerEvents()
+            self.busy_left = 0
             self._changed.notify_all()
 
     # -- models --------------------------------------------------------------------------
@@ -299,6 +302,20 @@ class ServerState:
         with self._changed:
             self.loaded = {k: e for k, e in self.loaded.items() if e.expires_at > now}
             return sorted(self.loaded.values(), key=lambda e: e.expires_at, reverse=True)
+
+    def set_busy(self, times: int) -> None:
+        with self._changed:
+            self.busy_left = times
+
+    def take_busy(self) -> bool:
+        """Whether this chat is refused as busy (counted); uses up one of busy_left."""
+        with self._changed:
+            if self.busy_left <= 0:
+                return False
+            self.busy_left -= 1
+            self.events.busy_refusals += 1
+            self._changed.notify_all()
+            return True
 
     # -- events --------------------------------------------------------------------------
 

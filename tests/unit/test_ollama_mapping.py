@@ -10,6 +10,7 @@ from ollama import RequestError, ResponseError
 
 from backend.engines.base import (
     ChatOptions,
+    EngineBusy,
     EngineError,
     EngineUnavailable,
     ModelNotFound,
@@ -22,6 +23,7 @@ from backend.engines.ollama import (
     same_model,
     stats_from_final,
 )
+from backend.engines.retry import OLLAMA_BUSY_TEXT
 
 HOST = "http://gpu-box:11434"
 
@@ -54,6 +56,21 @@ def test_404_becomes_model_not_found_for_that_model() -> None:
     assert isinstance(error, ModelNotFound)
     assert error.model == "x:1b"
     assert HOST in str(error) and "not found" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        (f'{{"error":"{OLLAMA_BUSY_TEXT}"}}', 503),  # OLLAMA_MAX_QUEUE is full
+        ('{"error":"service unavailable"}', 503),  # any 503: a proxy in front of Ollama
+        (OLLAMA_BUSY_TEXT, -1),  # the same words inside a stream
+    ],
+)
+def test_a_busy_ollama_becomes_engine_busy(body: str, status: int) -> None:
+    error = map_error(ResponseError(body, status), host=HOST, model="m")
+
+    assert isinstance(error, EngineBusy) and isinstance(error, EngineUnavailable)
+    assert HOST in str(error)
 
 
 def test_in_stream_error_keeps_ollamas_text() -> None:

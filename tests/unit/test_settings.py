@@ -66,3 +66,49 @@ def test_bad_values_name_the_setting(env, message):
 def test_unknown_override_is_refused():
     with pytest.raises(SettingsError, match="Unknown setting"):
         Settings().with_overrides(colour="red")
+
+
+def test_the_fair_line_defaults_to_one_slot_and_a_full_line_of_64():
+    settings = from_env({})
+    assert settings.line_slots == 1
+    assert (settings.per_user_in_flight, settings.max_waiting, settings.max_waiting_per_user) == (
+        1, 64, 4
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("env", "slots"),
+    [
+        ({"OLLAMA_NUM_PARALLEL": "4"}, 4),  # Ollama's own setting, when Hearth has none
+        ({"OLLAMA_NUM_PARALLEL": "4", "HEARTH_ENGINE_SLOTS": "2"}, 2),  # Hearth's wins
+        ({"OLLAMA_NUM_PARALLEL": "0"}, 1),  # Ollama's "choose for me": assume its default
+        ({"HEARTH_ENGINE_SLOTS": "3"}, 3),
+    ],
+)
+def test_engine_slots_come_from_hearth_then_ollamas_variable(env, slots):
+    assert from_env(env).line_slots == slots
+
+
+def test_the_fair_line_settings_are_read_from_the_environment():
+    settings = from_env(
+        {"HEARTH_PER_USER_IN_FLIGHT": "2", "HEARTH_MAX_WAITING": "0",
+         "HEARTH_MAX_WAITING_PER_USER": "10"}
+    )  # fmt: skip
+    assert (settings.per_user_in_flight, settings.max_waiting, settings.max_waiting_per_user) == (
+        2, 0, 10
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"HEARTH_ENGINE_SLOTS": "0"}, "engine_slots must be a whole number of at least 1"),
+        ({"HEARTH_ENGINE_SLOTS": "two"}, "engine_slots must be a number"),
+        ({"HEARTH_PER_USER_IN_FLIGHT": "0"}, "per_user_in_flight must be a whole number"),
+        ({"HEARTH_MAX_WAITING": "-1"}, "max_waiting must be a whole number of at least 0"),
+        ({"HEARTH_MAX_WAITING_PER_USER": "1.5"}, "max_waiting_per_user must be a number"),
+    ],
+)
+def test_bad_fair_line_settings_name_the_setting(env, message):
+    with pytest.raises(SettingsError, match=message):
+        from_env(env)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ui.admin import admission_panel
+from ui.admin import admission_panel, limits_panel
 from ui.admin.handlers import AdminHandlers
 from ui.admin.layout import layout
 from ui.admin.wiring import wire
@@ -21,5 +21,7 @@ def build(services: Services, demo: gr.Blocks, tab: gr.Tab | None = None) -> Non
 
     `tab`, when given, is shown on page load for admins only (create it with visible=False).
     """
-    view = layout(lambda: admission_panel.build(services, demo))  # it checks roles itself
+    view = layout(  # the panels' handlers check roles themselves
+        lambda: admission_panel.build(services, demo), lambda: limits_panel.build(services, demo)
+    )
     wire(AdminHandlers(services), view, demo, tab)

@@ -70,14 +70,16 @@ class AdminLayout:
         return [*self.audit.filters, self.audit.page]
 
 
-def layout(admission_panel: Callable[[], None]) -> AdminLayout:
-    """Create the tab's components inside the current gr.Tab; `admission_panel` fills its slot."""
+def layout(admission_panel: Callable[[], None], limits_panel: Callable[[], None]) -> AdminLayout:
+    """Create the tab's components inside the current gr.Tab; the two panels fill their slots."""
     page = gr.State(1)
     users = _user_forms()
     gr.Markdown("### Audit log")
     audit = _audit_controls(page)
     with gr.Accordion("Admission policy", open=False, elem_id="admission-slot"):
         admission_panel()
+    with gr.Accordion("Limits and quotas", open=False, elem_id="limits-slot"):
+        limits_panel()
     return AdminLayout(users, audit)
 
 

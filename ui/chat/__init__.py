@@ -24,5 +24,6 @@ __all__ = ["ChatHandlers", "ChatLayout", "build"]
 
 def build(services: Services, demo: gr.Blocks) -> None:
     """Create the Chat tab's components inside the current gr.Tab and wire their events."""
-    wire(layout(), ChatHandlers(services, CancelRegistry()), demo)
+    handlers = ChatHandlers(services, CancelRegistry())
+    wire(layout(), handlers, demo, services.chat_concurrency)
     register_api(services)

@@ -13,9 +13,12 @@ from backend.chat.turns import (
     DEFAULT_SYSTEM_PROMPT,
     DEFAULT_TEMPERATURE,
     ChatInputError,
+    LimitReached,
+    LineBusy,
     TurnFinished,
     TurnRefused,
     TurnStarted,
+    TurnWaiting,
     coalesce_deltas,
 )
 from backend.chat.validation import (
@@ -40,62 +43,100 @@ def notice_lines(icon: str, text: str) -> str:
     return f"{icon} " + "  \n".join(safe_markdown(line) for line in text.split("\n"))
 
 
+LEFT_LINE = "You left the line before the reply started: nothing was saved."
+
+
 def stream_turn(services, kind, text, current, history, raw_settings, request, cancel):
     """Yield (chatbot, textbox, conversation id, notice, send button, stop button) updates.
 
     raw_settings are the form's (model, system prompt, temperature, num_ctx, max tokens) as
     sent: checked here, inside the handler's error net, like everything else the turn takes.
+    While the turn waits in the fair line the notice shows its place ("2nd in line · about
+    8 s"); Stop there leaves the line, nothing is saved, and the question goes back in the box.
     """
-    busy = (gr.Button(visible=False), gr.Button(visible=True))
-    idle = (gr.Button(visible=True), gr.Button(visible=False))
     history = list(history) if isinstance(history, list) else []
+    shown = list(history)  # what the chat showed before this turn
     try:
         user = acting_user(services, request)
         settings = turn_settings(*raw_settings)
-        if kind == "send":
-            text = message_text(text)
-            events = services.chat.send(user, current, text, settings, cancel)
-        elif current is None:
-            raise ChatInputError("Open a chat first.")
-        elif kind == "regenerate":
-            events = services.chat.regenerate(user, current, settings, cancel)
-        else:
-            text = message_text(text, "The edited question")
-            events = services.chat.edit_last(user, current, text, settings, cancel)
+        events, text = _turn_events(services, kind, user, text, current, settings, cancel)
         if kind == "regenerate":
             while history and _role(history[-1]) == "assistant":
                 history.pop()
         else:
             history.append({"role": "user", "content": safe_markdown(text)})
-        reply = ""
-        notice = ""
-        history.append({"role": "assistant", "content": ""})
+        view = _TurnView(history, current, settings.options.num_ctx)
         for event in coalesce_deltas(events):
-            if isinstance(event, TurnStarted):
-                current = event.conversation.id
-                notes = [event.note] if event.note else []
-                if event.dropped_messages:
-                    notes.append(
-                        f"{event.dropped_messages} older message(s) left out to fit "
-                        f"the {settings.options.num_ctx}-token context."
-                    )
-                notice = notice_lines("ℹ", "\n".join(notes)) if notes else ""
-                yield history, "", current, notice, *busy
-            elif isinstance(event, ChatDelta):
-                reply += event.text
-                history[-1] = {"role": "assistant", "content": safe_markdown(reply)}
-                yield history, "", current, notice, *busy
-            elif isinstance(event, TurnFinished):
-                history[-1] = {"role": "assistant", "content": reply_markdown(event.reply)}
-                if event.reply.status == "error":
-                    notice = notice_lines("⚠", event.reply.error)
-                yield history, "", current, notice, *idle
+            yield view.update(event)
+        if not view.started:  # Stop while waiting: the line was left, nothing stored
+            box = text if kind != "regenerate" else gr.Textbox()
+            yield shown, box, current, notice_lines("ℹ", LEFT_LINE), *_idle()
     except TurnRefused as exc:  # say so now rather than fail in the middle of the reply
         gr.Warning("This model cannot be loaded at this context length now.")
-        yield gr.Chatbot(), gr.Textbox(), current, notice_lines("⛔", str(exc)), *idle
+        yield gr.Chatbot(), gr.Textbox(), current, notice_lines("⛔", str(exc)), *_idle()
+    except (LineBusy, LimitReached) as exc:
+        gr.Warning(html.escape(str(exc)))
+        yield gr.Chatbot(), gr.Textbox(), current, notice_lines("⏳", str(exc)), *_idle()
     except USER_ERRORS as exc:
         gr.Warning(html.escape(str(exc)))
-        yield gr.Chatbot(), gr.Textbox(), current, notice_lines("⚠", str(exc)), *idle
+        yield gr.Chatbot(), gr.Textbox(), current, notice_lines("⚠", str(exc)), *_idle()
+
+
+def _turn_events(services, kind, user, text, current, settings, cancel):
+    """The chat service's events for this kind of turn, and the question's text."""
+    if kind == "send":
+        text = message_text(text)
+        return services.chat.send(user, current, text, settings, cancel), text
+    if current is None:
+        raise ChatInputError("Open a chat first.")
+    if kind == "regenerate":
+        return services.chat.regenerate(user, current, settings, cancel), ""
+    text = message_text(text, "The edited question")
+    return services.chat.edit_last(user, current, text, settings, cancel), text
+
+
+def _busy() -> tuple[gr.Button, gr.Button]:
+    return gr.Button(visible=False), gr.Button(visible=True)
+
+
+def _idle() -> tuple[gr.Button, gr.Button]:
+    return gr.Button(visible=True), gr.Button(visible=False)
+
+
+class _TurnView:
+    """Turns the chat service's events into the Chat tab's updates, one at a time."""
+
+    def __init__(self, history: list, current: int | None, num_ctx: int) -> None:
+        self.history = history
+        self.current = current
+        self.num_ctx = num_ctx
+        self.reply = ""
+        self.notice = ""
+        self.started = False
+
+    def update(self, event: object) -> tuple:
+        if isinstance(event, TurnWaiting):
+            self.notice = notice_lines("⏳", event.describe())
+        elif isinstance(event, TurnStarted):
+            self.started = True
+            self.current = event.conversation.id
+            notes = [event.note] if event.note else []
+            if event.dropped_messages:
+                notes.append(
+                    f"{event.dropped_messages} older message(s) left out to fit "
+                    f"the {self.num_ctx}-token context."
+                )
+            self.notice = notice_lines("ℹ", "\n".join(notes)) if notes else ""
+            self.history.append({"role": "assistant", "content": ""})
+        elif isinstance(event, ChatDelta):
+            self.reply += event.text
+            self.history[-1] = {"role": "assistant", "content": safe_markdown(self.reply)}
+        elif isinstance(event, TurnFinished):
+            self.history[-1] = {"role": "assistant", "content": reply_markdown(event.reply)}
+            if event.reply.status == "error":
+                self.notice = notice_lines("⚠", event.reply.error)
+            return self.history, "", self.current, self.notice, *_idle()
+        return self.history, "", self.current, self.notice, *_busy()
 
 
 def _role(message: object) -> object:
@@ -136,7 +177,8 @@ def register_api(services: Services) -> None:
             user = acting_user(services, request)
             settings = turn_settings(model, system_prompt, temperature, num_ctx, max_tokens)
             reply = ""
-            events = services.chat.send(user, conversation_id, message, settings)
+            # Waits in the fair line yield nothing here: the reply so far is still empty.
+            events = services.chat.send(user, conversation_id, message, settings, source="api")
             for event in coalesce_deltas(events):
                 if isinstance(event, ChatDelta):
                     reply += event.text
@@ -146,4 +188,9 @@ def register_api(services: Services) -> None:
         except USER_ERRORS as exc:
             raise user_error(exc) from exc
 
-    gr.api(guarded(chat), api_name="chat", concurrency_id="engine", concurrency_limit=4)
+    gr.api(
+        guarded(chat),
+        api_name="chat",
+        concurrency_id="engine",
+        concurrency_limit=services.chat_concurrency,
+    )

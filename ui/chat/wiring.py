@@ -14,7 +14,14 @@ from ui.chat.handlers import ChatHandlers
 from ui.chat.layout import ChatLayout
 from ui.common import PRIVATE, guarded
 
-TURNS: dict[str, Any] = {"concurrency_id": "engine", "concurrency_limit": 4, **PRIVATE}
+
+def turn_options(turns_at_once: int) -> dict[str, Any]:
+    """How turn events queue: one "engine" line with a worker per turn the fair line may hold.
+
+    So turns wait in the fair line (their place known, Stop leaves it), not in Gradio's queue.
+    """
+    return {"concurrency_id": "engine", "concurrency_limit": turns_at_once, **PRIVATE}
+
 
 _SCROLL_TO_MESSAGE = """
 (position) => {
@@ -63,12 +70,15 @@ def turn_outputs(layout: ChatLayout) -> list[gr.components.Component]:
     return [talk.chatbot, talk.message, conversation, talk.notice, talk.send_btn, talk.stop_btn]
 
 
-def wire(layout: ChatLayout, handlers: ChatHandlers, demo: gr.Blocks) -> None:
-    """Attach the Chat tab's events; the sidebar refreshes after anything that changes it."""
+def wire(layout: ChatLayout, handlers: ChatHandlers, demo: gr.Blocks, turns_at_once: int) -> None:
+    """Attach the Chat tab's events; the sidebar refreshes after anything that changes it.
+
+    turns_at_once is services.chat_concurrency: how many turns the fair line may hold.
+    """
     state = layout.state
     refresh = {"fn": guarded(handlers.list_page), "inputs": [state.page_no, state.conversation_id],
                "outputs": sidebar_outputs(layout), "api_name": "chat_list", **PRIVATE}  # fmt: skip
-    _wire_turns(layout, handlers, refresh)
+    _wire_turns(layout, handlers, refresh, turn_options(turns_at_once))
     _wire_sidebar(layout, handlers, refresh)
     _wire_this_chat(layout, handlers, refresh)
     demo.load(
@@ -80,16 +90,18 @@ def wire(layout: ChatLayout, handlers: ChatHandlers, demo: gr.Blocks) -> None:
     )
 
 
-def _wire_turns(layout: ChatLayout, handlers: ChatHandlers, refresh: dict[str, Any]) -> None:
+def _wire_turns(
+    layout: ChatLayout, handlers: ChatHandlers, refresh: dict[str, Any], turns: dict[str, Any]
+) -> None:
     talk, inputs, outputs = layout.talk, turn_inputs(layout), turn_outputs(layout)
     send = guarded(handlers.send)
-    talk.send_btn.click(send, inputs, outputs, api_name="chat_send", **TURNS).then(**refresh)
-    talk.message.submit(send, inputs, outputs, api_name="chat_send", **TURNS).then(**refresh)
+    talk.send_btn.click(send, inputs, outputs, api_name="chat_send", **turns).then(**refresh)
+    talk.message.submit(send, inputs, outputs, api_name="chat_send", **turns).then(**refresh)
     talk.chatbot.retry(
-        guarded(handlers.regenerate), inputs, outputs, api_name="chat_regenerate", **TURNS
+        guarded(handlers.regenerate), inputs, outputs, api_name="chat_regenerate", **turns
     ).then(**refresh)
     edit = guarded(handlers.edit)
-    talk.chatbot.edit(edit, inputs[1:], outputs, api_name="chat_edit", **TURNS)
+    talk.chatbot.edit(edit, inputs[1:], outputs, api_name="chat_edit", **turns)
     talk.stop_btn.click(
         guarded(handlers.stop), None, None, api_name="chat_stop", concurrency_limit=None, **PRIVATE
     )

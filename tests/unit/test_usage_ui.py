@@ -1,0 +1,81 @@
+"""The Usage tab's and the Limits panel's pure parts: frames, summaries, table rows, targets."""
+
+from __future__ import annotations
+
+import pytest
+
+from backend.chat.limits import EffectiveLimits, LimitValues, parse_target
+from backend.chat.usage import UsageReport
+from backend.store.database import LimitRecord, UsageTotals
+from ui.admin.limits_panel import limit_rows
+from ui.usage import day_frames, summary
+
+
+def _day(day: str, requests: int, prompt: int, reply: int) -> UsageTotals:
+    return UsageTotals(day, requests, prompt, reply, 90_000.0, 1, 0)
+
+
+REPORT = UsageReport(
+    whose="everyone",
+    since="2025-03-10",
+    until="2025-03-14",
+    by_day=(_day("2025-03-11", 3, 30, 300), _day("2025-03-13", 2, 20, 200)),
+    by_model=(),
+    by_user=(),
+)
+
+
+def test_every_day_of_the_range_is_plotted_idle_days_as_zero():
+    per_day, tokens = day_frames(REPORT)
+    assert [d.isoformat()[:10] for d in per_day["day"]] == [
+        "2025-03-10", "2025-03-11", "2025-03-12", "2025-03-13", "2025-03-14"
+    ]  # fmt: skip
+    assert per_day["requests"].tolist() == [0, 3, 0, 2, 0]
+    reply = tokens[tokens["direction"] == "reply"]["tokens"].tolist()
+    assert reply == [0, 300, 0, 200, 0]
+    assert set(tokens["direction"]) == {"prompt", "reply"}
+
+
+def test_the_summary_totals_the_range():
+    text = summary(REPORT)
+    assert text.startswith("**Everyone**, 2025-03-10 to 2025-03-14 (UTC): **5** requests")
+    assert (
+        "**500** reply tokens" in text and "2 errors" in text and "3.0 min of engine time" in text
+    )
+    assert "Your limits" not in text
+
+
+def test_the_summary_shows_the_readers_own_limits_and_where_they_come_from():
+    limits = EffectiveLimits(LimitValues(reply_tokens_per_day=20_000), ("", "", "role staff"))
+    own = UsageReport("alice", "2025-03-14", "2025-03-14", (), (), ())
+    text = summary(own, limits, used_today=1_234)
+    assert "Your limits: turns in flight: no limit; requests per minute: no limit; " in text
+    assert "reply tokens per day: 20,000 (role staff), 1,234 used today." in text
+
+
+def test_the_limits_table_names_roles_and_users_and_leaves_unset_values_empty():
+    records = [
+        LimitRecord(
+            "staff", None, None, 2, None, 20_000, "2025-03-14T09:30:00.000000+00:00", "root"
+        ),
+        LimitRecord(None, 3, "alice", None, 10, None, "2025-03-14T10:00:00.000000+00:00", "root"),
+    ]
+    assert limit_rows(records) == [
+        ["role staff", "2", "", "20,000", "root", "2025-03-14 09:30"],
+        ["alice", "", "10", "", "root", "2025-03-14 10:00"],
+    ]
+
+
+@pytest.mark.parametrize(
+    ("target", "parsed"),
+    [("role:staff", ("role", "staff")), ("user:bob", ("user", "bob")), ("bob", ("user", "bob")),
+     ("user: bob ", ("user", "bob")), ("team:x", ("user", "team:x"))],
+)  # fmt: skip
+def test_a_limits_target_is_a_role_or_a_user(target, parsed):
+    assert parse_target(target) == parsed
+
+
+@pytest.mark.parametrize("target", [None, "", "  ", 3, ["role:staff"]])
+def test_no_target_is_refused_in_a_sentence(target):
+    with pytest.raises(ValueError, match="Pick a role or a user"):
+        parse_target(target)

@@ -1,0 +1,183 @@
+"""The Usage tab: requests and tokens per day, models, top users, CSV export, your own limits.
+
+Everyone sees their own usage; admins pick everyone's (the default for them) or one person's.
+Every read is checked in services.usage, whichever way it arrives.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import gradio as gr
+import pandas as pd
+
+from backend.chat.limits import LABELS, EffectiveLimits
+from backend.chat.usage import DEFAULT_DAYS, UsageReport
+from ui.common import PRIVATE, acting_user, guarded
+
+if TYPE_CHECKING:
+    from backend.services import Services
+
+PERIODS = [("Last 7 days", 7), ("Last 30 days", 30), ("Last 90 days", 90), ("Last 365 days", 365)]
+EVERYONE = ("Everyone", "")
+
+
+def day_frames(report: UsageReport) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(requests per day, tokens per day by direction), every day of the range, 0 where idle."""
+    first, last = date.fromisoformat(report.since), date.fromisoformat(report.until)
+    used = {d.key: d for d in report.by_day}
+    days, requests, tokens = [], [], []
+    for offset in range((last - first).days + 1):
+        day = (first + timedelta(days=offset)).isoformat()
+        totals = used.get(day)
+        days.append(day)
+        requests.append(totals.requests if totals else 0)
+        tokens.append((day, "prompt", totals.prompt_tokens if totals else 0))
+        tokens.append((day, "reply", totals.reply_tokens if totals else 0))
+    per_day = pd.DataFrame({"day": pd.to_datetime(days), "requests": requests})
+    by_direction = pd.DataFrame(tokens, columns=["day", "direction", "tokens"])
+    by_direction["day"] = pd.to_datetime(by_direction["day"])
+    return per_day, by_direction
+
+
+def summary(report: UsageReport, limits: EffectiveLimits | None = None, used_today: int = 0) -> str:
+    """One paragraph of totals for the range, and the reader's own limits when given."""
+    errors = sum(d.errors for d in report.by_day)
+    stopped = sum(d.stopped for d in report.by_day)
+    engine_min = sum(d.engine_ms for d in report.by_day) / 60_000
+    who = "Everyone" if report.whose == "everyone" else report.whose
+    text = (
+        f"**{who}**, {report.since} to "
+        f"{report.until} (UTC): **{report.requests:,}** requests · "
+        f"{report.prompt_tokens:,} prompt tokens · **{report.reply_tokens:,}** reply tokens · "
+        f"{errors:,} errors · {stopped:,} stopped · {engine_min:,.1f} min of engine time."
+    )
+    if limits is not None:
+        parts = []
+        for (name, label), value, source in zip(
+            LABELS.items(), limits.values.as_dict().values(), limits.sources, strict=True
+        ):
+            shown = "no limit" if value is None else f"{value:,} ({source})"
+            parts.append(f"{label.lower()}: {shown}")
+            if name == "reply_tokens_per_day" and value is not None:
+                parts[-1] += f", {used_today:,} used today"
+        text += "\n\nYour limits: " + "; ".join(parts) + "."
+    return text
+
+
+def bar_frame(rows: tuple, key: str, value: str, attribute: str) -> pd.DataFrame:
+    return pd.DataFrame({key: [r.key for r in rows], value: [getattr(r, attribute) for r in rows]})
+
+
+@dataclass(frozen=True)
+class UsageLayout:
+    days: gr.Dropdown
+    whose: gr.Dropdown
+    show_btn: gr.Button
+    export_btn: gr.Button
+    text: gr.Markdown
+    requests_plot: gr.LinePlot
+    tokens_plot: gr.LinePlot
+    users_plot: gr.BarPlot
+    models_plot: gr.BarPlot
+    csv_file: gr.File
+
+    @property
+    def shown(self) -> list[Any]:
+        """What a report fills: the summary and the four plots."""
+        return [self.text, self.requests_plot, self.tokens_plot, self.users_plot, self.models_plot]
+
+
+def layout() -> UsageLayout:
+    with gr.Row(equal_height=True):
+        days = gr.Dropdown(PERIODS, value=DEFAULT_DAYS, label="Period", elem_id="usage-days")
+        whose = gr.Dropdown([EVERYONE], value="", label="Whose", allow_custom_value=True,
+                            visible=False, elem_id="usage-whose")  # fmt: skip
+        show_btn = gr.Button("Refresh", scale=0, min_width=120, elem_id="usage-refresh")
+        export_btn = gr.Button("Export CSV", scale=0, min_width=140, elem_id="usage-export")
+    text = gr.Markdown("", elem_id="usage-summary")
+    # Plots start as None: a plot that starts from an empty DataFrame draws no lines later on.
+    with gr.Row():
+        requests_plot = gr.LinePlot(None, x="day", y="requests", title="Requests per day",
+                                    x_title="", height=240, elem_id="usage-requests")  # fmt: skip
+        tokens_plot = gr.LinePlot(None, x="day", y="tokens", color="direction", x_title="",
+                                  title="Tokens per day", height=240,
+                                  elem_id="usage-tokens")  # fmt: skip
+    with gr.Row():
+        users_plot = gr.BarPlot(None, x="user", y="reply tokens", sort="-y", y_lim=[0, None],
+                                visible=False, title="Top users (reply tokens)",
+                                elem_id="usage-users")  # fmt: skip
+        models_plot = gr.BarPlot(None, x="model", y="requests", sort="-y", y_lim=[0, None],
+                                 title="Models (requests)", elem_id="usage-models")  # fmt: skip
+    csv_file = gr.File(label="Usage CSV", visible=False, interactive=False, elem_id="usage-csv")
+    return UsageLayout(days, whose, show_btn, export_btn, text, requests_plot, tokens_plot,
+                       users_plot, models_plot, csv_file)  # fmt: skip
+
+
+class UsageHandlers:
+    """The tab's events: the signed-in user in, the components' values out."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    def views(self, request: gr.Request, period: Any, person: Any) -> tuple[Any, ...]:
+        """The summary and the four plots for this period and person."""
+        user = acting_user(self.services, request)
+        report = self.services.usage.report(user, period, person)
+        limits, used = None, 0
+        if report.whose == user.name:
+            limits = self.services.limits.effective(user)
+            used = self.services.limits.used_today(user)
+        per_day, tokens = day_frames(report)
+        top = report.whose == "everyone"
+        users = bar_frame(report.by_user, "user", "reply tokens", "reply_tokens")
+        return (
+            summary(report, limits, used),
+            per_day,
+            tokens,
+            gr.BarPlot(value=users if top else None, visible=top),
+            bar_frame(report.by_model, "model", "requests", "requests"),
+        )
+
+    def usage_open(self, request: gr.Request) -> tuple[Any, ...]:
+        user = acting_user(self.services, request)
+        choices = [EVERYONE]
+        if user.is_admin:
+            choices += [(u.name, u.name) for u in self.services.users.list_users(user)]
+        picker = gr.Dropdown(choices=choices, value="", visible=user.is_admin)
+        return (DEFAULT_DAYS, picker, *self.views(request, DEFAULT_DAYS, ""))
+
+    def usage_show(self, period: Any, person: Any, request: gr.Request) -> tuple[Any, ...]:
+        return self.views(request, period, person)
+
+    def usage_export(self, period: Any, person: Any, request: gr.Request) -> gr.File:
+        user = acting_user(self.services, request)
+        text = self.services.usage.export_csv(user, period, person)
+        path = Path(tempfile.mkdtemp(prefix="hearth-usage-")) / "hearth-usage.csv"
+        path.write_text(text, encoding="utf-8")
+        return gr.File(value=str(path), visible=True)
+
+
+def build(services: Services, demo: gr.Blocks) -> None:
+    """Create the Usage tab's components inside the current gr.Tab and wire their events."""
+    tab = gr.context.get_render_context()
+    tab = tab if isinstance(tab, gr.Tab) else None
+    view = layout()
+    handlers = UsageHandlers(services)
+    opened = {"fn": guarded(handlers.usage_open), "outputs": [view.days, view.whose, *view.shown],
+              "api_name": "usage_open", **PRIVATE}  # fmt: skip
+    if tab is not None:
+        tab.select(**opened)
+    else:
+        demo.load(**opened)
+    show = {"fn": guarded(handlers.usage_show), "inputs": [view.days, view.whose],
+            "outputs": view.shown, **PRIVATE}  # fmt: skip
+    view.show_btn.click(**show, api_name="usage_show")
+    view.days.input(**show, api_name="usage_show_days")
+    view.whose.input(**show, api_name="usage_show_whose")
+    view.export_btn.click(guarded(handlers.usage_export), [view.days, view.whose], view.csv_file,
+                          api_name="usage_export", **PRIVATE)  # fmt: skip
