@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from backend.auth import UserAdmin
+from backend.auth import CLI, UserAdmin
 from backend.store.database import Store
 from tests.conftest import STAFF_PASSWORD
 from tests.support.app_process import ADMIN_PASSWORD, AppProcess
@@ -36,8 +36,8 @@ def engine() -> ScriptedEngine:
 def line_app(tmp_path_factory, engine, smollm_path) -> Iterator[AppProcess]:
     data_dir = tmp_path_factory.mktemp("line-app")
     with Store(data_dir / "hearth.db") as store:
-        UserAdmin(store).add_user_cli("admin", ADMIN_PASSWORD, "admin")
-        UserAdmin(store).add_user_cli("staff", STAFF_PASSWORD, "staff")
+        UserAdmin(store).add_user(CLI, "admin", ADMIN_PASSWORD, "admin")
+        UserAdmin(store).add_user(CLI, "staff", STAFF_PASSWORD, "staff")
     with (
         OllamaTestServer(engine, smollm_path) as server,
         AppProcess(
