@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 
 import gradio as gr
 
+from backend.chat.validation import MIN_NUM_CTX, parse_int
+from backend.models_admin import inputs
 from backend.models_admin.service import AdmissionRefused
 from backend.services import EngineError
 from ui.common import PRIVATE, CancelRegistry, acting_user, guarded, inline_markdown
@@ -33,6 +35,21 @@ if TYPE_CHECKING:
 CONTEXT_CHOICES = [512, 1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072]
 KV_CHOICES = ["f16", "q8_0", "q4_0"]
 PULL_UPDATE_EVERY_S = 0.1
+
+
+def context_length(value: object) -> int:
+    """The context a form sent, by the chat's rule (an int, an integral float or a numeric str)."""
+    return parse_int("Context length", value, MIN_NUM_CTX, inputs.MAX_NUM_CTX)
+
+
+def choice(label: str, value: object, offered: list[str], default: str) -> str:
+    """One of the offered choices (None or "" means the default), else a sentence naming it."""
+    if value is None or value == "":
+        return default
+    if isinstance(value, str) and value in offered:
+        return value
+    shown = inputs.quote_value(value)
+    raise ValueError(f"{label} must be one of the choices offered; got {shown}.")
 
 
 def build(services: Services, demo: gr.Blocks) -> None:
@@ -127,8 +144,11 @@ def build(services: Services, demo: gr.Blocks) -> None:
 
     @guarded
     def models_catalog(num_ctx, kv_type, fam, bucket, fits, request: gr.Request):
-        view = models.catalog_view(acting_user(services, request), int(num_ctx), kv_type)
-        samples, shown = catalog_samples(view, fam, bucket, bool(fits))
+        user = acting_user(services, request)
+        fam = choice("Family", fam, families, ANY_FAMILY)
+        bucket = choice("Size", bucket, [ANY_SIZE, *SIZES], ANY_SIZE)
+        view = models.catalog_view(user, context_length(num_ctx), kv_type)
+        samples, shown = catalog_samples(view, fam, bucket, fits is True)
         return machine_html(view), gr.Dataset(samples=samples), shown
 
     catalog_inputs = [ctx, kv, family, size, fits_only]
@@ -150,7 +170,7 @@ def build(services: Services, demo: gr.Blocks) -> None:
         if not isinstance(index, int) or not 0 <= index < len(shown or []):
             raise ValueError("Pick a row of the catalog.")
         tag = shown[index]
-        found = models.check(user, tag, int(num_ctx), kv_type)
+        found = models.check(user, tag, context_length(num_ctx), inputs.kv_cache_type(kv_type))
         return decision_html(found, f"{tag} — estimate on this machine"), tag
 
     def models_pull(tag: str, request: gr.Request, progress=gr.Progress()):  # noqa: B008
@@ -171,18 +191,20 @@ def build(services: Services, demo: gr.Blocks) -> None:
 
     @guarded
     def models_check(model, num_ctx, request: gr.Request):
-        found = models.check(acting_user(services, request), model or "", int(num_ctx))
+        user = acting_user(services, request)
+        found = models.check(user, model or "", context_length(num_ctx))
         return decision_html(found), gr.update(visible=False)
 
     def loader(override: bool):
         def run(model, num_ctx, request: gr.Request):
             user = acting_user(services, request)
             try:
-                result = models.load(user, model or "", int(num_ctx), override=override)
+                result = models.load(user, model or "", context_length(num_ctx), override=override)
             except AdmissionRefused as exc:
-                gr.Warning(f"Refused: {escape(model)} would not fit; see the numbers below.")
+                shown = escape(inputs.shown_value(model))
+                gr.Warning(f"Refused: {shown} would not fit; see the numbers below.")
                 return decision_html(exc.decision), gr.update(visible=True)
-            gr.Info(f"{escape(model)} is loaded.")
+            gr.Info(f"{escape(inputs.shown_value(model))} is loaded.")
             return decision_html(result.decision), gr.update(visible=False)
 
         return guarded(run)
@@ -190,21 +212,21 @@ def build(services: Services, demo: gr.Blocks) -> None:
     @guarded
     def models_delete_ask(model, request: gr.Request):
         acting_user(services, request)
-        if not model:
-            raise ValueError("Pick an installed model first.")
-        text = f"Delete **{inline_markdown(model)}** from the engine? Its files are removed."
+        model = inputs.model_name(model, "Pick an installed model first.")
+        shown = inline_markdown(inputs.shown_name(model))
+        text = f"Delete **{shown}** from the engine? Its files are removed."
         return gr.update(visible=True), text
 
     @guarded
     def models_delete(model, request: gr.Request):
         models.delete(acting_user(services, request), model or "")
-        gr.Info(f"{escape(model)} was deleted.")
+        gr.Info(f"{escape(inputs.shown_value(model))} was deleted.")
         return gr.update(visible=False)
 
     @guarded
     def models_unload(model, request: gr.Request):
         models.unload(acting_user(services, request), model or "")
-        gr.Info(f"{escape(model)} was unloaded.")
+        gr.Info(f"{escape(inputs.shown_value(model))} was unloaded.")
 
     # -- wiring --------------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from backend.engines.base import Engine, EngineError, InstalledModel, LoadedMode
 from backend.estimate.catalog import Catalog, CatalogError, FitRow, fit_rows
 from backend.estimate.memory import DEFAULT_RAM_BANDWIDTH_GBPS, EstimateError
 from backend.hardware.monitor import HardwareMonitor, HardwareSnapshot
+from backend.models_admin import inputs
 from backend.models_admin.load_records import (
     ErrorSummary,
     LoadRecord,
@@ -170,6 +171,7 @@ class ModelService:
     ) -> CatalogView:
         """Every catalog model and quant judged against the free memory now; installed marked."""
         self._signed_in(user)
+        num_ctx, kv_cache_type = inputs.num_ctx(num_ctx), inputs.kv_cache_type(kv_cache_type)
         machine = self.machine()
         settings = self.admission_settings()
         fa = settings.flash_attention or kv_cache_type != "f16"
@@ -221,9 +223,8 @@ class ModelService:
     ) -> LoadRequest:
         """Admission input: the installed file's tensors, else the catalog; the engine's slots."""
         settings = settings or self.admission_settings()
-        model = model.strip()
-        if not model:
-            raise ValueError("Name a model first.")
+        model = inputs.model_name(model, "Name a model first.")
+        num_ctx, kv_cache_type = inputs.num_ctx(num_ctx), inputs.kv_cache_type(kv_cache_type)
         spec, others = resolve_spec(model, self._catalog, lambda m: self._engine().show(m))
         fa = settings.flash_attention or kv_cache_type != "f16"
         return LoadRequest(
@@ -243,7 +244,7 @@ class ModelService:
         asks "what if the engine ran with this KV cache type"."""
         self._signed_in(user)
         settings = self.admission_settings()
-        kv = kv_cache_type or settings.kv_cache_type
+        kv = inputs.kv_cache_type(kv_cache_type) if kv_cache_type else settings.kv_cache_type
         request = self.load_request(model, num_ctx, kv, settings)
         return decide(
             request,
@@ -282,10 +283,11 @@ class ModelService:
         self, user: User | None, model: str, cancel: threading.Event | None = None
     ) -> Iterator[PullUpdate]:
         """Stream the engine's pull as PullUpdates; cancel (or closing this) stops the download."""
-        model = model.strip()
-        admin = self._admin(user, f"pull {model or 'models'}", "model.pull", model)
-        if not model or any(c.isspace() for c in model):
-            raise ValueError(f"'{model}' is not a model tag (e.g. llama3.2:3b).")
+        shown = inputs.shown_value(model)
+        admin = self._admin(user, f"pull {shown or 'models'}", "model.pull", shown)
+        model = inputs.model_name(model, "Name a model tag to pull (e.g. llama3.2:3b).")
+        if any(c.isspace() for c in model):
+            raise inputs.ModelInputError(f"{model!r} is not a model tag (e.g. llama3.2:3b).")
         disk = self._hardware.snapshot().disk("models")
         free = disk.free_bytes if disk is not None else None
         path = disk.path if disk is not None else None
@@ -323,17 +325,24 @@ class ModelService:
                               outcome=outcome, detail=detail)  # fmt: skip
 
     def delete(self, user: User | None, model: str) -> None:
-        admin = self._admin(user, f"delete {model}", "model.delete", model)
-        self._audited(admin, "model.delete", model, self._engine().delete)
+        shown = inputs.shown_value(model)
+        admin = self._admin(user, f"delete {shown}", "model.delete", shown)
+        self._audited(admin, "model.delete", inputs.model_name(model), self._engine().delete)
 
     def unload(self, user: User | None, model: str) -> None:
-        admin = self._admin(user, f"unload {model}", "model.unload", model)
-        self._audited(admin, "model.unload", model, self._engine().unload)
+        """Unload a loaded model; one the engine does not hold is refused, not reported done."""
+        shown = inputs.shown_value(model)
+        admin = self._admin(user, f"unload {shown}", "model.unload", shown)
+        name = inputs.model_name(model)
+        if not any(model_key(m.name) == model_key(name) for m in self._engine().loaded_models()):
+            detail = f"{inputs.shown_name(name)} is not loaded; there is nothing to unload."
+            self._store.audit(actor=admin.name, action="model.unload", target=shown,
+                              outcome="refused", detail=detail)  # fmt: skip
+            raise inputs.ModelInputError(detail)
+        self._audited(admin, "model.unload", name, self._engine().unload)
 
     def _audited(self, admin: User, action: str, model: str, run: Callable[[str], None]) -> None:
         """Run an engine action on a model and audit how it went."""
-        if not model.strip():
-            raise ValueError("Pick a model first.")
         try:
             run(model)
         except EngineError as exc:
@@ -346,8 +355,10 @@ class ModelService:
         self, user: User | None, model: str, num_ctx: int, *, override: bool = False
     ) -> LoadResult:
         """Admission check, then the engine's load; override=True loads a refused model anyway."""
-        model = model.strip()
-        admin = self._admin(user, f"load {model}", "model.load", model)
+        shown = inputs.shown_value(model)
+        admin = self._admin(user, f"load {shown}", "model.load", shown)
+        model = inputs.model_name(model, "Name a model first.")
+        num_ctx = inputs.num_ctx(num_ctx)
         settings = self.admission_settings()
         request = self.load_request(model, num_ctx, settings.kv_cache_type, settings)
         loaded = self._loaded_or_empty()

@@ -21,6 +21,7 @@ from backend.estimate.spec import TensorInfo
 from backend.estimate.tensors import tensor_bytes
 from backend.hardware.monitor import HardwareMonitor
 from backend.hardware.nvml import NvmlProcess, process_name
+from backend.models_admin.inputs import ModelInputError
 from backend.models_admin.load_records import LoadRecords
 from backend.models_admin.pull_progress import NotEnoughDisk
 from backend.models_admin.service import AdmissionRefused, ModelService
@@ -165,6 +166,30 @@ def test_load_and_unload_record_the_estimate_next_to_the_actual(
     service.unload(admin, BUNDLED_NAME)
     assert service.loaded(admin) == []
     assert audit(store, "model.unload")[0][:3] == ("root", BUNDLED_NAME, "ok")
+
+
+def test_unloading_a_model_that_is_not_loaded_says_so(service, admin, store):
+    with pytest.raises(ModelInputError, match="is not loaded; there is nothing to unload"):
+        service.unload(admin, BUNDLED_NAME)
+    assert audit(store, "model.unload")[0][:3] == ("root", BUNDLED_NAME, "refused")
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda s, a: s.unload(a, None), "Pick a model first"),
+        (lambda s, a: s.delete(a, ["x"]), "got a list of 1 item"),
+        (lambda s, a: s.load(a, "x" * 1_000_000, 512), "1,000,000 characters long"),
+        (lambda s, a: s.load(a, BUNDLED_NAME, None), "Context length must be a whole number"),
+        (lambda s, a: s.check(a, BUNDLED_NAME, 512, "q9"), "KV cache type must be one of"),
+        (lambda s, a: s.catalog_view(a, 10**100, "f16"), "Context length must be"),
+        (lambda s, a: next(s.pull(a, 42)), "The model must be a name; got 42"),
+    ],
+)
+def test_hostile_values_get_a_sentence_naming_them(service, admin, call, match):
+    with pytest.raises(ModelInputError, match=match) as caught:
+        call(service, admin)
+    assert len(str(caught.value)) < 300
 
 
 def test_records_are_bounded_and_newest_first(service, admin, ollama_server):
