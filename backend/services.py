@@ -24,8 +24,11 @@ from backend.engines.base import (
     InstalledModel,
     LoadedModel,
 )
+from backend.engines.config import EngineSpec, engine_specs
 from backend.engines.embedded import EmbeddedEngine
 from backend.engines.model_store import ModelStore, ollama_model_store
+from backend.engines.pool import EnginePool
+from backend.engines.pool_member import EngineCard, member_from_spec
 from backend.estimate.catalog import Catalog, FitRow, fit_rows, load_catalog
 from backend.estimate.memory import DEFAULT_RAM_BANDWIDTH_GBPS
 from backend.hardware.monitor import HardwareMonitor, HardwareSnapshot
@@ -48,6 +51,7 @@ __all__ = [
     "AuditEntry",
     "ChatDelta",
     "Conversation",
+    "EngineCard",
     "EngineError",
     "EngineStatus",
     "InstalledModel",
@@ -73,13 +77,17 @@ class EngineChoice:
 
 
 def choose_engine(settings: Settings) -> EngineChoice:
-    """Ollama when asked for or when it answers (auto); else the embedded llama.cpp engine."""
+    """The engines of HEARTH_ENGINES as a pool; else Ollama when asked for or when it answers
+    (auto); else the embedded llama.cpp engine."""
     embedded = EmbeddedEngine(settings.models_path)
     embedded_store = ModelStore(settings.models_path)
     if settings.engine == "embedded":
         return EngineChoice(
             embedded, "embedded engine chosen with --engine embedded", embedded_store
         )
+    specs = engine_specs(settings.engines)
+    if specs:
+        return pool_choice(settings, specs, embedded if settings.engine == "auto" else None)
     from backend.engines.ollama import OllamaEngine
 
     ollama = OllamaEngine(settings.ollama_host)
@@ -98,9 +106,30 @@ def choose_engine(settings: Settings) -> EngineChoice:
     )
 
 
+def pool_choice(
+    settings: Settings, specs: tuple[EngineSpec, ...], fallback: Engine | None
+) -> EngineChoice:
+    """An EnginePool over the configured engines; the embedded engine serves when none is up."""
+    pool = EnginePool([member_from_spec(spec) for spec in specs], fallback=fallback)
+    names = ", ".join(f"{s.name} ({s.kind})" for s in specs)
+    reason = f"{len(specs)} engine(s) from HEARTH_ENGINES: {names}"
+    if fallback is not None:
+        reason += "; the embedded engine serves when none is up"
+    local_ollama = next((s for s in specs if s.kind == "ollama"), None)
+    store = (
+        ollama_model_store(local_ollama.url, settings.ollama_models)
+        if local_ollama is not None
+        else ModelStore(settings.models_path)
+    )
+    return EngineChoice(pool, reason, store)
+
+
 def engine_slots(settings: Settings, engine: Engine) -> int:
     """Turns the engine runs at once: 1 for the embedded engine (one Llama, one reply at a
-    time), else HEARTH_ENGINE_SLOTS, else Ollama's OLLAMA_NUM_PARALLEL, else 1."""
+    time), else HEARTH_ENGINE_SLOTS, else Ollama's OLLAMA_NUM_PARALLEL, else 1 (per engine of
+    a pool)."""
+    if isinstance(engine, EnginePool):
+        return settings.line_slots * len(engine.members)
     return 1 if engine.name == "embedded" else settings.line_slots
 
 
@@ -179,8 +208,10 @@ class Services:
         return self.line.slots + self.line.max_waiting + CHAT_REFUSAL_ROOM
 
     def start(self) -> None:
-        """Start background work (the hardware sampler)."""
+        """Start background work (the hardware sampler; the pool's engine probers)."""
         self.hardware.start()
+        if isinstance(self.engine, EnginePool):
+            self.engine.start()
 
     def close(self) -> None:
         self.hardware.close()
@@ -203,6 +234,16 @@ class Services:
 
     def engine_status(self) -> EngineStatus:
         return self.engine.status()
+
+    def engine_cards(self) -> list[EngineCard] | None:
+        """One card per configured engine; None when Hearth runs on a single engine."""
+        return self.engine.cards() if isinstance(self.engine, EnginePool) else None
+
+    def engines_up(self) -> tuple[int, int] | None:
+        """(engines up, engines configured); None on a single engine."""
+        if not isinstance(self.engine, EnginePool):
+            return None
+        return len(self.engine.up_members()), len(self.engine.members)
 
     def installed_models(self, user: User | None) -> list[InstalledModel]:
         if user is None:

@@ -42,6 +42,9 @@ class Settings:
     per_user_in_flight: int = DEFAULT_PER_USER_IN_FLIGHT
     max_waiting: int = DEFAULT_MAX_WAITING
     max_waiting_per_user: int = DEFAULT_MAX_WAITING_PER_USER
+    # HEARTH_ENGINES: a JSON list of engines, or the path of a JSON file holding one
+    # (backend.engines.config reads it). It may hold API keys: never shown.
+    engines: str | None = field(default=None, repr=False)
 
     @property
     def line_slots(self) -> int:
@@ -85,6 +88,7 @@ ENV_VARS: dict[str, str] = {
     "HEARTH_PER_USER_IN_FLIGHT": "per_user_in_flight",
     "HEARTH_MAX_WAITING": "max_waiting",
     "HEARTH_MAX_WAITING_PER_USER": "max_waiting_per_user",
+    "HEARTH_ENGINES": "engines",
 }
 # Whole-number settings and the least value each may take.
 _COUNTS: dict[str, int] = {

@@ -55,6 +55,14 @@ def launch_options(services: Services) -> dict[str, object]:
     }
 
 
+def _engine_title(services: Services, name: str) -> str:
+    """ "Ollama", or "2 of 3 engines up" when Hearth runs on a pool."""
+    counts = services.engines_up()
+    if counts is None:
+        return name.capitalize()
+    return f"{counts[0]} of {counts[1]} engines up"
+
+
 def header_html(services: Services, username: str | None) -> str:
     status = services.engine_status()
     dot = "ok" if status.reachable else "down"
@@ -64,7 +72,7 @@ def header_html(services: Services, username: str | None) -> str:
         f'<div class="hearth-header"><div class="brand"><span class="logo">{_FLAME_SVG}</span>'
         f"<span>{TITLE}</span><small>local LLM console</small></div>"
         f'<div class="engine"><span class="dot {dot}"></span>'
-        f"<b>{html.escape(status.name.capitalize())}{version}</b>"
+        f"<b>{html.escape(_engine_title(services, status.name))}{version}</b>"
         f'<span class="why">{html.escape(services.engine_reason)}</span></div>'
         f'<div class="account">{user}<a href="/logout">Sign out</a></div></div>'
     )

@@ -28,11 +28,38 @@ HUGE = "llama3.1:70b-instruct-fp16"
 CATALOG = load_catalog(Path(__file__).resolve().parents[2] / "data" / "catalog.json")
 
 
+def _facts_of(tag: str) -> dict[str, object]:
+    """FakeModel fields that make the test server describe `tag` as the catalog does."""
+    spec = spec_for(CATALOG.find(tag), CATALOG.quant_for_tag(tag).quant)
+    arch = spec.architecture
+    info = {
+        "general.architecture": arch,
+        "general.parameter_count": spec.parameter_count,
+        f"{arch}.block_count": spec.block_count,
+        f"{arch}.embedding_length": spec.embedding_length,
+        f"{arch}.attention.head_count": spec.head_count,
+        f"{arch}.attention.head_count_kv": spec.head_count_kv,
+        f"{arch}.context_length": spec.context_length,
+        f"{arch}.feed_forward_length": spec.feed_forward_length,
+        f"{arch}.vocab_size": spec.vocab_size,
+    }
+    size = spec.file_size_bytes or 0
+    return {
+        "model_info": info,
+        "size_bytes": size,
+        "family": arch,
+        "quantization": spec.quantization,
+        "parameter_size": "70.6B",
+    }
+
+
 @pytest.fixture(scope="module")
 def server(ollama_test_server: OllamaTestServer) -> Iterator[OllamaTestServer]:
     """The session's fake Ollama with a 70B F16 "installed", pulling slowly enough to watch."""
     ollama_test_server.reset()
-    ollama_test_server.add_model(HUGE)
+    # /api/show answers with a 70B's facts (not the bundled file's tensors): Hearth estimates
+    # an installed model from what the engine says it is.
+    ollama_test_server.add_model(HUGE, **_facts_of(HUGE))
     delay = ollama_test_server.pull_step_delay_s
     ollama_test_server.pull_step_delay_s = 0.12  # 5 layers x 8 steps: about 5 s
     yield ollama_test_server

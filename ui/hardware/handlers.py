@@ -146,7 +146,10 @@ class HardwareHandlers:
         status = _ask("the engine status", self.services.engine_status)
         loaded = _ask("the loaded models", self.services.loaded_models)
         sampler_error = getattr(self.services.hardware, "sampler_error", "")
-        return render_cards(snapshot, status, loaded, sampler_error)
+        engines = _ask("the engines", self.services.engine_cards)
+        if isinstance(engines, str):
+            return render_cards(snapshot, engines, loaded, sampler_error)
+        return render_cards(snapshot, status, loaded, sampler_error, engines)
 
     def _capacity(self, snapshot: HardwareSnapshot) -> str:
         """The reference models against the memory free now, or why they could not be judged."""

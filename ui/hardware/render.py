@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from backend.estimate.catalog import FitRow
     from backend.hardware.monitor import CpuInfo, DiskInfo, GpuInfo, HardwareSnapshot, MemoryInfo
     from backend.hardware.readiness import Check
-    from backend.services import EngineStatus, LoadedModel
+    from backend.services import EngineCard, EngineStatus, LoadedModel
 
 TABLE = "hh-table"
 # The seed's reference models: what people ask about first when they get a box.
@@ -153,6 +153,38 @@ def engine_card(status: EngineStatus | str, loaded: Sequence[LoadedModel] | str)
     return _card(title, body)
 
 
+def pool_engine_card(card: EngineCard) -> str:
+    """One engine of a pool: up or down, kind, version, server facts, GPU facts, loaded models."""
+    state = "up" if card.up else "down"
+    version = f" {card.version}" if card.version else ""
+    title = f"Engine {card.name} · {card.kind}{version} ({state})"
+    manage = "pull, load, unload, delete" if card.can_manage_models else "chat only"
+    rows = [
+        ("Address", card.url),
+        ("Models", f"{card.installed_count} listed; {manage}"),
+        ("Chats now", str(card.chats_in_flight)),
+        ("GPU facts", card.gpu_facts),
+    ]
+    if card.api_key_set:
+        rows.append(("API key", "set (not shown)"))
+    if card.server_facts:
+        rows.append(("Server", card.server_facts))
+    body = f'<p class="{"hh-sub" if card.up else "hh-error"}">{escape(card.detail)}</p>'
+    body += _kv(rows)
+    if card.loaded:
+        loaded = [(m.name, _size(m.size_bytes), _on_gpu(m), str(m.context_length or "?"))
+                  for m in card.loaded]  # fmt: skip
+        body += html_table(("Loaded model", "Size", "On GPU", "Context"), loaded, css_class=TABLE)
+    elif card.up:
+        body += '<p class="hh-sub">No model is loaded.</p>'
+    return _card(title, body)
+
+
+def pool_engine_cards(cards: Sequence[EngineCard]) -> str:
+    """Every configured engine's card."""
+    return "".join(pool_engine_card(card) for card in cards)
+
+
 def _on_gpu(model: LoadedModel) -> str:
     if model.vram_bytes <= 0:
         return "none (runs on CPU)"
@@ -166,11 +198,15 @@ def render_cards(
     status: EngineStatus | str,
     loaded: Sequence[LoadedModel] | str,
     sampler_error: str = "",
+    engines: Sequence[EngineCard] | None = None,
 ) -> str:
-    """Every card in a grid, and when the snapshot was taken (and a sampler error, if any)."""
+    """Every card in a grid, and when the snapshot was taken (and a sampler error, if any).
+
+    With a pool (`engines`), one card per configured engine replaces the single engine card."""
     cards = [gpu_card(g, snapshot) for g in snapshot.gpus] or [no_gpu_card(snapshot)]
     cards += [cpu_card(snapshot.cpu, snapshot), memory_card(snapshot.memory)]
-    cards += [disk_card(snapshot.disks), engine_card(status, loaded)]
+    cards.append(disk_card(snapshot.disks))
+    cards.append(pool_engine_cards(engines) if engines else engine_card(status, loaded))
     when = snapshot.taken_at.astimezone().strftime("%H:%M:%S")
     note = f' · <span class="hh-error">{escape(sampler_error)}</span>' if sampler_error else ""
     footer = f'<p class="hh-sub">Updated {escape(when)}{note}</p>'

@@ -1,0 +1,268 @@
+"""EnginePool: the chat side of the Engine protocol over several engines, followed up and down.
+
+A prober thread per engine asks it how it is every `interval_s` (short timeouts), so an engine
+that stops answering is marked down within seconds and its models leave the list, and one
+that comes back (or an Ollama started after Hearth) is used again without a restart.
+A chat goes to an up engine that has the model loaded, else to one that has it installed
+(fewest chats in flight first). Model management goes to an engine that can do it.
+When no configured engine is up, the fallback engine (the embedded one) serves, if given.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
+
+from backend.engines.base import (
+    ChatDelta,
+    ChatMessage,
+    ChatOptions,
+    ChatStats,
+    Engine,
+    EngineBusy,
+    EngineStatus,
+    EngineUnavailable,
+    InstalledModel,
+    LoadedModel,
+    ModelNotFound,
+    ModelSpec,
+    PullProgress,
+    checked_model_name,
+    model_key,
+)
+from backend.engines.pool_member import EngineCard, PoolMember, close_member
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+DEFAULT_PROBE_INTERVAL_S = 1.0
+
+
+class EnginePool:
+    """Several engines behind one Engine; `members` in the order they were configured."""
+
+    name = "pool"
+
+    def __init__(
+        self,
+        members: Sequence[PoolMember],
+        *,
+        fallback: Engine | None = None,
+        interval_s: float = DEFAULT_PROBE_INTERVAL_S,
+    ) -> None:
+        if not members:
+            raise ValueError("an engine pool needs at least one engine")
+        self.members = tuple(members)
+        self.fallback = fallback
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def __repr__(self) -> str:
+        return f"EnginePool({', '.join(m.name for m in self.members)})"
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Probe every engine now, all at once, and wait for the answers."""
+        threads = [threading.Thread(target=m.probe, daemon=True) for m in self.members]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    def start(self) -> None:
+        """A first probe of every engine, then one prober thread each."""
+        if self._threads:
+            return
+        self.refresh()
+        for member in self.members:
+            thread = threading.Thread(
+                target=self._follow, args=(member,), name=f"probe-{member.name}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def close(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._threads.clear()
+        for member in self.members:
+            close_member(member)
+        close = getattr(self.fallback, "close", None)
+        if close is not None:
+            close()
+
+    def _follow(self, member: PoolMember) -> None:
+        while not self._stop.wait(self.interval_s):
+            member.probe()
+
+    # -- state --------------------------------------------------------------------------
+
+    def up_members(self) -> list[PoolMember]:
+        return [m for m in self.members if m.state.up]
+
+    def serving_fallback(self) -> bool:
+        return self.fallback is not None and not self.up_members()
+
+    @property
+    def can_manage_models(self) -> bool:
+        if self.serving_fallback():
+            return bool(getattr(self.fallback, "can_manage_models", True))
+        return any(m.can_manage_models for m in self.members)
+
+    def status(self) -> EngineStatus:
+        """Reachable while any engine is up (or the fallback serves); never raises."""
+        up = self.up_members()
+        parts = [
+            f"{m.name}: {m.state.detail}" if m.state.up else f"{m.name} is down ({m.state.detail})"
+            for m in self.members
+        ]
+        head = f"{len(up)} of {len(self.members)} engines up"
+        if self.serving_fallback() and self.fallback is not None:
+            fallback = self.fallback.status()
+            head += f"; the {fallback.name} engine serves meanwhile"
+            return EngineStatus(self.name, fallback.reachable, f"{head}. {'; '.join(parts)}")
+        return EngineStatus(self.name, bool(up), f"{head}. {'; '.join(parts)}")
+
+    def cards(self) -> list[EngineCard]:
+        return [member.card() for member in self.members]
+
+    def locations(self, model: str) -> list[str]:
+        """The names of the up engines that have `model`, those with it loaded first."""
+        return [m.name for m in self._candidates(model)]
+
+    def list_models(self) -> list[InstalledModel]:
+        """Every model of the up engines, once each (the first engine's entry)."""
+        if self.serving_fallback() and self.fallback is not None:
+            return self.fallback.list_models()
+        up = self.up_members()
+        if not up:
+            raise EngineUnavailable(self._none_up())
+        seen: dict[str, InstalledModel] = {}
+        for member in up:
+            for entry in member.state.installed:
+                seen.setdefault(model_key(entry.name), entry)
+        return list(seen.values())
+
+    def loaded_models(self) -> list[LoadedModel]:
+        if self.serving_fallback() and self.fallback is not None:
+            return self.fallback.loaded_models()
+        return [entry for member in self.up_members() for entry in member.state.loaded]
+
+    # -- chat ---------------------------------------------------------------------------
+
+    def chat(
+        self,
+        model: str,
+        messages: Sequence[ChatMessage],
+        options: ChatOptions,
+        cancel: threading.Event | None = None,
+    ) -> Iterator[ChatDelta | ChatStats]:
+        checked_model_name(model)
+        if self.serving_fallback() and self.fallback is not None:
+            return self.fallback.chat(model, messages, options, cancel)
+        candidates = self._candidates(model)
+        if not candidates:
+            raise ModelNotFound(model, self._not_served(model))
+        return self._chat_on(candidates, model, messages, options, cancel)
+
+    def _chat_on(
+        self,
+        candidates: Sequence[PoolMember],
+        model: str,
+        messages: Sequence[ChatMessage],
+        options: ChatOptions,
+        cancel: threading.Event | None,
+    ) -> Iterator[ChatDelta | ChatStats]:
+        """Stream from the first candidate; one found unreachable before its first word is
+        marked down and the next is tried. After a word, its loss ends the reply."""
+        for index, member in enumerate(candidates):
+            started = False
+            stream: Iterator[ChatDelta | ChatStats] | None = None
+            member.chat_started()
+            try:
+                stream = member.engine.chat(
+                    member.own_name(model) or model, messages, options, cancel
+                )
+                for item in stream:
+                    started = True
+                    yield item
+                return
+            except EngineBusy:
+                raise
+            except EngineUnavailable as exc:
+                member.mark_down(str(exc))
+                if started or index == len(candidates) - 1:
+                    raise EngineUnavailable(
+                        f"Engine '{member.name}' stopped answering during the reply: {exc}"
+                    ) from exc
+                log.warning("engine %s unreachable, trying the next: %s", member.name, exc)
+            finally:
+                if stream is not None:
+                    getattr(stream, "close", lambda: None)()
+                member.chat_ended()
+
+    def _candidates(self, model: str) -> list[PoolMember]:
+        up = [m for m in self.up_members() if m.own_name(model) is not None]
+        loaded = sorted((m for m in up if m.has_loaded(model)), key=lambda m: m.in_flight)
+        installed = sorted((m for m in up if m not in loaded), key=lambda m: m.in_flight)
+        return loaded + installed
+
+    # -- model management: to an engine that can -----------------------------------------
+
+    def show(self, model: str) -> ModelSpec:
+        return self._on_owner(model, False, lambda e, name: e.show(name))
+
+    def pull(self, model: str) -> Iterator[PullProgress]:
+        checked_model_name(model)
+        member = self._manager(model)
+        yield from member.engine.pull(model)  # type: ignore[attr-defined]
+        member.probe()
+
+    def delete(self, model: str) -> None:
+        self._on_owner(model, True, lambda e, name: e.delete(name))
+
+    def load(self, model: str, num_ctx: int) -> None:
+        self._on_owner(model, True, lambda e, name: e.load(name, num_ctx))
+
+    def unload(self, model: str) -> None:
+        self._on_owner(model, True, lambda e, name: e.unload(name))
+
+    def _on_owner(self, model: str, manage: bool, call: Callable[[Any, str], T]) -> T:
+        """Run `call` on the engine that has `model` (one that can manage it, when `manage`)."""
+        checked_model_name(model)
+        if self.serving_fallback() and self.fallback is not None:
+            return call(self.fallback, model)
+        owners = [m for m in self._candidates(model) if m.can_manage_models or not manage]
+        member = owners[0] if owners else self._manager(model)
+        try:
+            return call(member.engine, member.own_name(model) or model)
+        finally:
+            if manage:
+                member.probe()
+
+    def _manager(self, model: str) -> PoolMember:
+        managers = [m for m in self.up_members() if m.can_manage_models]
+        if not managers:
+            raise EngineUnavailable(
+                f"No engine that can pull, load or delete models is up for '{model}' "
+                "(OpenAI-compatible servers choose their models when they start)."
+            )
+        return managers[0]
+
+    # -- sentences ----------------------------------------------------------------------
+
+    def _none_up(self) -> str:
+        downs = "; ".join(f"{m.name} ({m.state.detail})" for m in self.members)
+        return f"No engine is up: {downs}"
+
+    def _not_served(self, model: str) -> str:
+        if not self.up_members():
+            return f"Model '{model}' cannot be served now. {self._none_up()}"
+        down = [m.name for m in self.members if not m.state.up]
+        also = f" ({', '.join(down)} down)" if down else ""
+        return f"Model '{model}' is not served by any engine that is up{also}."
