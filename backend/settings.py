@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 EngineChoice = Literal["auto", "ollama", "embedded"]
 ENGINE_CHOICES: tuple[EngineChoice, ...] = ("auto", "ollama", "embedded")
@@ -66,7 +66,7 @@ class Settings:
         if unknown:
             raise SettingsError(f"Unknown setting(s): {', '.join(sorted(unknown))}")
         changes = {k: v for k, v in overrides.items() if v is not None}
-        return _validated(replace(self, **changes))
+        return _validated(_replaced(self, changes))
 
 
 # Environment variable -> (setting name, parser). Documented in README's configuration table.
@@ -130,6 +130,12 @@ def _parse(name: str, raw: str) -> object:
     return raw
 
 
+def _replaced(settings: Settings, changes: Mapping[str, object]) -> Settings:
+    """A copy with these fields changed; the values are still unchecked (_validated checks)."""
+    unchecked: dict[str, Any] = dict(changes)  # raw CLI/env values: typed only by _validated
+    return replace(settings, **unchecked)
+
+
 def _validated(settings: Settings) -> Settings:
     if settings.engine not in ENGINE_CHOICES:
         raise SettingsError(
@@ -160,4 +166,4 @@ def from_env(environ: Mapping[str, str] | None = None) -> Settings:
         for var, name in ENV_VARS.items()
         if environ.get(var, "").strip()
     }
-    return _validated(replace(Settings(), **values))
+    return _validated(_replaced(Settings(), values))

@@ -151,7 +151,7 @@ def build(services: Services, demo: gr.Blocks) -> None:
         samples, shown = catalog_samples(view, fam, bucket, fits is True)
         return machine_html(view), gr.Dataset(samples=samples), shown
 
-    catalog_inputs = [ctx, kv, family, size, fits_only]
+    catalog_inputs: list[gr.Dropdown | gr.Checkbox] = [ctx, kv, family, size, fits_only]
     catalog_outputs = [machine, catalog, tags]
 
     @guarded

@@ -166,7 +166,8 @@ def decide(
     if same and same[0].context_length in (None, ctx):
         return _already_loaded(request, same[0], estimate, ctx, policy, base)
     judged = _judge(spec, estimate, base.vram, base.ram, machine, policy)
-    budget, evicts = base, ()
+    budget = base
+    evicts: tuple[str, ...] = ()
     if judged.verdict != "admit" and others:
         # Ollama unloads idle models, least recently used first, until the new one fits.
         for count in range(1, len(others) + 1):

@@ -51,13 +51,13 @@ class AdmissionSettings:
             raise AdmissionError(
                 f"Margin must be between 0 and {limit} {self.margin_unit}, got {self.margin}"
             )
-        for name, value, top in (
+        for name, number, top in (
             ("Parallel slots (OLLAMA_NUM_PARALLEL)", self.num_parallel, MAX_PARALLEL),
             ("Context length (OLLAMA_CONTEXT_LENGTH)", self.context_length, MAX_CONTEXT_LENGTH),
         ):
-            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= top:
+            if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= top:
                 raise AdmissionError(
-                    f"{name} must be a whole number from 1 to {top}, got {value!r}"
+                    f"{name} must be a whole number from 1 to {top}, got {number!r}"
                 )
         if not isinstance(self.flash_attention, bool):
             raise AdmissionError(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
@@ -219,6 +219,12 @@ class Engine(Protocol):
     def load(self, model: str, num_ctx: int) -> None: ...
 
     def unload(self, model: str) -> None: ...
+
+
+def close_stream(stream: Iterator[object]) -> None:
+    """Close a stream that is a generator (closing its HTTP response); others hold nothing."""
+    if isinstance(stream, Generator):
+        stream.close()
 
 
 def model_key(name: str) -> str:

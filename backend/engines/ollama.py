@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -26,6 +27,7 @@ from backend.engines.base import (
     PullProgress,
     checked_model_name,
     checked_num_ctx,
+    close_stream,
     same_model,
 )
 from backend.engines.retry import is_busy_message
@@ -58,9 +60,28 @@ class OllamaEngine:
         self._timeout_s = timeout_s
         timeout = httpx.Timeout(timeout_s, connect=min(CONNECT_TIMEOUT_S, timeout_s))
         self._client = ollama.Client(host=host, timeout=timeout)
+        # For the two requests the client has no public call for (version, verbose show).
+        self._http = httpx.Client(
+            base_url=host, timeout=timeout, follow_redirects=True, headers=_plain_headers()
+        )
 
     def close(self) -> None:
         self._client.close()
+        self._http.close()
+
+    def _plain_json(
+        self, method: str, path: str, *, json: object = None, timeout: float | None = None
+    ) -> Any:
+        """One request over httpx, a failure status raised as the client's ResponseError."""
+        from ollama import ResponseError
+
+        if timeout is None:  # the client's own timeouts (a short connect)
+            response = self._http.request(method, path, json=json)
+        else:
+            response = self._http.request(method, path, json=json, timeout=timeout)
+        if not response.is_success:
+            raise ResponseError(response.text, response.status_code)
+        return response.json()
 
     def _call(self, model: str | None, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """Run one client call, turning its exceptions into our EngineError family."""
@@ -74,11 +95,11 @@ class OllamaEngine:
     def status(self) -> EngineStatus:
         """GET /api/version; never raises."""
         try:
-            # The client has no version() call; _request_raw is its own request-and-check path.
-            response = self._client._request_raw(
+            # The client has no version() call: plain httpx, checked as the client checks.
+            body = self._plain_json(
                 "GET", "/api/version", timeout=min(STATUS_TIMEOUT_S, self._timeout_s)
             )
-            version = str(response.json().get("version", ""))
+            version = str(body.get("version", ""))
         except Exception as exc:  # status() reports every failure instead of raising it
             return EngineStatus(self.name, False, str(map_error(exc, host=self.host)))
         return EngineStatus(self.name, True, f"Ollama {version} at {self.host}", version=version)
@@ -117,13 +138,15 @@ class OllamaEngine:
         """/api/show with verbose=true: the metadata and, from Ollama, the file's tensors
         (name, type, shape), so the estimate can sum the real tensor bytes."""
         checked_model_name(model)
-        # The client's show() cannot ask for verbose; _request_raw is its own request path.
-        response = self._call(
-            model, self._client._request_raw, "POST", "/api/show",
-            json={"model": model, "verbose": True},
-        )  # fmt: skip
-        body = response.json()
-        details = body.get("details") if isinstance(body.get("details"), dict) else {}
+        # The client's show() cannot ask for verbose (the tensors): plain httpx.
+        body = self._call(
+            model, self._plain_json, "POST", "/api/show", json={"model": model, "verbose": True}
+        )
+        if not isinstance(body, dict):
+            raise EngineError(f"Ollama at {self.host} sent no JSON object for /api/show {model}.")
+        details = body.get("details")
+        if not isinstance(details, dict):
+            details = {}
         tensors = parse_tensors(body.get("tensors"))
         file_size = next(
             (m.size_bytes for m in self.list_models() if same_model(m.name, model)), None
@@ -155,14 +178,15 @@ class OllamaEngine:
         if cancel is not None and cancel.is_set():
             yield ChatStats("cancelled", total_ms=0.0)
             return
-        stream = self._call(
-            model,
-            self._client.chat,
-            model=model,
-            messages=[{"role": m.role, "content": m.content} for m in messages],
-            options=options_to_ollama(options),
-            stream=True,
-        )
+        try:  # lazy: the request goes out when the stream is first read
+            stream = self._client.chat(
+                model=model,
+                messages=[{"role": m.role, "content": m.content} for m in messages],
+                options=options_to_ollama(options),
+                stream=True,
+            )
+        except Exception as exc:
+            raise map_error(exc, host=self.host, model=model) from exc
         ttft_ms: float | None = None
         final: dict[str, Any] | None = None
         try:
@@ -180,7 +204,7 @@ class OllamaEngine:
         except Exception as exc:
             raise map_error(exc, host=self.host, model=model) from exc
         finally:
-            stream.close()  # closes the HTTP response, which makes Ollama stop generating
+            close_stream(stream)  # closes the HTTP response, which makes Ollama stop generating
         if final is not None:
             yield stats_from_final(final, ttft_ms=ttft_ms, wall_ms=_ms_since(started))
         elif cancel is not None and cancel.is_set():
@@ -195,7 +219,10 @@ class OllamaEngine:
     def pull(self, model: str) -> Iterator[PullProgress]:
         """Stream /api/pull; closing this generator closes the stream, which cancels the pull."""
         checked_model_name(model)
-        stream = self._call(model, self._client.pull, model, stream=True)
+        try:  # lazy: the request goes out when the stream is first read
+            stream = self._client.pull(model, stream=True)
+        except Exception as exc:
+            raise map_error(exc, host=self.host, model=model) from exc
         try:
             for part in stream:
                 yield PullProgress(
@@ -211,7 +238,7 @@ class OllamaEngine:
                 raise ModelNotFound(model, message) from exc
             raise map_error(exc, host=self.host, model=model) from exc
         finally:
-            stream.close()
+            close_stream(stream)
 
     def delete(self, model: str) -> None:
         checked_model_name(model)
@@ -337,6 +364,15 @@ def _is_response_error(exc: BaseException) -> bool:
 def _has_marker(text: str, markers: Sequence[str]) -> bool:
     lowered = text.lower()
     return any(marker in lowered for marker in markers)
+
+
+def _plain_headers() -> dict[str, str]:
+    """The headers the ollama client sends, for the requests made without it."""
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    api_key = os.environ.get("OLLAMA_API_KEY")
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    return headers
 
 
 def _describe(exc: BaseException) -> str:

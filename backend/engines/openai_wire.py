@@ -149,7 +149,9 @@ def parse_model_list(payload: Any) -> list[ServedModel]:
     for entry in data:
         if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
             continue
-        meta = entry.get("meta") if isinstance(entry.get("meta"), dict) else {}
+        meta = entry.get("meta")
+        if not isinstance(meta, dict):
+            meta = {}
         models.append(
             ServedModel(
                 id=entry["id"],

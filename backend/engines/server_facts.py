@@ -123,7 +123,7 @@ def parse_dcgm_metrics(text: str) -> list[GpuMemory]:
             key = labels.get("UUID") or labels.get("gpu", "")
             gpu = gpus.setdefault(key, {"labels": labels})
             gpu[field] = int(value * MIB)
-    found = []
+    found: list[GpuMemory] = []
     for key, gpu in gpus.items():
         labels = gpu["labels"]
         if "free_bytes" not in gpu or "used_bytes" not in gpu:

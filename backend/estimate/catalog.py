@@ -152,7 +152,8 @@ def load_catalog(path: Path) -> Catalog:
 def _entry(raw: Any, index: int) -> CatalogEntry:
     if not isinstance(raw, dict):
         raise CatalogError(f"Catalog entry #{index} is not an object")
-    tag = raw.get("tag") if isinstance(raw.get("tag"), str) else f"#{index}"
+    named = raw.get("tag")
+    tag = named if isinstance(named, str) else f"#{index}"
     arch = _field(raw, "architecture", dict, tag)
     quants = tuple(_quant(q, tag) for q in _field(raw, "quants", list, tag))
     if not quants:
@@ -225,7 +226,7 @@ def _quant(raw: Any, tag: str) -> QuantOption:
         quant=name,
         tag=_field(raw, "tag", str, tag),
         size_bytes=_positive(raw, "size_bytes", f"{tag} quant {name}"),
-        size_source=source,  # type: ignore[arg-type]
+        size_source=source,
         size_url=url,
     )
 

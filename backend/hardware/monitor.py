@@ -11,6 +11,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -347,8 +348,8 @@ class HardwareMonitor:
         per_gpu: list[NvmlMemory | None] = []
         if not self._ensure_nvml():
             for index in range(self._gpu_count):
-                memory = read_field([], "memory", lambda i=index: self._nvml.memory(i))
-                util = read_field([], "utilization", lambda i=index: self._nvml.utilization_pct(i))
+                memory = read_field([], "memory", partial(self._nvml.memory, index))
+                util = read_field([], "utilization", partial(self._nvml.utilization_pct, index))
                 per_gpu.append(memory)
                 if memory is not None:
                     used, total = used + memory.used_bytes, total + memory.total_bytes

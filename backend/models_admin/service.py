@@ -14,7 +14,14 @@ from dataclasses import asdict, dataclass, fields, replace
 from backend.admission import Decision, LoadRequest, Machine, Reservation, Reservations, decide
 from backend.admission.settings import AdmissionSettings, LearnedMargin
 from backend.auth import PermissionDenied, User, require_admin
-from backend.engines.base import Engine, EngineError, InstalledModel, LoadedModel, model_key
+from backend.engines.base import (
+    Engine,
+    EngineError,
+    InstalledModel,
+    LoadedModel,
+    close_stream,
+    model_key,
+)
 from backend.estimate.catalog import Catalog, CatalogError, FitRow, fit_rows
 from backend.estimate.memory import DEFAULT_RAM_BANDWIDTH_GBPS, EstimateError
 from backend.hardware.monitor import HardwareMonitor, HardwareSnapshot
@@ -320,7 +327,7 @@ class ModelService:
             outcome, detail = "failed", str(exc)
             raise
         finally:
-            stream.close()  # closing the HTTP stream makes Ollama stop the download
+            close_stream(stream)  # closing the HTTP stream makes Ollama stop the download
             self._store.audit(actor=admin.name, action="model.pull", target=model,
                               outcome=outcome, detail=detail)  # fmt: skip
 

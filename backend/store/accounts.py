@@ -14,7 +14,7 @@ from backend.store.records import (
     UserRecord,
     user_record,
 )
-from backend.store.values import ROLES, check_choice, check_limit, now_iso, utc_iso
+from backend.store.values import ROLES, check_choice, check_limit, inserted_id, now_iso, utc_iso
 
 _UNCHANGED: object = object()  # update_user(locked_until=...) default: leave it as it is
 # Every outcome an audit row may have: the Admin filter offers exactly these. A refusal (not
@@ -33,6 +33,12 @@ class AccountTables:
     def _all(self, sql: str, params: tuple = ()) -> list[tuple]:
         return self._connections.get().execute(sql, params).fetchall()
 
+    def _count(self, sql: str, params: tuple = ()) -> int:
+        """The single number a `SELECT count(*)` returns."""
+        row = self._one(sql, params)
+        assert row is not None, "SELECT count(*) always returns one row"
+        return int(row[0])
+
     # -- users ------------------------------------------------------------------------------
 
     def create_user(self, name: str, role: str, password_hash: str) -> UserRecord:
@@ -48,7 +54,7 @@ class AccountTables:
                 )
         except sqlite3.IntegrityError as exc:
             raise UserExists(name) from exc
-        user = self.get_user(cursor.lastrowid)
+        user = self.get_user(inserted_id(cursor))
         assert user is not None
         return user
 
@@ -65,7 +71,7 @@ class AccountTables:
         return [user_record(r) for r in self._all(f"SELECT {USER_COLUMNS} FROM users ORDER BY id")]
 
     def count_users(self) -> int:
-        return self._one("SELECT count(*) FROM users")[0]
+        return self._count("SELECT count(*) FROM users")
 
     def update_user(
         self,

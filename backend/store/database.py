@@ -46,6 +46,7 @@ from backend.store.values import (
     check_number,
     dump_options,
     fts_query,
+    inserted_id,
     message_row,
     now_iso,
     utc_iso,
@@ -137,7 +138,7 @@ class Store(AccountTables, LimitTables, UsageTables):
                 )
         except sqlite3.IntegrityError as exc:
             raise UserNotFound(owner_id) from exc
-        return self.get_conversation(owner_id, cursor.lastrowid)
+        return self.get_conversation(owner_id, inserted_id(cursor))
 
     def list_conversations(
         self, owner_id: int, *, limit: int = 50, offset: int = 0
@@ -148,7 +149,7 @@ class Store(AccountTables, LimitTables, UsageTables):
         return [conversation_record(r) for r in rows]
 
     def count_conversations(self, owner_id: int) -> int:
-        return self._one("SELECT count(*) FROM conversations WHERE owner_id = ?", (owner_id,))[0]
+        return self._count("SELECT count(*) FROM conversations WHERE owner_id = ?", (owner_id,))
 
     def get_conversation(self, owner_id: int, conversation_id: int) -> Conversation:
         row = self._one(
@@ -265,7 +266,7 @@ class Store(AccountTables, LimitTables, UsageTables):
             if usage is not None:
                 add_usage(conn, owner_id, usage)
         return Message(
-            cursor.lastrowid, conversation_id, role, content, model, now, status, error,
+            inserted_id(cursor), conversation_id, role, content, model, now, status, error,
             ttft_ms, tokens_in, tokens_out, tokens_per_s,
         )  # fmt: skip
 
@@ -338,7 +339,7 @@ class Store(AccountTables, LimitTables, UsageTables):
                 )
         except sqlite3.IntegrityError as exc:
             raise UserNotFound(owner_id) from exc
-        conversation_id = cursor.lastrowid
+        conversation_id = inserted_id(cursor)
         assert conversation_id is not None  # an INSERT that succeeded has a rowid
         written = 0
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sqlite3
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
@@ -39,9 +40,17 @@ def utc_iso(value: object) -> str:
 
 
 def check_choice(name: str, value: object, choices: tuple[str, ...]) -> str:
-    if value not in choices:
+    if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}.")
-    return value  # type: ignore[return-value]
+    return value
+
+
+def inserted_id(cursor: sqlite3.Cursor) -> int:
+    """The rowid an INSERT on this cursor just made (sqlite3 types it as maybe None)."""
+    rowid = cursor.lastrowid
+    if rowid is None:
+        raise RuntimeError("The INSERT made no row.")
+    return rowid
 
 
 def check_limit(limit: int, offset: int) -> None:

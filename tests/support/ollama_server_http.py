@@ -37,6 +37,9 @@ class OllamaHTTPServer(ThreadingHTTPServer):
     """One thread per connection; a client that hangs up is normal here, not an error."""
 
     daemon_threads = True
+    # Go listens with the system's backlog; socketserver's default of 5 drops connections
+    # when a benchmark opens dozens at once.
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], fake: OllamaTestServer) -> None:
         super().__init__(address, OllamaHandler)
@@ -49,6 +52,9 @@ class OllamaHTTPServer(ThreadingHTTPServer):
 
 class OllamaHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive and chunked streams, as Go's net/http
+    # Go sets TCP_NODELAY on every connection; without it, headers and body written apart
+    # wait ~40 ms for the client's delayed ACK (Nagle), a delay real Ollama does not have.
+    disable_nagle_algorithm = True
     server: OllamaHTTPServer
     streaming = False  # the 200 and its headers went out: errors must travel in the stream
 

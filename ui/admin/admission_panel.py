@@ -50,7 +50,13 @@ def _whole(value: object) -> int:
     return int(value) if float(value).is_integer() else -1
 
 
-def _form() -> tuple[gr.components.Component, ...]:
+_Form = tuple[
+    gr.Radio, gr.Number, gr.Radio, gr.Dropdown, gr.Number, gr.Number, gr.Checkbox,
+    gr.Markdown, gr.Button, gr.Markdown,
+]  # fmt: skip
+
+
+def _form() -> _Form:
     """The panel's components: policy and margin, the engine's settings, save, help, status."""
     gr.Markdown(
         "### Load admission\nBefore a model loads, its memory estimate is checked against "
@@ -92,16 +98,15 @@ def build(services: Services, demo: gr.Blocks) -> None:
     def admission_panel_load(request: gr.Request):
         user = acting_user(services, request)
         current = services.models.admission_settings()
-        editable = {"interactive": user.is_admin}
         note = describe(current) + ("" if user.is_admin else " Only an admin can change them.")
         return (
-            gr.update(value=current.policy, **editable),
-            gr.update(value=current.margin, **editable),
-            gr.update(value=current.margin_unit, **editable),
-            gr.update(value=current.kv_cache_type, **editable),
-            gr.update(value=current.num_parallel, **editable),
-            gr.update(value=current.context_length, **editable),
-            gr.update(value=current.flash_attention, **editable),
+            gr.update(value=current.policy, interactive=user.is_admin),
+            gr.update(value=current.margin, interactive=user.is_admin),
+            gr.update(value=current.margin_unit, interactive=user.is_admin),
+            gr.update(value=current.kv_cache_type, interactive=user.is_admin),
+            gr.update(value=current.num_parallel, interactive=user.is_admin),
+            gr.update(value=current.context_length, interactive=user.is_admin),
+            gr.update(value=current.flash_attention, interactive=user.is_admin),
             gr.update(visible=user.is_admin),
             policy_help(current.policy),
             note,

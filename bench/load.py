@@ -1,0 +1,389 @@
+"""Many staff at once on the real app: errors, lost messages, queue wait vs the app's own path,
+fairness, the app's CPU and memory, against the engine double called directly in the same run.
+
+    .venv/bin/python -m bench.load            # 10, 50, 100, 200 people and the greedy case
+    .venv/bin/python -m bench.load --quick    # 10 and 50 people and the greedy case
+
+The real app (`python app.py --engine ollama`) runs over an engine double that speaks Ollama's
+protocol and streams a scripted reply (--reply-tokens words at --rate tokens/s per stream) in
+--slots parallel slots (HEARTH_ENGINE_SLOTS = OLLAMA_NUM_PARALLEL = slots), in its own process;
+no llama.cpp is in the loop. Each simulated person is a staff account made before the app
+starts, signed in with its own cookie session, and sends one question at once with the others
+through the Chat tab's `chat_send` event, reading the updates from the SSE stream as the page
+does. In the greedy case one person sends --burst questions at once (from as many tabs, first)
+among the others. Every run is bounded: one turn per person, and a time limit per run past
+which an unanswered turn counts as an error.
+
+Figures (`name: value`; seconds since the question was sent, as the client saw them):
+- requests, served, errors, busy replies (the "busy: N people ahead" sentence), per-user
+  refusals (the greedy person's turns over HEARTH_MAX_WAITING_PER_USER), lost messages (an
+  acknowledged question, i.e. its reply began, without its question or reply row in the
+  database), incomplete replies, stray rows (rows of a turn the person was told was refused);
+- time to first token p50/p95, split into queue wait (from the first "in line" notice to the
+  reply starting, as the page sees it; the server's hearth_chat_queue_wait_seconds beside it),
+  the engine's own first token (stored with each reply by the app's Ollama client) and the
+  app's own path (the rest: sign-in check, validation, model list, limits, line, commit, Gradio,
+  SSE);
+- per-person reply tokens/s, Jain's fairness index over the reply tokens each person had
+  received when the last non-greedy reply ended (greedy case), peak queue depth (/metrics
+  scraped every 0.5 s), app CPU % of one core, peak RSS and threads (psutil on the app's pid);
+- the baseline: the turns the app served, sent straight to the double with the same
+  concurrency (Ollama's own queueing: first come, first served), and the app/baseline ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from bench.load_report import (
+    Stored,
+    app_limits,
+    app_paths_ms,
+    check_store,
+    fairness,
+    fmt,
+    metrics_delta,
+    print_ceiling,
+    quantiles,
+    targets,
+)
+from bench.load_rig import (
+    EngineDouble,
+    Sampler,
+    app_process,
+    create_staff,
+    new_session,
+    read_metrics,
+    sign_in,
+)
+from bench.load_turns import TurnResult, direct_turn, page_turn
+from tests.support.app_process import AppProcess
+from tests.support.gradio_http import GradioHTTP
+from tests.support.ollama_server import BUNDLED_NAME
+from tests.support.scripted_ollama import numbered_words
+
+GREEDY = "greedy"
+# Figures that are whole numbers; every other one prints with three decimals.
+COUNTS = frozenset({
+    "requests", "served", "errors", "busy_replies", "per_user_refusals", "lost_messages",
+    "incomplete_replies", "stray_rows", "server_queue_wait_turns", "peak_queue_depth",
+    "app_threads_peak", "baseline_requests", "baseline_errors",
+})  # fmt: skip
+WARMUP = "warmup"  # one turn before the runs: the app's first-call costs are not what we measure
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    users: int
+    burst: int = 0  # the greedy person's questions sent at once; 0: nobody is greedy
+
+    def people(self) -> list[str]:
+        staff = [f"staff{i:03d}" for i in range(1, self.users + 1 - bool(self.burst))]
+        return [GREEDY, *staff] if self.burst else staff
+
+    def jobs(self) -> list[tuple[str, str]]:
+        """(person, question) in the order they are sent: the greedy person's burst first."""
+        greedy = [(GREEDY, f"{self.name} {GREEDY} q{k}") for k in range(self.burst)]
+        staff = [(p, f"{self.name} {p} q0") for p in self.people() if p != GREEDY]
+        return greedy + staff
+
+
+@dataclass(frozen=True)
+class LoadConfig:
+    slots: int = 4
+    max_waiting: int = 64
+    tokens_per_s: float = 40.0
+    reply_tokens: int = 60
+    baseline: bool = True
+
+    @property
+    def turn_s(self) -> float:
+        return self.reply_tokens / self.tokens_per_s
+
+    def time_bound_s(self, requests: int) -> float:
+        """The most a run may take: three times its turns back to back in every slot, + 60 s."""
+        return 60 + 3 * math.ceil(requests / self.slots) * self.turn_s
+
+
+@dataclass(frozen=True)
+class ScenarioReport:
+    scenario: Scenario
+    turns: tuple[TurnResult, ...]
+    stored: Stored
+    baseline: tuple[TurnResult, ...]
+    wall_s: float
+    peak_depth: float
+    cpu_pct: float
+    cpu_s: float
+    load_1m: float  # the host's load average as the run began (other work on the machine)
+    peak_rss_bytes: int
+    peak_threads: int
+    server_wait: tuple[float, float, float]  # waited turns, mean s, p95 bucket bound s
+
+    def count(self, outcome: str) -> int:
+        return sum(t.outcome == outcome for t in self.turns)
+
+
+@dataclass
+class Rig:
+    config: LoadConfig
+    app: AppProcess
+    double_url: str
+    db_path: Path
+    sessions: dict[str, GradioHTTP]
+    fn_index: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.fn_index = next(iter(self.sessions.values())).fn_index("chat_send")
+
+
+@contextmanager
+def load_rig(config: LoadConfig, scenarios: Sequence[Scenario], workdir: Path) -> Iterator[Rig]:
+    """The double, the accounts every scenario needs, the app, and a session per person."""
+    names = sorted({WARMUP, *(p for s in scenarios for p in s.people())})
+    data_dir = workdir / "data"
+    create_staff(data_dir / "hearth.db", names)
+    reply = numbered_words(config.reply_tokens)
+    with (
+        EngineDouble(reply, config.tokens_per_s, config.slots) as double,
+        app_process(data_dir, double.url, config.slots, config.max_waiting, {}) as app,
+    ):
+        sessions = sign_in(app.url, names)
+        try:
+            yield Rig(config, app, double.url, data_dir / "hearth.db", sessions)
+        finally:
+            for session in sessions.values():
+                session.close()
+
+
+def chat_data(question: str) -> list[object]:
+    """chat_send's inputs: message, conversation (new), history, model, system, temp, ctx, max."""
+    return [question, None, [], BUNDLED_NAME, "", 0.3, 2048, 0]
+
+
+def run_all(
+    jobs: Sequence[tuple[str, str]], turn: Callable[[str, str], TurnResult], bound_s: float
+) -> tuple[TurnResult, ...]:
+    """Every job in its own thread, all at once; a job past the time bound is an error."""
+    results: list[TurnResult | None] = [None] * len(jobs)
+
+    def work(index: int, person: str, question: str) -> None:
+        results[index] = turn(person, question)
+
+    threads = [
+        threading.Thread(target=work, args=(i, *job), daemon=True) for i, job in enumerate(jobs)
+    ]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + bound_s
+    for thread in threads:
+        thread.join(max(deadline - time.monotonic(), 0))
+    late = "no result within the run's time bound"
+    return tuple(
+        r if r is not None else TurnResult(p, q, "error", late)
+        for r, (p, q) in zip(results, jobs, strict=True)
+    )
+
+
+def run_scenario(rig: Rig, scenario: Scenario) -> ScenarioReport:
+    jobs = scenario.jobs()
+    bound_s = rig.config.time_bound_s(len(jobs))
+    tabs = {job: new_session() for job in jobs}  # each question from its own page (a tab)
+    scraper = httpx.Client(base_url=rig.app.url, timeout=10, trust_env=False)
+    before = read_metrics(scraper)
+    assert rig.app.process is not None
+    load_1m = os.getloadavg()[0]
+    with Sampler(rig.app.url, rig.app.process.pid) as sampler:
+        origin = time.perf_counter()
+
+        def turn(person: str, question: str) -> TurnResult:
+            session = tabs[(person, question)]
+            data = chat_data(question)
+            return page_turn(rig.sessions[person], rig.fn_index, session, data, person, origin)
+
+        turns = run_all(jobs, turn, bound_s)
+        wall_s = time.perf_counter() - origin
+    after = read_metrics(scraper)
+    scraper.close()
+    stored = check_store(rig.db_path, turns)
+    served = [(t.user, t.question) for t in turns if t.outcome == "served"]
+    baseline = run_baseline(rig, served, bound_s) if rig.config.baseline else ()
+    return ScenarioReport(
+        scenario, turns, stored, baseline, wall_s, sampler.peak_depth, sampler.cpu_pct,
+        sampler.cpu_s, load_1m, sampler.peak_rss_bytes, sampler.peak_threads,
+        metrics_delta(before, after),
+    )  # fmt: skip
+
+
+def run_baseline(rig: Rig, jobs: Sequence[tuple[str, str]], bound_s: float) -> tuple:
+    """The same questions straight to the double, all at once (its slots queue the rest)."""
+    origin = time.perf_counter()
+
+    def turn(person: str, question: str) -> TurnResult:
+        with httpx.Client(base_url=rig.double_url, timeout=120, trust_env=False) as client:
+            return direct_turn(client, BUNDLED_NAME, question, person, origin)
+
+    return run_all(jobs, turn, bound_s)
+
+
+def stream_rates(turns: Sequence[TurnResult]) -> list[float]:
+    """Each person's mean reply tokens/s over their served turns."""
+    rates: dict[str, list[float]] = {}
+    for turn in turns:
+        if turn.outcome == "served" and turn.tokens_per_s is not None:
+            rates.setdefault(turn.user, []).append(turn.tokens_per_s)
+    return [statistics.fmean(values) for values in rates.values()]
+
+
+def ttfts(turns: Sequence[TurnResult]) -> list[float]:
+    return [t.ttft_s for t in turns if t.outcome == "served" and t.ttft_s is not None]
+
+
+def report(rep: ScenarioReport, emit: Callable[[str], object] = print) -> dict[str, float]:
+    """Print a scenario's figures; returns them for the targets."""
+    s, turns = rep.scenario, rep.turns
+    served = [t for t in turns if t.outcome == "served"]
+    ttft_p50, ttft_p95 = quantiles(ttfts(turns))
+    wait_p50, wait_p95 = quantiles([t.queue_wait_s for t in served])
+    engine_p50, engine_p95 = quantiles(list(rep.stored.engine_ttft_ms.values()))
+    path_p50, path_p95 = quantiles(app_paths_ms(turns, rep.stored))
+    rates = stream_rates(turns)
+    waited, server_mean, server_p95 = rep.server_wait
+    figures: dict[str, float] = {
+        "requests": len(turns),
+        "served": len(served),
+        "errors": rep.count("error"),
+        "busy_replies": rep.count("busy"),
+        "per_user_refusals": rep.count("per_user"),
+        "lost_messages": rep.stored.lost,
+        "incomplete_replies": rep.stored.incomplete,
+        "stray_rows": rep.stored.stray,
+        "ttft_p50_s": ttft_p50,
+        "ttft_p95_s": ttft_p95,
+        "queue_wait_p50_s": wait_p50,
+        "queue_wait_p95_s": wait_p95,
+        "server_queue_wait_turns": waited,
+        "server_queue_wait_mean_s": server_mean,
+        "server_queue_wait_p95_bucket_le_s": server_p95,
+        "engine_ttft_p50_ms": engine_p50,
+        "engine_ttft_p95_ms": engine_p95,
+        "app_path_p50_ms": path_p50,
+        "app_path_p95_ms": path_p95,
+        "tokens_per_s_per_user_p50": statistics.median(rates) if rates else math.nan,
+        "tokens_per_s_per_user_min": min(rates) if rates else math.nan,
+        "peak_queue_depth": rep.peak_depth,
+        "app_cpu_pct": rep.cpu_pct,
+        "app_cpu_ms_per_request": 1000 * rep.cpu_s / len(turns),
+        "app_rss_peak_mib": rep.peak_rss_bytes / 2**20,
+        "app_threads_peak": rep.peak_threads,
+        "wall_s": rep.wall_s,
+        "host_load_avg_1m": rep.load_1m,
+    }
+    if s.burst:
+        figures["jain_fairness"], figures["greedy_token_share"] = fairness(turns, GREEDY)
+    if rep.baseline:
+        figures |= baseline_figures(rep, figures)
+    for name, value in figures.items():
+        shown = f"{value:.0f}" if name in COUNTS else fmt(value)
+        emit(f"{s.name}.{name}: {shown}")
+    for label, group in (("error", turns), ("baseline error", rep.baseline)):
+        for detail in sorted({t.detail for t in group if t.outcome == "error"})[:3]:
+            emit(f"# {s.name} {label}: {detail}")
+    return figures
+
+
+def baseline_figures(rep: ScenarioReport, app: dict[str, float]) -> dict[str, float]:
+    base = rep.baseline
+    b_p50, b_p95 = quantiles(ttfts(base))
+    rates = stream_rates(base)
+    rate = statistics.median(rates) if rates else math.nan
+    figures = {
+        "baseline_requests": len(base),
+        "baseline_errors": sum(t.outcome == "error" for t in base),
+        "baseline_ttft_p50_s": b_p50,
+        "baseline_ttft_p95_s": b_p95,
+        "baseline_tokens_per_s_per_user_p50": rate,
+        "ratio_ttft_p50_app_over_baseline": app["ttft_p50_s"] / b_p50 if b_p50 else math.nan,
+        "ratio_ttft_p95_app_over_baseline": app["ttft_p95_s"] / b_p95 if b_p95 else math.nan,
+        "ratio_tokens_per_s_app_over_baseline": app["tokens_per_s_per_user_p50"] / rate
+        if rate
+        else math.nan,
+    }
+    if rep.scenario.burst:
+        jain_base, share = fairness(base, GREEDY)
+        figures["baseline_jain_fairness"] = jain_base
+        figures["baseline_greedy_token_share"] = share
+        figures["ratio_jain_app_over_baseline"] = app["jain_fairness"] / jain_base
+    return figures
+
+
+def scenarios_for(quick: bool, burst: int, sizes: Sequence[int] | None = None) -> list[Scenario]:
+    counts = list(sizes) if sizes else ([10, 50] if quick else [10, 50, 100, 200])
+    runs = [Scenario(f"users_{n}", n) for n in counts]
+    return [*runs, Scenario("greedy_50", 50, burst)] if burst else runs
+
+
+def run_load(
+    config: LoadConfig, scenarios: Sequence[Scenario], emit: Callable[[str], object] = print
+) -> dict[str, dict[str, float]]:
+    """Start everything once, run the scenarios one after another, print and return figures."""
+    results: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="hearth-load-") as tmp, load_rig(
+        config, scenarios, Path(tmp)
+    ) as rig:  # fmt: skip
+        emit(
+            f"# engine double: {config.slots} slots x {config.tokens_per_s:g} tok/s, replies of"
+            f" {config.reply_tokens} tokens ({config.turn_s:g} s); app: HEARTH_ENGINE_SLOTS ="
+            f" OLLAMA_NUM_PARALLEL = {config.slots}, HEARTH_MAX_WAITING = {config.max_waiting};"
+            f" host: {os.cpu_count()} cores"
+        )
+        print_ceiling(app_limits(config.slots, config.max_waiting), config.slots, emit)
+        warm = run_all([(WARMUP, "warm-up q0")], lambda p, q: page_turn(
+            rig.sessions[p], rig.fn_index, new_session(), chat_data(q), p, time.perf_counter()
+        ), config.time_bound_s(1))[0]  # fmt: skip
+        emit(f"warmup_ttft_s: {fmt(warm.ttft_s or math.nan)}  ({warm.outcome}; not counted)")
+        for scenario in scenarios:
+            who = f"{scenario.users} people, one question each, all at once"
+            if scenario.burst:
+                who += f"; '{GREEDY}' sends {scenario.burst} at once, first, from as many tabs"
+            emit(f"# {scenario.name}: {who}")
+            results[scenario.name] = report(run_scenario(rig, scenario), emit)
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="10 and 50 people, and greedy")
+    parser.add_argument("--users", type=int, nargs="*", help="people per run instead")
+    parser.add_argument("--slots", type=int, default=4, help="engine slots (OLLAMA_NUM_PARALLEL)")
+    parser.add_argument("--max-waiting", type=int, default=64, help="HEARTH_MAX_WAITING")
+    parser.add_argument("--rate", type=float, default=40.0, help="tokens/s per stream")
+    parser.add_argument("--reply-tokens", type=int, default=60)
+    parser.add_argument("--burst", type=int, default=10, help="greedy questions; 0: no run")
+    parser.add_argument("--no-baseline", action="store_true")
+    args = parser.parse_args(argv)
+    config = LoadConfig(
+        args.slots, args.max_waiting, args.rate, args.reply_tokens, not args.no_baseline
+    )
+    started = time.monotonic()
+    results = run_load(config, scenarios_for(args.quick, args.burst, args.users))
+    targets(results)
+    print(f"bench_wall_s: {time.monotonic() - started:.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
