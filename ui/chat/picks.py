@@ -6,7 +6,7 @@ list...); a row is picked only when it is an int within the rows the page was sh
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeGuard
 
 import gradio as gr
 
@@ -28,12 +28,12 @@ class EditEvent(gr.EventData):
         self.value: object = found.get("value")
 
 
-def is_index(value: object) -> bool:
+def is_index(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def is_id(value: object) -> bool:
-    return is_index(value) and value > 0  # type: ignore[operator]
+def is_id(value: object) -> TypeGuard[int]:
+    return is_index(value) and value > 0
 
 
 def picked(index: object, rows: object, pick: str) -> object:
@@ -41,6 +41,6 @@ def picked(index: object, rows: object, pick: str) -> object:
     shown = rows if isinstance(rows, list) else []
     if not is_index(index):
         raise ChatInputError(f"{pick}; the row {quote_value(index)} is not a row number.")
-    if not 0 <= index < len(shown):  # type: ignore[operator]
+    if not 0 <= index < len(shown):
         raise ChatInputError(f"{pick}; there is no row {quote_value(index)} in it.")
-    return shown[index]  # type: ignore[index]
+    return shown[index]
