@@ -191,6 +191,7 @@ def serve(settings: Settings) -> int:
 def _serve(settings: Settings, services: Services) -> None:
     from backend.chat.conversation_import import MAX_IMPORT_BYTES
     from ui import build_ui, launch_options
+    from ui.openai_api import with_openai_routes
     from ui.operator_routes import with_operator_routes
 
     password = services.users.ensure_first_admin(settings.admin_password)
@@ -217,8 +218,8 @@ def _serve(settings: Settings, services: Services) -> None:
         max_threads=services.chat_concurrency + 40,  # a waiting turn holds a worker thread
         max_file_size=MAX_IMPORT_BYTES,  # refused with 413 while the upload is read
         prevent_thread_lock=True,  # this thread waits for SIGTERM / Ctrl+C below
-        # theme, CSS, keys, error pages, the login guard; /healthz, /readyz, /metrics
-        **with_operator_routes(services, launch_options(services)),
+        # theme, CSS, keys, error pages, the login guard; /healthz, /readyz, /metrics; /v1
+        **with_openai_routes(services, with_operator_routes(services, launch_options(services))),
     )
     _stop_gracefully(settings, services, demo)
 

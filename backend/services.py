@@ -8,7 +8,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry
 
-from backend.auth import AuditLog, Authentication, User, UserAdmin
+from backend.auth import ApiKeys, AuditLog, Authentication, User, UserAdmin
 from backend.chat.conversations import ConversationService
 from backend.chat.fair_line import FairLine
 from backend.chat.limits import TurnLimits
@@ -18,6 +18,7 @@ from backend.chat.turns import ChatService
 from backend.chat.usage import UsageService
 from backend.engines.base import (
     ChatDelta,
+    ChatMessage,
     Engine,
     EngineError,
     EngineStatus,
@@ -32,7 +33,7 @@ from backend.engines.pool_member import EngineCard, member_from_spec
 from backend.estimate.catalog import Catalog, FitRow, fit_rows, load_catalog
 from backend.estimate.memory import DEFAULT_RAM_BANDWIDTH_GBPS
 from backend.hardware.monitor import HardwareMonitor, HardwareSnapshot
-from backend.models_admin.service import ModelService
+from backend.models_admin import ModelService
 from backend.ops.metrics import OpsMetrics, exposition
 from backend.ops.readiness import Readiness, ReadinessProbe
 from backend.settings import Settings
@@ -50,6 +51,7 @@ from backend.store.database import (
 __all__ = [
     "AuditEntry",
     "ChatDelta",
+    "ChatMessage",
     "Conversation",
     "EngineCard",
     "EngineError",
@@ -59,6 +61,7 @@ __all__ = [
     "Message",
     "Readiness",
     "SearchHit",
+    "ServedModel",
     "Services",
     "StoreError",
     "UserRecord",
@@ -67,6 +70,15 @@ __all__ = [
 CATALOG_PATH = Path(__file__).resolve().parents[1] / "data" / "catalog.json"
 # Gradio workers for chat events beyond what the fair line holds: room to answer refusals at once.
 CHAT_REFUSAL_ROOM = 8
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """A model the API lists: its name, the context it was trained on (None: not known)."""
+
+    name: str
+    context_length: int | None
+    modified_at: str  # ISO 8601, "" when the engine does not say
 
 
 @dataclass(frozen=True)
@@ -153,6 +165,7 @@ class Services:
         self.auth = Authentication(store)  # sign-in, sessions: the acting User comes from here
         self.users = UserAdmin(store)
         self.audit = AuditLog(store)
+        self.api_keys = ApiKeys(store)  # personal keys for the OpenAI-compatible API
         self.conversations = ConversationService(store)
         # One registry for every Hearth metric: /metrics serves it (backend.ops, chat metrics).
         self.metrics_registry = CollectorRegistry()
@@ -252,6 +265,17 @@ class Services:
             return self.engine.list_models()
         except EngineError:
             return []
+
+    def served_models(self, user: User) -> list[ServedModel]:
+        """The engine's models with their trained context; EngineError when it is down."""
+        served = []
+        for model in self.engine.list_models():
+            try:
+                context: int | None = self.engine.show(model.name).context_length
+            except EngineError:
+                context = None
+            served.append(ServedModel(model.name, context, model.modified_at))
+        return served
 
     def loaded_models(self) -> list[LoadedModel]:
         try:

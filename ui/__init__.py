@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import gradio as gr
 
-from ui import admin, chat, hardware, models, usage
+from ui import admin, api_keys, chat, hardware, models, usage
 from ui.common import acting_user, guarded
 from ui.errors import HearthBlocks, http_server_error
 from ui.http_guards import guard_middleware
@@ -90,6 +90,8 @@ def build_ui(services: Services) -> gr.Blocks:
                 hardware.build(services)
             with gr.Tab("Usage", id="usage"):
                 usage.build(services, demo)
+            with gr.Tab("API", id="api"):
+                api_keys.build(services, demo)
             # Hidden until page load shows it to admins; every admin handler checks the role too.
             with gr.Tab("Admin", id="admin", visible=False) as admin_tab:
                 admin.build(services, demo, admin_tab)

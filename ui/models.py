@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING
 import gradio as gr
 
 from backend.chat.validation import MIN_NUM_CTX, parse_int
-from backend.models_admin import inputs
-from backend.models_admin.service import AdmissionRefused
+from backend.models_admin import AdmissionRefused, inputs
 from backend.services import EngineError
 from ui.common import PRIVATE, CancelRegistry, acting_user, guarded, inline_markdown
 from ui.models_render import (

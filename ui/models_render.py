@@ -13,9 +13,9 @@ from ui.common import format_expiry
 if TYPE_CHECKING:
     from backend.admission import Decision
     from backend.admission.settings import LearnedMargin
+    from backend.models_admin import CatalogRow, CatalogView
     from backend.models_admin.load_records import ErrorSummary, LoadRecord
     from backend.models_admin.pull_progress import PullUpdate
-    from backend.models_admin.service import CatalogRow, CatalogView
     from backend.services import InstalledModel, LoadedModel
 
 ANY_FAMILY, ANY_SIZE = "All families", "Any size"

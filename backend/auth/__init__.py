@@ -3,6 +3,7 @@
 `types` holds the values they share; callers import from here.
 """
 
+from backend.auth.api_keys import ApiKeyInfo, ApiKeyRefused, ApiKeys, NewApiKey
 from backend.auth.audit import AUDIT_PAGE_SIZE, AuditFilter, AuditLog, AuditPage
 from backend.auth.authentication import Authentication
 from backend.auth.login_throttle import (
@@ -38,10 +39,14 @@ __all__ = [
     "ROLES",
     "SYSTEM",
     "AccountError",
+    "ApiKeyInfo",
+    "ApiKeyRefused",
+    "ApiKeys",
     "AuditFilter",
     "AuditLog",
     "AuditPage",
     "Authentication",
+    "NewApiKey",
     "PermissionDenied",
     "Role",
     "User",

@@ -10,7 +10,7 @@ from backend.auth import User
 from backend.chat.fair_line_values import LineRefused, Waiting
 from backend.chat.limits import Permit
 from backend.chat.validation import ChatInputError, TurnSettings, installed_model
-from backend.engines.base import ChatDelta, ChatStats, Engine, EngineError
+from backend.engines.base import ChatDelta, ChatMessage, ChatStats, Engine, EngineError
 from backend.store.database import Conversation, Message
 
 if TYPE_CHECKING:
@@ -81,6 +81,8 @@ class TurnPlan:
     source: str  # 'page' or 'api' (usage)
     model_label: str  # the metrics' model label
     arrived_s: float  # time.monotonic() when the turn arrived
+    history: tuple[ChatMessage, ...] | None = None  # the whole conversation, when sent (API)
+    persist: bool = True  # False: an API call not kept; only its usage is written
 
 
 def engine_seconds(stats: ChatStats | None, slot_at: float) -> float:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry
@@ -34,6 +35,7 @@ from backend.chat.prompting import (
     make_title,
 )
 from backend.chat.shutdown import ShutdownGate
+from backend.chat.turn_records import commit_sent_history, conversation_for, save_reply
 from backend.chat.turn_values import (
     LineBusy,
     TurnAdmission,
@@ -56,13 +58,13 @@ from backend.chat.validation import (
     checked_settings,
     conversation_ref,
     message_text,
-    options_dict,
+    sent_history,
     stored_settings,
 )
 from backend.engines.base import ChatDelta, ChatMessage, ChatStats, Engine, EngineBusy, EngineError
 from backend.engines.retry import BusyRetry, retry_busy_stream
 from backend.settings import DEFAULT_MAX_WAITING
-from backend.store.database import Conversation, Message, Store, UsageEntry
+from backend.store.database import Conversation, Message, Store
 
 __all__ = [  # the chat defaults, checks and prompt helpers, for callers of the chat service
     "DEFAULT_NUM_CTX",
@@ -166,7 +168,7 @@ class ChatService:
             question, later = self._last_question(user, conversation_id, "answer again")
             if later:
                 self._store.delete_messages_from(user.id, conversation_id, later[0].id)
-            return self._conversation_for(user, conversation_id, "", turn.settings), question
+            return conversation_for(self._store, user, conversation_id, "", turn.settings), question
 
         yield from self._run(turn, commit, cancel)
 
@@ -193,6 +195,22 @@ class ChatService:
             return self._ask(turn, conversation_id, text)
 
         yield from self._run(turn, commit, cancel)
+
+    def exchange(
+        self,
+        user: User,
+        messages: object,
+        settings: TurnSettings,
+        cancel: threading.Event | None = None,
+        *,
+        persist: bool = False,
+    ) -> Iterator[TurnEvent]:
+        """A whole conversation sent at once (the OpenAI API): same checks, line and usage as
+        the page. Kept as a new conversation only when `persist`; else only usage is written."""
+        system, history = sent_history(messages)
+        settings = replace(checked_settings(settings), system_prompt=system)
+        turn = replace(self._prepared(user, settings, "api"), history=history, persist=persist)
+        yield from self._run(turn, lambda: commit_sent_history(self._store, turn), cancel)
 
     # -- before the engine -----------------------------------------------------------------
 
@@ -253,7 +271,8 @@ class ChatService:
     def _ask(
         self, turn: TurnPlan, conversation_id: int | None, text: str
     ) -> tuple[Conversation, Message]:
-        conversation = self._conversation_for(turn.user, conversation_id, text, turn.settings)
+        conversation = conversation_for(self._store, turn.user, conversation_id, text,
+                                        turn.settings)  # fmt: skip
         prompt = self._store.add_message(
             turn.user.id, conversation.id, role="user", content=text, model=turn.settings.model
         )
@@ -268,26 +287,6 @@ class ChatService:
             if messages[index].role == "user":
                 return messages[index], messages[index + 1 :]
         raise ChatInputError(f"There is no question to {action}.")
-
-    def _conversation_for(
-        self, user: User, conversation_id: int | None, text: str, settings: TurnSettings
-    ) -> Conversation:
-        options = options_dict(settings.options)
-        if conversation_id is None:
-            return self._store.create_conversation(
-                user.id,
-                title=make_title(text),
-                model=settings.model,
-                system_prompt=settings.system_prompt,
-                options=options,
-            )
-        return self._store.update_conversation(
-            user.id,
-            conversation_id,
-            model=settings.model,
-            system_prompt=settings.system_prompt,
-            options=options,
-        )
 
     # -- the engine ------------------------------------------------------------------------
 
@@ -337,11 +336,11 @@ class ChatService:
     def _prompt(
         self, turn: TurnPlan, conversation: Conversation, prompt: Message
     ) -> tuple[list[ChatMessage], int]:
-        history = [
+        history = list(turn.history) if turn.history is not None else [
             ChatMessage(m.role, m.content)  # type: ignore[arg-type]
             for m in self._store.messages(turn.user.id, conversation.id)
             if m.role in ("user", "assistant") and m.id <= prompt.id
-        ]
+        ]  # fmt: skip
         options = turn.settings.options
         reserve = options.num_predict or max(options.num_ctx // 4, 128)
         return fit_history(turn.settings.system_prompt, history, options.num_ctx, reserve)
@@ -374,27 +373,12 @@ class ChatService:
         engine_s: float,
     ) -> Message:
         """The reply row and the day's usage, in one transaction; then the metrics."""
-        prompt_tokens = (stats.prompt_tokens or 0) if stats else 0
-        reply_tokens = (stats.reply_tokens or 0) if stats else 0
         day = self._clock().astimezone(UTC).date().isoformat()
-        usage = UsageEntry(day, turn.settings.model, turn.source, prompt_tokens, reply_tokens,
-                           engine_s * 1000, status == "error", status == "stopped")  # fmt: skip
-        reply = self._store.add_message(
-            turn.user.id,
-            conversation.id,
-            role="assistant",
-            content=content,
-            model=turn.settings.model,
-            status=status,
-            error=error,
-            ttft_ms=stats.ttft_ms if stats else None,
-            tokens_in=stats.prompt_tokens if stats else None,
-            tokens_out=stats.reply_tokens if stats else None,
-            tokens_per_s=stats.tokens_per_s if stats else None,
-            usage=usage,
-        )
+        reply = save_reply(self._store, day, turn, conversation, (content, status, error), stats,
+                           engine_s)  # fmt: skip
         self._metrics.ended(turn.model_label, status)
-        self._metrics.add_tokens(turn.model_label, prompt_tokens, reply_tokens)
+        self._metrics.add_tokens(turn.model_label, (stats.prompt_tokens or 0) if stats else 0,
+                                 (stats.reply_tokens or 0) if stats else 0)  # fmt: skip
         return reply
 
 

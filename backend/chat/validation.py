@@ -19,6 +19,7 @@ from backend.engines.base import (
     DEFAULT_NUM_CTX,
     DEFAULT_TEMPERATURE,
     MAX_NUM_CTX,
+    ChatMessage,
     ChatOptions,
     model_key,
     model_name_problem,
@@ -33,6 +34,10 @@ MAX_SEED = 2**32 - 1  # llama.cpp seeds are 32-bit
 MAX_MESSAGE_CHARS = 100_000  # ~28k tokens: more than most contexts hold
 MAX_SYSTEM_PROMPT_CHARS = 20_000
 MAX_CONVERSATION_ID = 2**63 - 1  # SQLite's INTEGER
+MAX_STOP_SEQUENCES = 4  # as OpenAI's API
+MAX_STOP_CHARS = 200
+MAX_HISTORY_MESSAGES = 1_000  # a whole history sent by an API client
+MAX_HISTORY_CHARS = 1_000_000  # ~ 250k tokens: more than any context
 _MAX_NUMBER_CHARS = 40  # longer "numbers" are refused before int() spends time on them
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
 
@@ -42,6 +47,7 @@ NUM_PREDICT = "Max reply tokens"
 SEED = "Seed"
 TOP_P = "Top p"
 _OUT_OF_RANGE = ("too large", "too small")
+MODEL_NOT_FOUND = "model not found"  # ChatInputError.reason when the engine lacks the model
 
 
 class ChatInputError(ValueError):
@@ -144,6 +150,7 @@ def chat_options(
     max_tokens: object = None,
     seed: object = None,
     top_p: object = None,
+    stop: object = None,
 ) -> ChatOptions:
     """Checked ChatOptions from raw values; max_tokens 0 or empty means "until the model stops"."""
     ctx = parse_int(NUM_CTX, num_ctx, MIN_NUM_CTX, MAX_NUM_CTX)
@@ -153,16 +160,32 @@ def chat_options(
         num_predict=_optional_int(NUM_PREDICT, max_tokens, 0, ctx) or None,
         seed=_optional_int(SEED, seed, 0, MAX_SEED),
         top_p=_optional_float(TOP_P, top_p, 0.0, 1.0),
+        stop=stop_sequences(stop),
     )
+
+
+def stop_sequences(value: object) -> tuple[str, ...]:
+    """Up to MAX_STOP_SEQUENCES non-empty texts (one text, a list or None, as OpenAI's API)."""
+    if value is None:
+        return ()
+    values = [value] if isinstance(value, str) else value
+    if not isinstance(values, list | tuple) or len(values) > MAX_STOP_SEQUENCES:
+        raise ChatInputError(
+            f"Stop sequences must be a text or a list of at most {MAX_STOP_SEQUENCES} texts; "
+            f"got {quote_value(value)}."
+        )
+    checked = tuple(check_text("A stop sequence", v, MAX_STOP_CHARS) for v in values)
+    if "" in checked:
+        raise ChatInputError("A stop sequence must not be empty.")
+    return checked
 
 
 def checked_options(options: object) -> ChatOptions:
     """ChatOptions built anywhere (a dataclass does not check its fields), checked again."""
     if not isinstance(options, ChatOptions):
         raise ChatInputError(f"Chat options must be ChatOptions; got {quote_value(options)}.")
-    return chat_options(
-        options.temperature, options.num_ctx, options.num_predict, options.seed, options.top_p
-    )
+    return chat_options(options.temperature, options.num_ctx, options.num_predict,
+                        options.seed, options.top_p, list(options.stop))  # fmt: skip
 
 
 def conversation_ref(value: object) -> int | None:
@@ -229,7 +252,8 @@ def installed_model(name: str, installed: Iterable[str]) -> str:
     listed = ", ".join(names[:8]) + (", …" if len(names) > 8 else "")
     raise ChatInputError(
         f"Model {quote_value(name)} is not installed on this engine"
-        + (f"; installed: {listed}." if names else "; it has no models.")
+        + (f"; installed: {listed}." if names else "; it has no models."),
+        MODEL_NOT_FOUND,
     )
 
 
@@ -320,4 +344,35 @@ def _temperature(value: object) -> float:
 
 def options_dict(options: ChatOptions) -> dict[str, object]:
     """The options as stored with a conversation: only the values that are set."""
-    return {key: value for key, value in vars(options).items() if value is not None}
+    return {key: value for key, value in vars(options).items() if value not in (None, ())}
+
+
+def sent_history(messages: object) -> tuple[str, tuple[ChatMessage, ...]]:
+    """A whole conversation an API client sent: its system prompt and the rest, checked.
+
+    System messages (anywhere) make the system prompt; the last message must be the question.
+    """
+    if not isinstance(messages, list | tuple) or not messages:
+        raise ChatInputError("Send at least one message; the last one is the question.")
+    if len(messages) > MAX_HISTORY_MESSAGES:
+        raise ChatInputError(
+            f"{len(messages):,} messages were sent; the limit is {MAX_HISTORY_MESSAGES:,}."
+        )
+    system: list[str] = []
+    turns: list[ChatMessage] = []
+    for index, message in enumerate(messages, 1):
+        if not isinstance(message, ChatMessage) or message.role not in _ROLES:
+            raise ChatInputError(f"Message {index} must be a system, user or assistant message.")
+        text = check_text(f"Message {index}", message.content, MAX_MESSAGE_CHARS)
+        if message.role == "system":
+            system.append(text)
+        else:
+            turns.append(ChatMessage(message.role, text))
+    if sum(len(m.content) for m in turns) > MAX_HISTORY_CHARS:
+        raise ChatInputError(f"The messages hold more than {MAX_HISTORY_CHARS:,} characters.")
+    if not turns or turns[-1].role != "user" or not turns[-1].content.strip():
+        raise ChatInputError("The last message must be the user's question, and not empty.")
+    return system_prompt("\n\n".join(system)), tuple(turns)
+
+
+_ROLES = ("system", "user", "assistant")

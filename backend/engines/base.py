@@ -124,6 +124,7 @@ class ChatOptions:
     num_predict: int | None = None
     seed: int | None = None
     top_p: float | None = None
+    stop: tuple[str, ...] = ()  # the reply ends before the first of these; none is shown
 
 
 @dataclass(frozen=True)
@@ -189,8 +190,8 @@ class EngineStatus:
 
 
 @runtime_checkable
-class Engine(Protocol):
-    """What the app needs from an inference backend."""
+class ChatEngine(Protocol):
+    """What every engine does: say how it is, list its models, describe one, and chat."""
 
     name: str
 
@@ -212,6 +213,14 @@ class Engine(Protocol):
         """Stream the reply; the last item is always ChatStats (done_reason "cancelled" on stop)."""
         ...
 
+
+@runtime_checkable
+class ModelManager(Protocol):
+    """An ability only some engines have (Ollama; the embedded engine's files): manage models.
+
+    OpenAI-compatible servers (vLLM, llama.cpp's server) serve what they were started with.
+    """
+
     def pull(self, model: str) -> Iterator[PullProgress]: ...
 
     def delete(self, model: str) -> None: ...
@@ -219,6 +228,11 @@ class Engine(Protocol):
     def load(self, model: str, num_ctx: int) -> None: ...
 
     def unload(self, model: str) -> None: ...
+
+
+@runtime_checkable
+class Engine(ChatEngine, ModelManager, Protocol):
+    """An engine that chats and manages its models: what the Models tab's operations need."""
 
 
 def close_stream(stream: Iterator[object]) -> None:

@@ -263,6 +263,7 @@ class EmbeddedEngine:
                 top_p=options.top_p if options.top_p is not None else 0.95,
                 max_tokens=options.num_predict,
                 seed=options.seed,
+                stop=list(options.stop) or None,
             )
         except ValueError as exc:  # e.g. prompt longer than the context
             raise EngineError(str(exc)) from exc

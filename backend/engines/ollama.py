@@ -266,6 +266,7 @@ def options_to_ollama(options: ChatOptions) -> dict[str, Any]:
         "num_predict": options.num_predict,
         "seed": options.seed,
         "top_p": options.top_p,
+        "stop": list(options.stop) or None,
     }
     return {key: value for key, value in values.items() if value is not None}
 

@@ -90,7 +90,8 @@ def chat_request_body(
         "stream_options": {"include_usage": True},
         "temperature": options.temperature,
     }
-    optional = {"max_tokens": options.num_predict, "seed": options.seed, "top_p": options.top_p}
+    optional = {"max_tokens": options.num_predict, "seed": options.seed, "top_p": options.top_p,
+                "stop": list(options.stop) or None}  # fmt: skip
     body.update({key: value for key, value in optional.items() if value is not None})
     return body
 

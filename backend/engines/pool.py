@@ -26,6 +26,7 @@ from backend.engines.base import (
     EngineUnavailable,
     InstalledModel,
     LoadedModel,
+    ModelManager,
     ModelNotFound,
     ModelSpec,
     PullProgress,
@@ -111,7 +112,7 @@ class EnginePool:
     @property
     def can_manage_models(self) -> bool:
         if self.serving_fallback():
-            return bool(getattr(self.fallback, "can_manage_models", True))
+            return isinstance(self.fallback, ModelManager)
         return any(m.can_manage_models for m in self.members)
 
     def status(self) -> EngineStatus:

@@ -9,22 +9,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import httpx
 
 from backend.engines.base import (
-    ChatDelta,
-    ChatMessage,
-    ChatOptions,
-    ChatStats,
+    ChatEngine,
     EngineError,
-    EngineStatus,
     InstalledModel,
     LoadedModel,
-    ModelSpec,
+    ModelManager,
     model_key,
 )
 from backend.engines.config import EngineSpec
@@ -34,29 +29,6 @@ from backend.units import GIB, format_bytes
 log = logging.getLogger(__name__)
 
 PROBE_TIMEOUT_S = 2.0
-
-
-class ChatEngine(Protocol):
-    """The chat side of the Engine protocol: what every pool member has (model management is
-    an ability only some have: `can_manage_models`)."""
-
-    name: str
-
-    def status(self) -> EngineStatus: ...
-
-    def list_models(self) -> list[InstalledModel]: ...
-
-    def loaded_models(self) -> list[LoadedModel]: ...
-
-    def show(self, model: str) -> ModelSpec: ...
-
-    def chat(
-        self,
-        model: str,
-        messages: Sequence[ChatMessage],
-        options: ChatOptions,
-        cancel: threading.Event | None = None,
-    ) -> Iterator[ChatDelta | ChatStats]: ...
 
 
 @dataclass(frozen=True)
@@ -111,7 +83,7 @@ class PoolMember:
 
     @property
     def can_manage_models(self) -> bool:
-        return bool(getattr(self.engine, "can_manage_models", True))
+        return isinstance(self.engine, ModelManager)  # the ability, not a flag
 
     @property
     def state(self) -> MemberState:

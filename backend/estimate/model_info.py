@@ -47,6 +47,7 @@ def spec_from_model_info(
     kv = head_count if kv is None else kv
     per_layer = tuple(int(v) for v in kv) if isinstance(kv, list | tuple) else ()
     sliding_window = int(key("attention.sliding_window") or 0)
+    swa_pattern = key("attention.sliding_window_pattern")
     return ModelSpec(
         name=name,
         architecture=str(arch),
@@ -64,9 +65,7 @@ def spec_from_model_info(
         head_count_kv_per_layer=per_layer if len(set(per_layer)) > 1 else (),
         sliding_window=sliding_window,
         sliding_window_layers=(
-            sliding_window_layers(str(arch), block_count, key("attention.sliding_window_pattern"))
-            if sliding_window
-            else 0
+            sliding_window_layers(str(arch), block_count, swa_pattern) if sliding_window else 0
         ),
         file_size_bytes=file_size_bytes,
         quantization=quantization,

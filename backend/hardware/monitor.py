@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import logging
-import os
-import platform
 import threading
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -29,6 +26,22 @@ from backend.hardware.nvml import (
     read_field,
     read_gpu,
 )
+from backend.hardware.readers import (
+    cpu_busy_pct,
+    frequency_mhz,
+    read_cpu_model,
+    read_disk,
+    read_memory,
+    read_os,
+)
+from backend.hardware.values import (
+    CpuInfo,
+    DiskInfo,
+    HardwareSnapshot,
+    MemoryInfo,
+    OsInfo,
+    Sample,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,192 +60,6 @@ __all__ = [
 
 NO_GPU_FOUND = "NVML found no NVIDIA GPU"
 _CPU_WINDOW_S = 0.5  # per-core load is recomputed at most this often
-
-
-@dataclass(frozen=True)
-class CpuInfo:
-    model: str
-    physical_cores: int | None
-    logical_cores: int
-    frequency_mhz: float | None
-    max_frequency_mhz: float | None
-    load_per_core_pct: tuple[float, ...]
-
-    @property
-    def load_pct(self) -> float:
-        cores = self.load_per_core_pct
-        return sum(cores) / len(cores) if cores else 0.0
-
-
-@dataclass(frozen=True)
-class MemoryInfo:
-    total_bytes: int
-    available_bytes: int
-    used_bytes: int  # total - available: what programs hold, cache excluded
-    swap_total_bytes: int
-    swap_used_bytes: int
-
-
-@dataclass(frozen=True)
-class DiskInfo:
-    label: str  # "data" or "models"
-    path: Path | None  # None: not on this machine (error says where)
-    mount_point: str = ""
-    total_bytes: int | None = None
-    used_bytes: int | None = None
-    free_bytes: int | None = None
-    error: str = ""
-
-
-@dataclass(frozen=True)
-class OsInfo:
-    name: str  # "Ubuntu 22.04.4 LTS"
-    os_id: str  # "ubuntu", "debian", ... ("" when unknown)
-    version_id: str  # "22.04"
-    kernel: str
-
-
-@dataclass(frozen=True)
-class HardwareSnapshot:
-    taken_at: datetime
-    gpus: tuple[GpuInfo, ...]
-    nvml_reason: str  # why there is no GPU information; "" when NVML answered
-    driver_version: str
-    cuda_driver_version: str
-    cpu: CpuInfo
-    memory: MemoryInfo
-    disks: tuple[DiskInfo, ...]
-    os: OsInfo
-
-    @property
-    def has_gpu(self) -> bool:
-        return bool(self.gpus)
-
-    @property
-    def total_vram_bytes(self) -> int:
-        return sum(g.vram_total_bytes or 0 for g in self.gpus)
-
-    @property
-    def used_vram_bytes(self) -> int:
-        return sum(g.vram_used_bytes or 0 for g in self.gpus)
-
-    @property
-    def free_vram_bytes(self) -> int:
-        return sum(g.vram_free_bytes or 0 for g in self.gpus)
-
-    @property
-    def gpu_bandwidth_gbps(self) -> float | None:
-        """Several GPUs work as one pool (Ollama splits layers) at the slowest card's bandwidth."""
-        known = [g.peak_memory_bandwidth_gbps for g in self.gpus if g.peak_memory_bandwidth_gbps]
-        return min(known) if known else None
-
-    def disk(self, label: str) -> DiskInfo | None:
-        return next((d for d in self.disks if d.label == label), None)
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One tick of the sampler: the cheap numbers the history plots need."""
-
-    taken_at: datetime
-    vram_used_bytes: int
-    vram_total_bytes: int
-    gpu_util_pct: float | None  # mean over GPUs; None without a GPU
-    ram_used_bytes: int
-    ram_total_bytes: int
-    cpu_pct: float
-    gpu_memory: tuple[NvmlMemory | None, ...] = ()  # per GPU by index; None where the read failed
-
-
-def cpu_busy_pct(before: Any | None, after: Any) -> float:
-    """Busy share of the time between two psutil cpu_times readings (before None: since boot)."""
-
-    def split(times: Any) -> tuple[float, float]:
-        fields: dict[str, float] = times._asdict()
-        # Linux counts guest time inside user time already.
-        total = sum(fields.values()) - fields.get("guest", 0.0) - fields.get("guest_nice", 0.0)
-        return total, fields.get("idle", 0.0) + fields.get("iowait", 0.0)
-
-    total_after, idle_after = split(after)
-    total_before, idle_before = split(before) if before is not None else (0.0, 0.0)
-    elapsed = total_after - total_before
-    if elapsed <= 0:
-        return 0.0
-    busy = 100.0 * (1.0 - (idle_after - idle_before) / elapsed)
-    return round(min(max(busy, 0.0), 100.0), 1)
-
-
-def read_cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
-    """The CPU's marketing name: /proc/cpuinfo on Linux (x86 and ARM), else platform."""
-    try:
-        text = cpuinfo.read_text(errors="replace")
-    except OSError:
-        text = ""
-    for key in ("model name", "Model", "Hardware", "cpu model"):
-        for line in text.splitlines():
-            name, sep, value = line.partition(":")
-            if sep and name.strip() == key and value.strip():
-                return value.strip()
-    return platform.processor() or platform.machine() or "unknown CPU"
-
-
-def read_os(os_release: Path = Path("/etc/os-release")) -> OsInfo:
-    fields: dict[str, str] = {}
-    try:
-        lines = os_release.read_text(errors="replace").splitlines()
-    except OSError:
-        lines = []
-    for line in lines:
-        key, sep, value = line.partition("=")
-        if sep and not key.lstrip().startswith("#"):
-            fields[key.strip()] = value.strip().strip("\"'")
-    name = fields.get("PRETTY_NAME") or " ".join(
-        v for v in (fields.get("NAME", platform.system()), fields.get("VERSION", "")) if v
-    )
-    return OsInfo(
-        name=name,
-        os_id=fields.get("ID", "").lower(),
-        version_id=fields.get("VERSION_ID", ""),
-        kernel=platform.release(),
-    )
-
-
-def read_memory() -> MemoryInfo:
-    vm = psutil.virtual_memory()
-    swap = psutil.swap_memory()
-    return MemoryInfo(
-        total_bytes=vm.total,
-        available_bytes=vm.available,
-        used_bytes=max(vm.total - vm.available, 0),
-        swap_total_bytes=swap.total,
-        swap_used_bytes=swap.used,
-    )
-
-
-def read_disk(label: str, path: Path) -> DiskInfo:
-    """Free space where path lives (or will live: the nearest existing parent)."""
-    path = Path(os.path.abspath(path))  # shown to admins: "data/models" says too little
-    probe = path
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    mount = probe
-    while not os.path.ismount(mount) and mount != mount.parent:
-        mount = mount.parent
-    try:
-        usage = psutil.disk_usage(str(probe))
-    except OSError as exc:
-        return DiskInfo(label, path, str(mount), error=f"cannot read free space at {probe}: {exc}")
-    return DiskInfo(label, path, str(mount), usage.total, usage.used, usage.free)
-
-
-def _frequency_mhz() -> tuple[float | None, float | None]:
-    try:
-        freq = psutil.cpu_freq()
-    except (OSError, NotImplementedError, AttributeError):
-        return None, None
-    if freq is None:
-        return None, None
-    return (freq.current or None), (freq.max or None)
 
 
 class HardwareMonitor:
@@ -322,7 +149,7 @@ class HardwareMonitor:
         reason = self._ensure_nvml()
         gpus = () if reason else tuple(read_gpu(self._nvml, i) for i in range(self._gpu_count))
         model, physical, logical, os_info = self._static_facts()
-        current_mhz, max_mhz = _frequency_mhz()
+        current_mhz, max_mhz = frequency_mhz()
         return HardwareSnapshot(
             taken_at=datetime.now(UTC),
             gpus=gpus,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, fields, replace
 
 from backend.admission import Decision, LoadRequest, Machine, Reservation, Reservations, decide
 from backend.admission.settings import AdmissionSettings, LearnedMargin
@@ -22,7 +22,7 @@ from backend.engines.base import (
     close_stream,
     model_key,
 )
-from backend.estimate.catalog import Catalog, CatalogError, FitRow, fit_rows
+from backend.estimate.catalog import Catalog, CatalogError, fit_rows
 from backend.estimate.memory import DEFAULT_RAM_BANDWIDTH_GBPS, EstimateError
 from backend.hardware.monitor import HardwareMonitor, HardwareSnapshot
 from backend.models_admin import inputs
@@ -41,57 +41,17 @@ from backend.models_admin.pull_progress import (
     PullUpdate,
     disk_message,
 )
+from backend.models_admin.values import (
+    AdmissionRefused,
+    CatalogRow,
+    CatalogView,
+    LoadResult,
+    decision_numbers,
+)
 from backend.store.database import Store
 from backend.units import format_size
 
 ADMISSION_KEY = "admission.settings"
-
-
-class AdmissionRefused(ValueError):
-    """The admission check refused a load; the message carries its numbers."""
-
-    def __init__(self, decision: Decision) -> None:
-        super().__init__(decision.message())
-        self.decision = decision
-
-
-@dataclass(frozen=True)
-class CatalogRow:
-    fit: FitRow
-    parameter_count: int
-    context_length: int
-    is_default_quant: bool
-    installed: bool
-
-
-@dataclass(frozen=True)
-class CatalogView:
-    rows: tuple[CatalogRow, ...]
-    num_ctx: int
-    kv_cache_type: str
-    machine: Machine
-    engine_error: str = ""  # why the installed marks are missing, "" when the engine answered
-    parallel: int = 1  # slots per model (OLLAMA_NUM_PARALLEL)
-    flash_attention: bool = False
-
-
-@dataclass(frozen=True)
-class LoadResult:
-    decision: Decision
-    record: LoadRecord
-    overridden: bool
-
-
-def _numbers(decision: Decision) -> str:
-    """The audit detail of a decision: what it needs, what was free, the verdict."""
-    p = decision.placement
-    return (
-        f"num_ctx {decision.num_ctx}, KV {decision.kv_cache_type}; estimate "
-        f"{format_size(decision.estimate.total_bytes)} ({format_size(p.vram_bytes)} VRAM + "
-        f"{format_size(p.ram_bytes)} RAM, {p.verdict}); available "
-        f"{format_size(decision.free_vram_bytes)} VRAM + {format_size(decision.free_ram_bytes)} "
-        f"RAM; policy {decision.policy}: {decision.verdict}"
-    )
 
 
 class ModelService:
@@ -125,6 +85,19 @@ class ModelService:
         except PermissionDenied:
             actor = user.name if user else "?"
             self._store.audit(actor=actor, action=action, target=target, outcome="refused")
+            raise
+
+    def _admin_named(
+        self, user: User | None, verb: str, action: str, model: object, missing: str = ""
+    ) -> tuple[User, str]:
+        """The admin and the checked model name; a refusal of either is audited."""
+        shown = inputs.shown_value(model)
+        admin = self._admin(user, f"{verb} {shown or 'models'}", action, shown)
+        try:
+            return admin, inputs.model_name(model, missing or "Pick a model first.")
+        except inputs.ModelInputError as exc:
+            self._store.audit(actor=admin.name, action=action, target=shown,
+                              outcome="refused", detail=str(exc))  # fmt: skip
             raise
 
     @staticmethod
@@ -290,9 +263,8 @@ class ModelService:
         self, user: User | None, model: str, cancel: threading.Event | None = None
     ) -> Iterator[PullUpdate]:
         """Stream the engine's pull as PullUpdates; cancel (or closing this) stops the download."""
-        shown = inputs.shown_value(model)
-        admin = self._admin(user, f"pull {shown or 'models'}", "model.pull", shown)
-        model = inputs.model_name(model, "Name a model tag to pull (e.g. llama3.2:3b).")
+        missing = "Name a model tag to pull (e.g. llama3.2:3b)."
+        admin, model = self._admin_named(user, "pull", "model.pull", model, missing)
         if any(c.isspace() for c in model):
             raise inputs.ModelInputError(f"{model!r} is not a model tag (e.g. llama3.2:3b).")
         disk = self._hardware.snapshot().disk("models")
@@ -332,15 +304,13 @@ class ModelService:
                               outcome=outcome, detail=detail)  # fmt: skip
 
     def delete(self, user: User | None, model: str) -> None:
-        shown = inputs.shown_value(model)
-        admin = self._admin(user, f"delete {shown}", "model.delete", shown)
-        self._audited(admin, "model.delete", inputs.model_name(model), self._engine().delete)
+        admin, name = self._admin_named(user, "delete", "model.delete", model)
+        self._audited(admin, "model.delete", name, self._engine().delete)
 
     def unload(self, user: User | None, model: str) -> None:
         """Unload a loaded model; one the engine does not hold is refused, not reported done."""
-        shown = inputs.shown_value(model)
-        admin = self._admin(user, f"unload {shown}", "model.unload", shown)
-        name = inputs.model_name(model)
+        admin, name = self._admin_named(user, "unload", "model.unload", model)
+        shown = inputs.shown_value(name)
         if not any(model_key(m.name) == model_key(name) for m in self._engine().loaded_models()):
             detail = f"{inputs.shown_name(name)} is not loaded; there is nothing to unload."
             self._store.audit(actor=admin.name, action="model.unload", target=shown,
@@ -362,9 +332,7 @@ class ModelService:
         self, user: User | None, model: str, num_ctx: int, *, override: bool = False
     ) -> LoadResult:
         """Admission check, then the engine's load; override=True loads a refused model anyway."""
-        shown = inputs.shown_value(model)
-        admin = self._admin(user, f"load {shown}", "model.load", shown)
-        model = inputs.model_name(model, "Name a model first.")
+        admin, model = self._admin_named(user, "load", "model.load", model, "Name a model first.")
         num_ctx = inputs.num_ctx(num_ctx)
         settings = self.admission_settings()
         request = self.load_request(model, num_ctx, settings.kv_cache_type, settings)
@@ -382,7 +350,7 @@ class ModelService:
         self._on_load_decision("override" if forced else decision.verdict)
         if not decision.admitted and not forced:
             self._store.audit(actor=admin.name, action="model.load", target=model,
-                              outcome="refused", detail=_numbers(decision))  # fmt: skip
+                              outcome="refused", detail=decision_numbers(decision))  # fmt: skip
             raise AdmissionRefused(decision)
         action = "model.load.override" if forced else "model.load"
         try:
@@ -391,7 +359,7 @@ class ModelService:
             now_loaded = self._loaded_or_empty()
         except EngineError as exc:
             self._store.audit(actor=admin.name, action=action, target=model, outcome="failed",
-                              detail=f"{exc} | {_numbers(decision)}")  # fmt: skip
+                              detail=f"{exc} | {decision_numbers(decision)}")  # fmt: skip
             raise
         finally:
             self._reservations.release(reservation)
@@ -402,7 +370,7 @@ class ModelService:
             actor=admin.name,
             action=action,
             target=model,
-            detail=f"{_numbers(decision)}; actual {describe_actual(record)}",
+            detail=f"{decision_numbers(decision)}; actual {describe_actual(record)}",
         )
         return LoadResult(decision, record, forced)
 

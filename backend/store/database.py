@@ -13,6 +13,7 @@ import sqlite3
 from pathlib import Path
 
 from backend.store.accounts import AccountTables
+from backend.store.api_keys import ApiKeyNotFound, ApiKeyRecord, ApiKeyTables
 from backend.store.connections import StoreError, ThreadConnections
 from backend.store.limits import LimitRecord, LimitTables
 from backend.store.migrations import applied_migrations, migrate
@@ -62,6 +63,8 @@ __all__ = [
     "MESSAGE_ROLES",
     "MESSAGE_STATUSES",
     "ROLES",
+    "ApiKeyNotFound",
+    "ApiKeyRecord",
     "AuditEntry",
     "Conversation",
     "ConversationNotFound",
@@ -81,7 +84,7 @@ __all__ = [
 ]
 
 
-class Store(AccountTables, LimitTables, UsageTables):
+class Store(AccountTables, ApiKeyTables, LimitTables, UsageTables):
     """The app's durable state in one SQLite file; safe to share between threads."""
 
     def __init__(self, path: Path) -> None:

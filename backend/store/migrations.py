@@ -193,6 +193,24 @@ def _m007_interrupted_status_ready_probe(db: Database) -> None:
     conn.execute(_M007_READY_PROBE)
 
 
+# API keys (backend.auth.api_keys): the secret is shown once and never stored; `prefix` is the
+# public part that finds the row, `secret_hash` the SHA-256 of the whole key (a 256-bit random
+# token needs no slow hash). Revoking stamps revoked_at; the row stays for the audit trail.
+_M008_API_KEYS = """
+CREATE TABLE api_keys (
+    id INTEGER PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    prefix TEXT NOT NULL UNIQUE,
+    secret_hash TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    last_used_at TEXT,
+    revoked_at TEXT
+);
+CREATE INDEX api_keys_user ON api_keys (user_id, id);
+"""
+
+
 _STEPS: tuple[tuple[str, str | Callable[[Database], None]], ...] = (
     ("m001_core_tables", _M001_CORE),
     ("m002_message_search", _M002_SEARCH),
@@ -201,6 +219,7 @@ _STEPS: tuple[tuple[str, str | Callable[[Database], None]], ...] = (
     ("m005_limits", _M005_LIMITS),
     ("m006_usage_daily", _M006_USAGE_DAILY),
     ("m007_interrupted_status_ready_probe", _m007_interrupted_status_ready_probe),
+    ("m008_api_keys", _M008_API_KEYS),
 )
 MIGRATION_NAMES: tuple[str, ...] = tuple(name for name, _ in _STEPS)
 

@@ -103,6 +103,11 @@ class UsageTables:
 
     _connections: ThreadConnections
 
+    def record_usage(self, user_id: int, entry: UsageEntry) -> None:
+        """Add a turn that leaves no reply row (an API call not kept as a conversation)."""
+        with self._connections.write() as conn:
+            add_usage(conn, user_id, entry)
+
     def _usage_rows(self, sql: str, params: tuple) -> list[tuple]:
         return self._connections.get().execute(sql, params).fetchall()
 

@@ -82,6 +82,11 @@ ENDPOINTS: dict[str, str] = {
     "usage_show_days": SIGNED_IN,
     "usage_show_whose": SIGNED_IN,
     "usage_export": SIGNED_IN,
+    # API tab (ui/api_keys.py): everyone their own keys; admins everyone's, and API access.
+    "api_keys_open": SIGNED_IN,
+    "api_key_create": SIGNED_IN,
+    "api_key_revoke": SIGNED_IN,  # own keys only (checked in services.api_keys)
+    "api_access_save": ADMIN,
     # Hardware tab (ui/hardware.py): what the box is doing, for everyone signed in.
     "on_tick": SIGNED_IN,
     "on_show": SIGNED_IN,
@@ -252,6 +257,18 @@ def test_admin_is_never_refused(clients, config, api_info) -> None:
         assert "scrypt$" not in result["text"], f"{name} leaked a password hash"
         outputs[name] = result["text"]
     assert SENTINEL in outputs["admin_tab_load"]  # the leak check above can see a leak
+
+
+def test_the_openai_routes_take_a_key_and_never_a_session_cookie(clients) -> None:
+    # /v1 is outside Gradio's login: a signed-in browser's cookies open nothing there.
+    for name in ("anonymous", "staff", "admin"):
+        http = clients[name].client
+        models = http.get("/v1/models")
+        completion = http.post("/v1/chat/completions", json={
+            "model": "smollm2:135m", "messages": [{"role": "user", "content": "hi"}]})  # fmt: skip
+        for response in (models, completion):
+            assert response.status_code == 401, (name, response.text)
+            assert response.json()["error"]["code"] == "invalid_api_key"
 
 
 # -- admin endpoints with real inputs: staff changes nothing ---------------------------------

@@ -154,7 +154,7 @@ def test_corrupt_gguf_is_an_engine_error_not_a_crash(tmp_path: Path):
     (tmp_path / "broken.gguf").write_bytes(b"GGUF" + b"\0" * 64)
     engine = EmbeddedEngine(tmp_path, include_bundled=False)
     assert [m.name for m in engine.list_models()] == ["broken"]
-    with pytest.raises(EngineError, match=r"could not load broken\.gguf"):
+    with pytest.raises(EngineError, match=r"broken\.gguf is not a readable GGUF file"):
         list(engine.chat("broken", PARIS, GREEDY))
 
 

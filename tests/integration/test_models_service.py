@@ -21,10 +21,10 @@ from backend.estimate.spec import TensorInfo
 from backend.estimate.tensors import tensor_bytes
 from backend.hardware.monitor import HardwareMonitor
 from backend.hardware.nvml import NvmlProcess, process_name
+from backend.models_admin import AdmissionRefused, ModelService
 from backend.models_admin.inputs import ModelInputError
 from backend.models_admin.load_records import LoadRecords
 from backend.models_admin.pull_progress import NotEnoughDisk
-from backend.models_admin.service import AdmissionRefused, ModelService
 from backend.store.database import Store
 from tests.support.fakes import FakeGpu, FakeNvml
 from tests.support.ollama_server import BUNDLED_NAME, OllamaTestServer

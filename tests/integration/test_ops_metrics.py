@@ -17,7 +17,7 @@ from backend.engines.model_store import ModelStore
 from backend.engines.ollama import OllamaEngine
 from backend.estimate.catalog import load_catalog
 from backend.hardware.monitor import HardwareMonitor
-from backend.models_admin.service import AdmissionRefused
+from backend.models_admin import AdmissionRefused
 from backend.services import CATALOG_PATH, EngineChoice, Services
 from backend.settings import Settings
 from backend.store.database import Store

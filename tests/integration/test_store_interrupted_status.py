@@ -33,7 +33,7 @@ def test_an_older_database_upgrades_with_its_messages_ids_and_search(tmp_path: P
     path = tmp_path / "hearth.db"
     _database_before_m006(path)
     with Store(path) as store:
-        assert store.schema_version[-1] == M006 and M006 in MIGRATION_NAMES
+        assert M006 in store.schema_version and store.schema_version == MIGRATION_NAMES
         old = store.messages(1, 1)
         assert [(m.id, m.status) for m in old] == [(40, "complete"), (41, "stopped")]
         new = store.add_message(1, 1, role="assistant", content="half a lighthouse",

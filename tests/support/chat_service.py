@@ -8,7 +8,7 @@ from backend.chat.turns import ChatService
 from backend.engines.base import Engine
 from backend.estimate.catalog import load_catalog
 from backend.hardware.monitor import HardwareMonitor
-from backend.models_admin.service import ModelService
+from backend.models_admin import ModelService
 from backend.services import CATALOG_PATH
 from backend.store.database import Store
 

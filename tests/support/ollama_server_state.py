@@ -160,6 +160,7 @@ def chat_options(options: dict[str, Any]) -> ChatOptions:
         num_predict=int(num_predict) if num_predict is not None and num_predict >= 0 else None,
         seed=int(options["seed"]) if options.get("seed") is not None else None,
         top_p=float(options["top_p"]) if options.get("top_p") is not None else None,
+        stop=tuple(str(s) for s in options.get("stop") or ()),
     )
 
 

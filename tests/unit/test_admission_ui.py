@@ -10,8 +10,8 @@ import pytest
 from backend.admission import LoadRequest, Machine, decide
 from backend.admission.settings import AdmissionSettings
 from backend.estimate.catalog import fit_rows, load_catalog, spec_for
+from backend.models_admin import CatalogRow, CatalogView
 from backend.models_admin.pull_progress import LayerProgress, PullUpdate
-from backend.models_admin.service import CatalogRow, CatalogView
 from ui.models_render import ANY_FAMILY, ANY_SIZE, BADGES, catalog_samples, decision_html, pull_html
 
 GIB = 1024**3
