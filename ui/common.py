@@ -5,7 +5,9 @@ from __future__ import annotations
 import functools
 import html
 import inspect
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -123,3 +125,33 @@ def user_error(exc: Exception) -> gr.Error:
     if not written_for_users(exc):
         return server_error(exc, "a handler")
     return gr.Error(html.escape(shorten(str(exc))), print_exception=False)
+
+
+class CancelRegistry:
+    """The Stop flag of each page session's work in flight (a chat turn, a model pull)."""
+
+    def __init__(self) -> None:
+        self._flags: dict[str | None, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def running(self, session: str | None) -> Iterator[threading.Event]:
+        """A fresh flag for this session's new work; forgotten when that work ends."""
+        flag = threading.Event()
+        with self._lock:
+            self._flags[session] = flag  # Stop reaches the session's newest work
+        try:
+            yield flag
+        finally:
+            with self._lock:
+                if self._flags.get(session) is flag:
+                    del self._flags[session]
+
+    def cancel(self, session: str | None) -> bool:
+        """Set the flag of this session's work in flight; False when it has none."""
+        with self._lock:
+            flag = self._flags.get(session)
+        if flag is None:
+            return False
+        flag.set()
+        return True

@@ -29,7 +29,7 @@ ADMIN, SIGNED_IN = "admin", "signed-in"
 # _1, _2 ... for repeats), and who may use it. A new endpoint fails the matrix until it is
 # classified here.
 ENDPOINTS: dict[str, str] = {
-    # Chat tab (ui/chat.py): each signed-in user's own conversations.
+    # Chat tab (ui/chat/): each signed-in user's own conversations.
     "chat_send": SIGNED_IN,  # button
     "chat_send_1": SIGNED_IN,  # Enter
     "chat_regenerate": SIGNED_IN,

@@ -14,8 +14,8 @@ import gradio as gr
 import pytest
 
 from backend.store.database import Message
+from ui.chat.render import model_choice, reply_markdown
 from ui.chat_markdown import LATEX_DELIMITERS, chat_markdown
-from ui.chat_render import model_choice, reply_markdown
 from ui.common import inline_markdown, safe_markdown
 
 URL = "http://127.0.0.1:9/beacon?d=secret"

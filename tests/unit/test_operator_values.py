@@ -6,7 +6,7 @@ import pytest
 
 from backend.settings import Settings, SettingsError, from_env
 from backend.store.records import Message
-from ui.chat_render import reply_markdown
+from ui.chat.render import reply_markdown
 from ui.operator_routes import bearer_matches
 
 

@@ -8,7 +8,6 @@ sentence naming it.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from backend.chat.validation import MIN_NUM_CTX, parse_int
 from backend.models_admin import AdmissionRefused, inputs
 from backend.services import EngineError
-from ui.common import Caller, acting_user, inline_markdown
+from ui.common import Caller, CancelRegistry, acting_user, inline_markdown
 from ui.models.render import (
     ANY_FAMILY,
     ANY_SIZE,
@@ -94,37 +93,12 @@ class LoadOutcome:
     notice: str  # plain text
 
 
-class PullFlags:
-    """The Cancel flag of each page session's pull in flight (one pull per session)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._flags: dict[str | None, threading.Event] = {}
-
-    def start(self, session: str | None) -> threading.Event:
-        with self._lock:
-            flag = self._flags[session] = threading.Event()
-        return flag
-
-    def finish(self, session: str | None, flag: threading.Event) -> None:
-        with self._lock:
-            if self._flags.get(session) is flag:
-                del self._flags[session]
-
-    def cancel(self, session: str | None) -> bool:
-        with self._lock:
-            flag = self._flags.get(session)
-        if flag is not None:
-            flag.set()
-        return flag is not None
-
-
 class ModelsHandlers:
     def __init__(self, services: Services) -> None:
         self.services = services
         self.models = services.models
         self.families = [ANY_FAMILY, *services.catalog.families()]
-        self.pulls = PullFlags()
+        self.pulls = CancelRegistry()  # each page session's pull in flight
 
     def lists(self, request: Caller | None) -> ModelLists:
         """Installed, loaded and records; an engine that is down shows its error, not a crash."""
@@ -173,9 +147,8 @@ class ModelsHandlers:
         """The pull's progress; the session's Cancel stops it."""
         user = acting_user(self.services, request)
         session = request.session_hash
-        cancel = self.pulls.start(session)
         last = 0.0
-        try:
+        with self.pulls.running(session) as cancel:
             for update in self.models.pull(user, tag or "", cancel):
                 desc = "" if update.fraction is None else f"{update.status} {update.fraction:.0%}"
                 now = time.monotonic()
@@ -183,8 +156,6 @@ class ModelsHandlers:
                 if due:
                     last = now
                 yield PullStep(update.fraction, desc, pull_html(update) if due else None)
-        finally:
-            self.pulls.finish(session, cancel)
 
     def cancel_pull(self, request: Session) -> bool:
         """Stop this session's pull; False when it has none in flight."""

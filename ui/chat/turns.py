@@ -31,7 +31,7 @@ from backend.chat.validation import (
     turn_settings,
 )
 from backend.services import ChatDelta, EngineError
-from ui.chat_render import reply_markdown
+from ui.chat.render import reply_markdown
 from ui.common import USER_ERRORS, acting_user, guarded, safe_markdown, user_error
 
 if TYPE_CHECKING:
