@@ -14,7 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.hostile_app import GIB, Report, hostile_app, run_family
+from tests.support.hostile_app import Report, hostile_app, run_family
+from tests.support.hostile_checks import HostileFamilyChecks
+
+# A real app under a batch of hostile calls: minutes, out of the fast loop.
+pytestmark = pytest.mark.slow
 
 MODEL = "smollm2:135m"  # the bundled model of the embedded engine
 # By position: chat_send/chat_regenerate take (message, conversation, history, model, system
@@ -31,7 +35,6 @@ OVERRIDES = {
 # A turn in a page session continues its conversation: start each one fresh, or every call
 # evaluates a context's worth of history.
 BEFORE_EACH = {"chat_send": "chat_new", "chat_edit": "chat_new"}
-RSS_BOUND = 2 * GIB
 
 
 def in_family(api_name: str) -> bool:
@@ -47,33 +50,5 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Report]:
         yield found
 
 
-def test_the_app_survives_the_batch(report: Report) -> None:
-    assert not report.matrix.app_died, f"the app died after {report.matrix.app_died}"
-
-
-def test_every_answer_is_a_result_or_a_sentence(report: Report) -> None:
-    assert report.matrix.attempts
-    problems = report.matrix.problems()
-    assert not problems, f"{len(problems)} problem(s):\n" + "\n".join(problems[:40])
-
-
-def test_no_hostile_value_ends_in_an_unexpected_server_error(report: Report) -> None:
-    # Each value should be refused by validation with a sentence naming it; a logged
-    # reference means an exception nobody expected (readable, but a validation gap).
-    unexpected = report.matrix.server_errors()
-    assert not unexpected, f"{len(unexpected)} unexpected error(s):\n" + "\n".join(unexpected)
-
-
-def test_another_user_is_served_promptly_after_the_batch(report: Report) -> None:
-    assert report.bystander_ok, "the bystander could not sign in and get the header"
-    assert report.bystander_s < 2.0, f"sign-in and header took {report.bystander_s:.1f} s"
-
-
-def test_memory_stays_bounded(report: Report) -> None:
-    assert not report.killed, "the watchdog killed the app: resident memory passed 3 GiB"
-    assert report.rss_max < RSS_BOUND, f"peak RSS {report.rss_max / GIB:.2f} GiB"
-
-
-def test_the_database_is_intact_and_old_rows_are_unchanged(report: Report) -> None:
-    assert report.integrity == []
-    assert report.changed_rows == []
+class TestChatAndApi(HostileFamilyChecks):
+    """The shared checks over this family's report."""

@@ -21,6 +21,9 @@ from app import main
 from backend.auth import CLI, UserAdmin
 from backend.store.database import Store
 
+# A real app under a batch of hostile calls: minutes, out of the fast loop.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 LONG = "m" * 5000
 TRIED: Counter[str] = Counter()

@@ -32,6 +32,9 @@ from tests.support.hostile_app import (
     snapshot,
 )
 
+# A real app under a batch of hostile calls: minutes, out of the fast loop.
+pytestmark = pytest.mark.slow
+
 # Connection: close, so that a response the server fails to finish is charged to its request
 # and not to the next one on a kept-alive connection.
 JSON = {"content-type": "application/json", "connection": "close"}
