@@ -54,7 +54,7 @@ ENDPOINTS: dict[str, str] = {
     "chat_import": SIGNED_IN,
     "chat_tab_load": SIGNED_IN,
     "chat": SIGNED_IN,  # the public API
-    # Models tab (ui/models.py): everyone sees the catalog and fit; admins change models.
+    # Models tab (ui/models/): everyone sees the catalog and fit; admins change models.
     "models_tab_load": SIGNED_IN,
     **{f"models_catalog{suffix}": SIGNED_IN for suffix in ("", "_1", "_2", "_3", "_4", "_5", "_6")},
     **{f"models_refresh{suffix}": SIGNED_IN for suffix in ("", "_1", "_2", "_3", "_4", "_5", "_6")},

@@ -12,7 +12,7 @@ from backend.admission.settings import AdmissionSettings
 from backend.estimate.catalog import fit_rows, load_catalog, spec_for
 from backend.models_admin import CatalogRow, CatalogView
 from backend.models_admin.pull_progress import LayerProgress, PullUpdate
-from ui.models_render import ANY_FAMILY, ANY_SIZE, BADGES, catalog_samples, decision_html, pull_html
+from ui.models.render import ANY_FAMILY, ANY_SIZE, BADGES, catalog_samples, decision_html, pull_html
 
 GIB = 1024**3
 CATALOG = load_catalog(Path(__file__).resolve().parents[2] / "data" / "catalog.json")

@@ -77,7 +77,7 @@ def test_records_without_a_measurement_teach_nothing() -> None:
 
 
 def test_models_tab_shows_the_errors_and_the_learned_margin() -> None:
-    from ui.models_render import records_html
+    from ui.models.render import records_html
 
     records = [record("llama3.1:8b", 6000, 6600), record("<b>x</b>:1b", 100, 100)]
     learned = learned_margin(records, HOST)
