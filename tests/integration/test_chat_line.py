@@ -12,8 +12,8 @@ import pytest
 
 from backend.auth import CLI
 from backend.chat.turns import LineBusy, TurnSettings
-from backend.engines.base import ChatOptions
-from tests.support.chat_line import chat_rig, start_turn
+from backend.engines.base import ChatMessage, ChatOptions
+from tests.support.chat_line import Turn, chat_rig, start_turn
 
 SETTINGS = TurnSettings("scripted:1b", "", ChatOptions(num_ctx=2048))
 
@@ -135,3 +135,33 @@ def test_closing_a_waiting_turn_frees_its_place(store, alice, bob):
     assert _stored(store, bob) == (0, [])
     rig.engine.gate.set()
     assert running.finish().error is None
+
+
+def test_api_and_page_turns_wait_in_one_fair_line(store, alice, bob, carol):
+    """An API client (ChatService.exchange, as /v1 calls it) gets no lane of its own: its
+    second question waits behind the page users' first ones, like a second browser tab."""
+    rig = chat_rig(store)
+    rig.engine.gate.clear()
+
+    def api_turn(user, text: str) -> Turn:
+        cancel = threading.Event()
+        sent = [ChatMessage("user", text)]
+        turn = Turn(lambda: rig.chat.exchange(user, sent, SETTINGS, cancel), cancel)
+        turn.start()
+        return turn
+
+    turns = {"api 1": api_turn(alice, "api 1")}
+    assert rig.engine.wait_for_requests(1)
+    for count, (start, text) in enumerate(
+        [(lambda: api_turn(alice, "api 2"), "api 2"),
+         (lambda: start_turn(rig, bob, "bob 1", SETTINGS), "bob 1"),
+         (lambda: start_turn(rig, carol, "carol 1", SETTINGS), "carol 1")],
+        start=1,
+    ):  # fmt: skip
+        turns[text] = start()
+        rig.wait_for_waiting(count)
+    rig.engine.gate.set()
+    for turn in turns.values():
+        assert turn.finish().error is None
+    assert rig.engine.asked() == ["api 1", "bob 1", "carol 1", "api 2"]
+    assert store.list_conversations(alice.id) == [], "API turns are not kept unless asked"

@@ -23,10 +23,14 @@ class GradioHTTP:
     url: str
     username: str | None = None
     password: str | None = None
+    local_address: str | None = None  # e.g. "127.0.0.2": another person at another address
     client: httpx.Client = field(init=False)
 
     def __post_init__(self) -> None:
-        self.client = httpx.Client(base_url=self.url, timeout=120, trust_env=False)
+        transport = httpx.HTTPTransport(local_address=self.local_address)
+        self.client = httpx.Client(
+            base_url=self.url, timeout=120, trust_env=False, transport=transport
+        )
         if self.username is not None:
             response = self.client.post(
                 "/login", data={"username": self.username, "password": self.password or ""}

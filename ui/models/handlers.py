@@ -98,7 +98,7 @@ class ModelsHandlers:
         self.services = services
         self.models = services.models
         self.families = [ANY_FAMILY, *services.catalog.families()]
-        self.pulls = CancelRegistry()  # each page session's Cancel flag of its pull
+        self.pulls = CancelRegistry()  # each page session's pull in flight
 
     def lists(self, request: Caller | None) -> ModelLists:
         """Installed, loaded and records; an engine that is down shows its error, not a crash."""
@@ -146,8 +146,9 @@ class ModelsHandlers:
     def pull(self, request: Session, tag: Any) -> Iterator[PullStep]:
         """The pull's progress; the session's Cancel stops it."""
         user = acting_user(self.services, request)
+        session = request.session_hash
         last = 0.0
-        with self.pulls.running(request.session_hash) as cancel:
+        with self.pulls.running(session) as cancel:
             for update in self.models.pull(user, tag or "", cancel):
                 desc = "" if update.fraction is None else f"{update.status} {update.fraction:.0%}"
                 now = time.monotonic()
