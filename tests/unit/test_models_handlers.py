@@ -123,8 +123,7 @@ def test_cancel_without_a_pull_in_flight_does_nothing(handlers: ModelsHandlers) 
 
 
 def test_a_cancel_stops_only_its_own_sessions_pull(handlers: ModelsHandlers) -> None:
-    flag = handlers.pulls.start(ADMIN.session_hash)
-    assert handlers.cancel_pull(STAFF) is False and not flag.is_set()
-    assert handlers.cancel_pull(ADMIN) is True and flag.is_set()
-    handlers.pulls.finish(ADMIN.session_hash, flag)
+    with handlers.pulls.running(ADMIN.session_hash) as flag:
+        assert handlers.cancel_pull(STAFF) is False and not flag.is_set()
+        assert handlers.cancel_pull(ADMIN) is True and flag.is_set()
     assert handlers.cancel_pull(ADMIN) is False
