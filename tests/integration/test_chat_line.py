@@ -40,6 +40,8 @@ def test_a_users_second_question_waits_behind_everyones_first(store, alice, bob,
     ):
         turns[text] = start_turn(rig, user, text, SETTINGS)
         rig.wait_for_waiting(count)  # join in this order
+    # alice 2 polls its place: let it see bob and carol go ahead before anyone moves on
+    rig.wait_until(lambda: any(w.position == 3 for w in turns["alice 2"].waits), "alice 2 3rd")
     rig.engine.gate.set()
     for turn in turns.values():
         assert turn.finish().error is None

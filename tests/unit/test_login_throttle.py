@@ -13,6 +13,7 @@ from backend.auth.login_throttle import (
     TooManyWaiting,
     identity,
 )
+from tests.support.asyncio_run import run_coroutine
 
 
 class FakeClock:
@@ -42,7 +43,7 @@ def test_turns_run_one_at_a_time_in_arrival_order() -> None:
         assert turns.waiting("bob") == 0  # the lock is dropped once nobody needs it
         return log
 
-    assert asyncio.run(scenario()) == [
+    assert run_coroutine(scenario()) == [
         "start 0", "end 0", "start 1", "end 1", "start 2", "end 2"
     ]  # fmt: skip
 
@@ -60,7 +61,7 @@ def test_turns_for_different_names_do_not_wait_for_each_other() -> None:
         await asyncio.gather(attempt("a"), attempt("b"))
         return log
 
-    assert asyncio.run(scenario())[:2] == ["start a", "start b"]
+    assert run_coroutine(scenario())[:2] == ["start a", "start b"]
 
 
 def test_more_waiting_than_allowed_is_refused_at_once() -> None:
@@ -81,7 +82,7 @@ def test_more_waiting_than_allowed_is_refused_at_once() -> None:
         release.set()
         return sorted(await asyncio.gather(*tasks))
 
-    assert asyncio.run(scenario()) == ["ran", "ran", "refused"]
+    assert run_coroutine(scenario()) == ["ran", "ran", "refused"]
 
 
 def test_an_address_is_not_slowed_before_its_free_failures_are_used() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
@@ -17,6 +16,7 @@ from backend.auth import PermissionDenied
 from backend.services import Services
 from backend.settings import Settings
 from backend.store.values import check_choice
+from tests.support.asyncio_run import run_coroutine
 from ui import build_ui
 from ui.common import GUARDED, guarded, user_error
 from ui.errors import (
@@ -209,7 +209,7 @@ def small_page() -> gr.Blocks:
 
 def _preprocess(page: gr.Blocks, index: int, value: object) -> gr.Error:
     with pytest.raises(gr.Error) as raised:
-        asyncio.run(page.preprocess_data(page.fns[index], [value], None))
+        run_coroutine(page.preprocess_data(page.fns[index], [value], None))
     return raised.value
 
 
@@ -233,6 +233,6 @@ def test_lone_surrogates_are_refused_before_gradio_reads_them(small_page: gr.Blo
 def test_a_failed_request_outside_any_event_answers_json_with_a_reference() -> None:
     request = Request({"type": "http", "method": "POST", "path": "/gradio_api/queue/join",
                        "headers": [], "query_string": b""})  # fmt: skip
-    response = asyncio.run(http_server_error(request, KeyError(-1)))
+    response = run_coroutine(http_server_error(request, KeyError(-1)))
     assert response.status_code == 500
     assert REFERENCE.fullmatch(json.loads(response.body)["detail"])
