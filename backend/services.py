@@ -27,6 +27,7 @@ from backend.engines.base import (
 )
 from backend.engines.config import EngineSpec, engine_specs
 from backend.engines.embedded import EmbeddedEngine
+from backend.engines.listings import ModelListings
 from backend.engines.model_store import ModelStore, ollama_model_store
 from backend.engines.pool import EnginePool
 from backend.engines.pool_member import EngineCard, member_from_spec
@@ -170,6 +171,7 @@ class Services:
         # One registry for every Hearth metric: /metrics serves it (backend.ops, chat metrics).
         self.metrics_registry = CollectorRegistry()
         self.ops_metrics = OpsMetrics(self.metrics_registry, lambda: self.engine, hardware)
+        self.listings = ModelListings(lambda: self.engine)  # one engine read per second per list
         self.models = ModelService(
             store,
             lambda: self.engine,
@@ -177,6 +179,7 @@ class Services:
             catalog,
             ram_bandwidth_gbps=settings.ram_bandwidth_gbps,
             on_load_decision=self.ops_metrics.model_load,
+            listings=self.listings,
         )
         self.shutdown = ShutdownGate()  # SIGTERM: no new turns, then replies in flight are cut
         self.readiness_probe = ReadinessProbe(
@@ -201,6 +204,7 @@ class Services:
             limits=self.limits,
             metrics=self.chat_metrics,
             shutdown=self.shutdown,
+            listings=self.listings,
         )
 
     @classmethod

@@ -89,6 +89,11 @@ class Scenario:
     name: str
     users: int
     burst: int = 0  # the greedy person's questions sent at once; 0: nobody is greedy
+    spread_s: float = 0.0  # 0: everyone sends at once; else one after another over this long
+
+    def send_offset_s(self, index: int) -> float:
+        """When job `index` sends, in seconds after the run's start (a steady arrival rate)."""
+        return self.spread_s * index / self.users if self.spread_s else 0.0
 
     def people(self) -> list[str]:
         staff = [f"staff{i:03d}" for i in range(1, self.users + 1 - bool(self.burst))]
@@ -200,7 +205,7 @@ def run_all(
 
 def run_scenario(rig: Rig, scenario: Scenario) -> ScenarioReport:
     jobs = scenario.jobs()
-    bound_s = rig.config.time_bound_s(len(jobs))
+    bound_s = rig.config.time_bound_s(len(jobs)) + scenario.spread_s
     tabs = {job: new_session() for job in jobs}  # each question from its own page (a tab)
     scraper = httpx.Client(base_url=rig.app.url, timeout=10, trust_env=False)
     before = read_metrics(scraper)
@@ -209,9 +214,12 @@ def run_scenario(rig: Rig, scenario: Scenario) -> ScenarioReport:
     with Sampler(rig.app.url, rig.app.process.pid) as sampler:
         origin = time.perf_counter()
 
+        offsets = {job: scenario.send_offset_s(i) for i, job in enumerate(jobs)}
+
         def turn(person: str, question: str) -> TurnResult:
             session = tabs[(person, question)]
             data = chat_data(question)
+            time.sleep(max(origin + offsets[(person, question)] - time.perf_counter(), 0.0))
             return page_turn(rig.sessions[person], rig.fn_index, session, data, person, origin)
 
         turns = run_all(jobs, turn, bound_s)
@@ -330,9 +338,13 @@ def baseline_figures(rep: ScenarioReport, app: dict[str, float]) -> dict[str, fl
     return figures
 
 
-def scenarios_for(quick: bool, burst: int, sizes: Sequence[int] | None = None) -> list[Scenario]:
+def scenarios_for(
+    quick: bool, burst: int, sizes: Sequence[int] | None = None, spread_s: float = 0.0
+) -> list[Scenario]:
     counts = list(sizes) if sizes else ([10, 50] if quick else [10, 50, 100, 200])
     runs = [Scenario(f"users_{n}", n) for n in counts]
+    if spread_s:
+        runs += [Scenario(f"users_{n}_over_{spread_s:g}s", n, spread_s=spread_s) for n in counts]
     return [*runs, Scenario("greedy_50", 50, burst)] if burst else runs
 
 
@@ -356,7 +368,8 @@ def run_load(
         ), config.time_bound_s(1))[0]  # fmt: skip
         emit(f"warmup_ttft_s: {fmt(warm.ttft_s or math.nan)}  ({warm.outcome}; not counted)")
         for scenario in scenarios:
-            who = f"{scenario.users} people, one question each, all at once"
+            at = f"one after another over {scenario.spread_s:g} s" if scenario.spread_s else ""
+            who = f"{scenario.users} people, one question each, {at or 'all at once'}"
             if scenario.burst:
                 who += f"; '{GREEDY}' sends {scenario.burst} at once, first, from as many tabs"
             emit(f"# {scenario.name}: {who}")
@@ -374,12 +387,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--reply-tokens", type=int, default=60)
     parser.add_argument("--burst", type=int, default=10, help="greedy questions; 0: no run")
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument(
+        "--spread", type=float, default=5.0,
+        help="also run each size with its questions sent one after another over this many s",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     config = LoadConfig(
         args.slots, args.max_waiting, args.rate, args.reply_tokens, not args.no_baseline
     )
     started = time.monotonic()
-    results = run_load(config, scenarios_for(args.quick, args.burst, args.users))
+    results = run_load(config, scenarios_for(args.quick, args.burst, args.users, args.spread))
     targets(results)
     print(f"bench_wall_s: {time.monotonic() - started:.0f}")
     return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
@@ -10,7 +11,7 @@ from backend.auth import User
 from backend.chat.fair_line_values import LineRefused, Waiting
 from backend.chat.limits import Permit
 from backend.chat.validation import ChatInputError, TurnSettings, installed_model
-from backend.engines.base import ChatDelta, ChatMessage, ChatStats, Engine, EngineError
+from backend.engines.base import ChatDelta, ChatMessage, ChatStats, EngineError, InstalledModel
 from backend.store.database import Conversation, Message
 
 if TYPE_CHECKING:
@@ -110,7 +111,10 @@ def within_budget(turn: TurnPlan, permit: Permit | None) -> TurnPlan:
 
 
 def admitted_settings(
-    engine: Engine, admission: TurnAdmission, user: User, settings: TurnSettings
+    installed: Callable[[], list[InstalledModel]],
+    admission: TurnAdmission,
+    user: User,
+    settings: TurnSettings,
 ) -> tuple[TurnSettings, str, bool]:
     """The settings the engine gets, or ChatInputError / TurnRefused before any write.
 
@@ -118,7 +122,7 @@ def admitted_settings(
     saved as an error reply, like any engine failure. The flag: the engine listed the model.
     """
     try:
-        names = [m.name for m in engine.list_models()]
+        names = [m.name for m in installed()]
     except EngineError:
         names = None
     if names is not None:

@@ -62,6 +62,7 @@ from backend.chat.validation import (
     stored_settings,
 )
 from backend.engines.base import ChatDelta, ChatMessage, ChatStats, Engine, EngineBusy, EngineError
+from backend.engines.listings import ModelListings
 from backend.engines.retry import BusyRetry, retry_busy_stream
 from backend.settings import DEFAULT_MAX_WAITING
 from backend.store.database import Conversation, Message, Store
@@ -111,9 +112,11 @@ class ChatService:
         busy_retry: BusyRetry = BusyRetry(),  # noqa: B008 - a frozen value
         clock: Callable[[], datetime] = utc_now,
         shutdown: ShutdownGate | None = None,
+        listings: ModelListings | None = None,
     ) -> None:
         self._store = store
         self._engine = engine
+        self._listings = listings if listings is not None else ModelListings(engine)
         self._admission = admission
         self._line = line or FairLine(1, 1, DEFAULT_MAX_WAITING)
         self._limits = limits
@@ -220,7 +223,7 @@ class ChatService:
         self._shutdown.check()  # no new turns once Hearth is shutting down
         arrived = time.monotonic()
         settings, note, verified = admitted_settings(
-            self._engine(), self._admission, user, settings
+            self._listings.installed, self._admission, user, settings
         )
         label = settings.model if verified else UNVERIFIED_MODEL
         return TurnPlan(user, settings, note, source, label, arrived)

@@ -22,6 +22,7 @@ from backend.engines.base import (
     close_stream,
     model_key,
 )
+from backend.engines.listings import ModelListings
 from backend.estimate.catalog import Catalog, CatalogError, fit_rows
 from backend.estimate.memory import DEFAULT_RAM_BANDWIDTH_GBPS, EstimateError
 from backend.hardware.monitor import HardwareMonitor, HardwareSnapshot
@@ -65,9 +66,13 @@ class ModelService:
         *,
         ram_bandwidth_gbps: float | None = None,
         on_load_decision: Callable[[str], None] | None = None,
+        listings: ModelListings | None = None,
     ) -> None:
         self._store = store
         self._engine = engine
+        # The chat path's view of the engine's lists (shared with ChatService, a second old);
+        # every admin operation here makes it read afresh.
+        self._listings = listings if listings is not None else ModelListings(engine)
         self._hardware = hardware
         self._catalog = catalog
         self._reservations = reservations if reservations is not None else Reservations()
@@ -241,7 +246,7 @@ class ModelService:
         else the decision at the context the engine would use (capped at the trained one)."""
         self._signed_in(user)
         try:
-            loaded = self._engine().loaded_models()
+            loaded = self._listings.loaded()
         except EngineError:
             return None
         for m in loaded:
@@ -300,6 +305,7 @@ class ModelService:
             raise
         finally:
             close_stream(stream)  # closing the HTTP stream makes Ollama stop the download
+            self._listings.forget()
             self._store.audit(actor=admin.name, action="model.pull", target=model,
                               outcome=outcome, detail=detail)  # fmt: skip
 
@@ -326,6 +332,7 @@ class ModelService:
             self._store.audit(actor=admin.name, action=action, target=model,
                               outcome="failed", detail=str(exc))  # fmt: skip
             raise
+        self._listings.forget()
         self._store.audit(actor=admin.name, action=action, target=model)
 
     def load(
@@ -363,6 +370,7 @@ class ModelService:
             raise
         finally:
             self._reservations.release(reservation)
+            self._listings.forget()
         record = record_for(decision, before[0], after, now_loaded, forced, self._host())
         self._records.add(record)
         self.learned_margin(admin)  # audit a margin this load's measurement changes

@@ -19,6 +19,7 @@ from backend.chat.turns import (
     DEFAULT_SYSTEM_PROMPT,
     DEFAULT_TEMPERATURE,
     ChatInputError,
+    TurnWaiting,
 )
 from backend.services import Services, StoreError
 from backend.settings import Settings
@@ -517,3 +518,17 @@ def test_a_title_that_is_not_text_is_refused_and_the_title_kept(services, handle
     with pytest.raises(ValueError, match=message):
         handlers.rename(chat, title, 1, ALICE)
     assert title_of(services, "alice", chat) == "Before"
+
+
+def test_a_waiting_turn_sends_the_question_once_then_only_its_place() -> None:
+    """Each later place-in-line update leaves the chat, the box and the buttons as they are:
+    with many people waiting, each such update is cheap for the server and the page."""
+    from ui.chat.turns import _TurnView
+
+    view = _TurnView([{"role": "user", "content": "hello"}], None, 2048)
+    first = view.update(TurnWaiting(2, 1, 8.0))
+    assert first[0] == [{"role": "user", "content": "hello"}] and "2nd in line" in first[3]
+    later = view.update(TurnWaiting(1, 0, 4.0))
+    assert "1st in line" in later[3]
+    skipped = [i for i, value in enumerate(later) if isinstance(value, dict) and value == gr.skip()]
+    assert skipped == [0, 1, 2, 4, 5]

@@ -113,10 +113,14 @@ class _TurnView:
         self.reply = ""
         self.notice = ""
         self.started = False
+        self.waited = False  # a place in line was shown (with the question) already
 
     def update(self, event: object) -> tuple:
         if isinstance(event, TurnWaiting):
             self.notice = notice_lines("⏳", event.describe())
+            if self.waited:  # the page shows the question already: only the place changes
+                return gr.skip(), gr.skip(), gr.skip(), self.notice, gr.skip(), gr.skip()
+            self.waited = True
         elif isinstance(event, TurnStarted):
             self.started = True
             self.current = event.conversation.id

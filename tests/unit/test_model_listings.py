@@ -1,0 +1,121 @@
+"""ModelListings: one engine read per interval, shared by the turns that arrive meanwhile."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import pytest
+
+from backend.engines.base import EngineUnavailable, InstalledModel, LoadedModel
+from backend.engines.listings import ModelListings
+from tests.support.fakes import ScriptedEngine
+
+
+@dataclass
+class CountingEngine(ScriptedEngine):
+    """Counts list calls; `hold` makes a list call wait (an engine slow to answer)."""
+
+    list_calls: int = 0
+    ps_calls: int = 0
+    hold: threading.Event | None = None
+
+    def list_models(self) -> list[InstalledModel]:
+        self.list_calls += 1
+        if self.hold is not None:
+            self.hold.wait(10)
+        return super().list_models()
+
+    def loaded_models(self) -> list[LoadedModel]:
+        self.ps_calls += 1
+        return super().loaded_models()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_callers_within_the_interval_share_one_read_and_a_later_one_reads_again() -> None:
+    engine, clock = CountingEngine(models=("a:1b",)), Clock()
+    listings = ModelListings(lambda: engine, ttl_s=1.0, clock=clock)
+    assert [m.name for m in listings.installed()] == ["a:1b"]
+    engine.models = ("a:1b", "b:2b")
+    clock.now += 0.5
+    assert [m.name for m in listings.installed()] == ["a:1b"]  # the shared answer
+    assert engine.list_calls == 1
+    clock.now += 0.6
+    assert [m.name for m in listings.installed()] == ["a:1b", "b:2b"]
+    assert engine.list_calls == 2
+    listings.loaded()
+    listings.loaded()
+    assert engine.ps_calls == 1
+
+
+def test_forget_makes_the_next_caller_read_afresh() -> None:
+    engine, clock = CountingEngine(models=("a:1b",)), Clock()
+    listings = ModelListings(lambda: engine, ttl_s=60.0, clock=clock)
+    listings.installed(), listings.loaded()
+    engine.models = ()
+    listings.forget()
+    assert listings.installed() == [] and listings.loaded() == []
+    assert (engine.list_calls, engine.ps_calls) == (2, 2)
+
+
+def test_a_failure_is_not_kept() -> None:
+    engine, clock = CountingEngine(models=("a:1b",), listing=False), Clock()
+    listings = ModelListings(lambda: engine, ttl_s=60.0, clock=clock)
+    with pytest.raises(EngineUnavailable):
+        listings.installed()
+    engine.listing = True
+    assert [m.name for m in listings.installed()] == ["a:1b"]
+    assert engine.list_calls == 2
+
+
+def test_a_swapped_engine_is_read_at_once() -> None:
+    first, second, clock = CountingEngine(models=("a:1b",)), CountingEngine(models=()), Clock()
+    current = [first]
+    listings = ModelListings(lambda: current[0], ttl_s=60.0, clock=clock)
+    listings.installed()
+    current[0] = second
+    assert listings.installed() == []
+    assert (first.list_calls, second.list_calls) == (1, 1)
+
+
+def test_many_callers_at_once_cause_one_read() -> None:
+    hold = threading.Event()
+    engine = CountingEngine(models=("a:1b",), hold=hold)
+    listings = ModelListings(lambda: engine, ttl_s=60.0)
+    answers: list[list[str]] = []
+
+    def ask() -> None:
+        answers.append([m.name for m in listings.installed()])
+
+    threads = [threading.Thread(target=ask) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    hold.set()
+    for thread in threads:
+        thread.join(10)
+    assert answers == [["a:1b"]] * 20
+    assert engine.list_calls == 1
+
+
+def test_a_read_that_straddles_forget_is_not_kept() -> None:
+    """An admin deletes a model while a turn's read of the old list is on its way."""
+    engine, clock = CountingEngine(models=("a:1b",)), Clock()
+    listings = ModelListings(lambda: engine, ttl_s=60.0, clock=clock)
+
+    def forgetting_list() -> list[InstalledModel]:
+        listing = ScriptedEngine.list_models(engine)
+        listings.forget()  # the delete lands between the engine's answer and its keeping
+        return listing
+
+    engine.list_models = forgetting_list  # type: ignore[method-assign]
+    assert [m.name for m in listings.installed()] == ["a:1b"]
+    engine.models = ()
+    engine.list_models = lambda: ScriptedEngine.list_models(engine)  # type: ignore[method-assign]
+    assert listings.installed() == []
