@@ -87,6 +87,8 @@ def row_problems(load: dict[str, Any]) -> list[str]:
         problems.append(f"url {load['url']!r} is not a GitHub thread")
     if load["kv_cache_type"] not in KV_CACHE_TYPES:
         problems.append(f"kv_cache_type {load['kv_cache_type']!r}")
+    if not isinstance(load.get("swa_full", False), bool):
+        problems.append("swa_full must be true or false")
     if load["kv_cache_type"] != "f16" and not load["flash_attention"]:
         problems.append("a quantized KV cache needs flash attention")
     for key in ("num_ctx", "parallel", "gpu_layers"):
@@ -132,6 +134,7 @@ def estimate_load(load: dict[str, Any]) -> LoadResult:
         parallel=load["parallel"],
         kv_cache_type=load["kv_cache_type"],
         flash_attention=load["flash_attention"],
+        swa_full=bool(load.get("swa_full", False)),
     )
     gpu, host = split(estimate, load["gpu_layers"], gpu_overhead_bytes=0)
     values = {
