@@ -63,7 +63,13 @@ class PullTracker:
         self._window: deque[tuple[float, int]] = deque()
 
     def update(self, item: PullProgress) -> PullUpdate:
-        """Fold in one item from the engine; NotEnoughDisk when a new layer would not fit."""
+        """Fold in one item from the engine; NotEnoughDisk when a new layer would not fit.
+
+        Ollama reports each layer's total once it has read the manifest ("pulling <digest>"
+        with total); the bytes still to download over every layer seen so far, plus the
+        headroom, must stay within the disk's free bytes measured before the pull started
+        (bytes already written are gone from both sides).
+        """
         if item.digest and item.total_bytes:
             done = item.completed_bytes or 0
             if item.digest not in self._layers:

@@ -267,7 +267,12 @@ class ModelService:
     def pull(
         self, user: User | None, model: str, cancel: threading.Event | None = None
     ) -> Iterator[PullUpdate]:
-        """Stream the engine's pull as PullUpdates; cancel (or closing this) stops the download."""
+        """Stream the engine's pull as PullUpdates; cancel (or closing this) stops the download.
+
+        The disk is checked twice: on the catalog's size before the pull starts, then on the
+        manifest's layer sizes as the engine reports them (PullTracker); either refusal is
+        audited as refused, and the second closes the stream, which stops Ollama's download.
+        """
         missing = "Name a model tag to pull (e.g. llama3.2:3b)."
         admin, model = self._admin_named(user, "pull", "model.pull", model, missing)
         if any(c.isspace() for c in model):
@@ -300,7 +305,10 @@ class ModelService:
                     return
             outcome, detail = "failed", "the engine ended the pull without success"
             raise EngineError(f"The pull of {model} ended before it was complete.")
-        except (EngineError, NotEnoughDisk) as exc:
+        except NotEnoughDisk as exc:  # the manifest's layers outgrew the free disk: stopped
+            outcome, detail = "refused", str(exc)
+            raise
+        except EngineError as exc:
             outcome, detail = "failed", str(exc)
             raise
         finally:

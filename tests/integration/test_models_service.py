@@ -117,6 +117,31 @@ def test_pull_larger_than_the_free_disk_is_stopped(service, admin, ollama_server
     assert "huge:1t" not in ollama_server.installed_names()
 
 
+def test_pull_is_stopped_when_the_manifest_outgrows_the_free_disk(
+    store, ollama_engine, ollama_server, admin, tmp_path, monkeypatch
+):
+    """Not in the catalog, so no early check: the layer totals Ollama reports stop it."""
+    import psutil
+
+    free = 3 * GIB
+    monkeypatch.setattr(psutil, "disk_usage", lambda _: SimpleNamespace(
+        total=100 * GIB, used=100 * GIB - free, free=free))  # fmt: skip
+    service = build(store, ollama_engine, tmp_path, FakeNvml([]))
+    ollama_server.add_registry_tag("twolayers:9b", [2 * GIB, 3 * GIB // 2])
+    seen = []
+    with pytest.raises(NotEnoughDisk) as caught:
+        for update in service.pull(admin, "twolayers:9b"):
+            seen.append(update)
+    message = str(caught.value)
+    assert "twolayers:9b" in message and "3.5 GiB" in message and "3.0 GiB is free" in message
+    assert max(len(u.layers) for u in seen) == 1, "the first layer alone fit; the second stopped it"
+    assert ollama_server.wait_until(lambda e: e.pull_disconnects >= 1, timeout_s=10)
+    assert "twolayers:9b" not in ollama_server.installed_names()
+    assert ollama_server.events.pulls_completed == 0
+    [(actor, target, outcome, detail)] = audit(store, "model.pull")
+    assert (actor, target, outcome, detail) == ("root", "twolayers:9b", "refused", message)
+
+
 def test_pull_of_a_catalog_quant_is_checked_before_it_starts(
     store, ollama_engine, ollama_server, admin, tmp_path, monkeypatch
 ):
