@@ -111,7 +111,7 @@ def test_a_bad_margin_is_refused_with_its_value(panel) -> None:
         (["balanced", 512, "MiB", "f16", 100, 4096, False, "spread"], "OLLAMA_NUM_PARALLEL"),
         (["balanced", 512, "MiB", "f16", 1, 10**9, False, "spread"], "OLLAMA_CONTEXT_LENGTH"),
         (["balanced", 512, "MiB", "f16", 1, 4096, "yes", "spread"], "OLLAMA_FLASH_ATTENTION"),
-        (["balanced", 512, "MiB", "f16", 1, 4096, False, "scatter"], "Placement"),
+        (["balanced", 512, "MiB", "f16", 1, 4096, False, "scatter"], "scatter"),
     ],
 )
 def test_engine_settings_that_cannot_be_are_refused_by_name(panel, values, named) -> None:
