@@ -72,9 +72,32 @@ def _speed(spec: ModelSpec, est: MemoryEstimate, at: Placement, machine: Machine
     return decode_speed_bound(spec, est, at, gpu_bandwidth_gbps=gpu, ram_bandwidth_gbps=ram)
 
 
+def _judge_gpu_only(
+    spec: ModelSpec, estimate: MemoryEstimate, vram: int, machine: Machine, policy: Policy
+) -> _Judged:
+    """Another host, whose RAM Hearth does not know: only a full GPU offload is placed there
+    (its host part, the token embedding and the runtime, is assumed to find room)."""
+    placement = place(spec, estimate, vram, 2 * estimate.total_bytes)  # any host part fits
+    speed = _speed(spec, estimate, placement, machine)
+    if placement.verdict == "full GPU offload":
+        note = (
+            "It fits entirely in GPU memory (this host's RAM is not known: its host part of "
+            f"{format_size(placement.ram_bytes)} is assumed to find room)."
+        )
+        return _Judged(placement, "admit", note, speed)
+    where = f"{placement.gpu_layers}/{placement.total_layers} layers on the GPU"
+    note = (
+        "This host's RAM is not known (Hearth reads only the GPU facts of another host), so only "
+        f"a load that fits entirely in its GPU memory is placed there; this one would put {where}."
+    )
+    return _Judged(placement, "warn" if policy == "off" else "refuse", note, speed)
+
+
 def _judge(
     spec: ModelSpec, estimate: MemoryEstimate, vram: int, ram: int, machine: Machine, policy: Policy
 ) -> _Judged:
+    if not machine.ram_known:
+        return _judge_gpu_only(spec, estimate, vram, machine, policy)
     placement = place(spec, estimate, vram, ram)
     speed = _speed(spec, estimate, placement, machine)
     pace = f"expect at most {speed:.1f} tokens/s" if speed else "expect a slow reply"
@@ -165,6 +188,8 @@ def decide(
     base = _budget(machine, settings, reserved, same, learned)
     if same and same[0].context_length in (None, ctx):
         return _already_loaded(request, same[0], estimate, ctx, policy, base)
+    if machine.unknown:
+        return _unknown_host(request, estimate, ctx, policy, [*reasons, machine.unknown])
     judged = _judge(spec, estimate, base.vram, base.ram, machine, policy)
     budget = base
     evicts: tuple[str, ...] = ()
@@ -231,6 +256,19 @@ def _already_loaded(
     return Decision(
         request.model, "admit", policy, ctx, request.kv_cache_type, estimate, placement, None,
         base.vram, base.ram, (note,), already_loaded=True,
+    )  # fmt: skip
+
+
+def _unknown_host(
+    request: LoadRequest, estimate: MemoryEstimate, ctx: int, policy: Policy, reasons: list[str]
+) -> Decision:
+    """A host whose GPU memory is not known: no numbers to admit by (policy off only warns)."""
+    placement = place(request.spec, estimate, 0, 0)
+    verdict: AdmissionVerdict = "warn" if policy == "off" else "refuse"
+    reasons = [*reasons, need_line(request, estimate, ctx)]
+    return Decision(
+        request.model, verdict, policy, ctx, request.kv_cache_type, estimate, placement, None,
+        0, 0, tuple(reasons),
     )  # fmt: skip
 
 

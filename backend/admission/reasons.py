@@ -38,6 +38,8 @@ def usage_lines(machine: Machine, loaded: Sequence[LoadedModel]) -> list[str]:
             f"GPU memory in use: {format_size(used)} of {format_size(machine.total_vram_bytes)}"
             + (f", by {', '.join(holders)}." if holders else ".")
         )
+    if not machine.ram_known:
+        return lines
     in_ram = [m for m in loaded if m.ram_bytes]
     used_ram = machine.total_ram_bytes - machine.free_ram_bytes
     ram_line = f"RAM in use: {format_size(used_ram)} of {format_size(machine.total_ram_bytes)}"
@@ -51,18 +53,23 @@ def usage_lines(machine: Machine, loaded: Sequence[LoadedModel]) -> list[str]:
 
 def free_line(machine: Machine, budget: Budget, reserved: Sequence[Reservation]) -> str:
     """What this load can have, after the safety margin and the loads in flight."""
+    facts = f", {machine.facts}" if machine.facts else ""
     if machine.has_gpu:
-        vram = f"{format_size(budget.vram)} of GPU memory ({format_size(machine.total_vram_bytes)})"
+        total = format_size(machine.total_vram_bytes)
+        vram = f"{format_size(budget.vram)} of GPU memory ({total}{facts})"
     else:
         vram = "no GPU memory (no NVIDIA GPU found)"
-    line = f"Available: {vram} and {format_size(budget.ram)} of RAM"
+    ram = f"{format_size(budget.ram)} of RAM" if machine.ram_known else "RAM not known"
+    line = f"Available: {vram} and {ram}"
     extras = []
     if budget.margin_vram or budget.margin_ram:
-        vram_margin = f"{format_size(budget.margin_vram)} VRAM / " if machine.has_gpu else ""
+        vram_margin = f"{format_size(budget.margin_vram)} VRAM" if machine.has_gpu else ""
+        ram_margin = f"{format_size(budget.margin_ram)} RAM" if machine.ram_known else ""
+        margins = " / ".join(m for m in (vram_margin, ram_margin) if m)
         learned = budget.learned.describe()
         extras.append(
-            f"after keeping a safety margin of {vram_margin}{format_size(budget.margin_ram)} "
-            "RAM free" + (f" (of it {learned})" if learned else "")
+            f"after keeping a safety margin of {margins} free"
+            + (f" (of it {learned})" if learned else "")
         )
     if reserved:
         extras.append(

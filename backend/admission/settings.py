@@ -12,6 +12,10 @@ from backend.units import MIB
 
 Policy = Literal["strict", "balanced", "relaxed", "off"]
 POLICIES: tuple[Policy, ...] = ("strict", "balanced", "relaxed", "off")
+# Where an admin's load goes on a pool of engines: the host admission admits with the most
+# headroom (spread), or the one with the least headroom that still admits it (pack).
+PlacementPolicy = Literal["spread", "pack"]
+PLACEMENTS: tuple[PlacementPolicy, ...] = ("spread", "pack")
 MarginUnit = Literal["MiB", "%"]
 MAX_PARALLEL = 64
 MAX_CONTEXT_LENGTH = 1024 * 1024
@@ -37,10 +41,12 @@ class AdmissionSettings:
     num_parallel: int = 1  # slots per loaded model (OLLAMA_NUM_PARALLEL)
     context_length: int = 4096  # num_ctx when a request names none (OLLAMA_CONTEXT_LENGTH)
     flash_attention: bool = False  # OLLAMA_FLASH_ATTENTION; a quantized KV cache needs it
+    placement: PlacementPolicy = "spread"  # which host of a pool an admin's load goes to
 
     def __post_init__(self) -> None:
         for name, value, allowed in (
             ("Policy", self.policy, POLICIES),
+            ("Placement", self.placement, PLACEMENTS),
             ("Margin unit", self.margin_unit, ("MiB", "%")),
             ("KV cache type", self.kv_cache_type, tuple(KV_CACHE_TYPES)),
         ):

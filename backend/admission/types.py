@@ -22,7 +22,8 @@ AdmissionVerdict = Literal["admit", "warn", "refuse"]
 
 @dataclass(frozen=True)
 class Machine:
-    """What admission reads from a HardwareSnapshot (all GPUs pooled, as Ollama splits layers)."""
+    """What admission reads of one host: a HardwareSnapshot of this machine (all GPUs pooled, as
+    Ollama splits layers), or another host's GPU facts (its RAM is not known there)."""
 
     free_vram_bytes: int
     total_vram_bytes: int
@@ -31,6 +32,9 @@ class Machine:
     gpu_processes: tuple[GpuProcess, ...] = ()
     gpu_bandwidth_gbps: float | None = None
     ram_bandwidth_gbps: float = DEFAULT_RAM_BANDWIDTH_GBPS
+    ram_known: bool = True  # False: another host, whose RAM Hearth does not read
+    facts: str = ""  # where the GPU numbers come from, "" for this machine's NVML
+    unknown: str = ""  # why this host's GPU memory is not known ("" when it is): a sentence
 
     @property
     def has_gpu(self) -> bool:
@@ -106,6 +110,7 @@ class Decision:
     suggestions: tuple[Suggestion, ...] = ()
     evicts: tuple[str, ...] = ()  # loaded models Ollama would unload to make room
     already_loaded: bool = False
+    host: str = ""  # the engine of a pool this decision is about ("" on a single engine)
 
     @property
     def admitted(self) -> bool:
@@ -113,7 +118,9 @@ class Decision:
 
     def message(self) -> str:
         head = {"admit": "Admitted", "warn": "Admitted with a warning", "refuse": "Refused"}
-        lines = [f"{head[self.verdict]}: {self.model} at num_ctx {self.num_ctx}.", *self.reasons]
+        where = f" on {self.host}" if self.host else ""
+        lines = [f"{head[self.verdict]}: {self.model} at num_ctx {self.num_ctx}{where}.",
+                 *self.reasons]  # fmt: skip
         lines += [f"Instead: {s.describe()}" for s in self.suggestions]
         return "\n".join(lines)
 
@@ -139,3 +146,4 @@ class Reservation:
     model: str
     vram_bytes: int
     ram_bytes: int
+    host: str = ""  # the engine of a pool it is promised on ("" on a single engine)

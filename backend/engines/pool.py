@@ -233,6 +233,34 @@ class EnginePool:
     def unload(self, model: str) -> None:
         self._on_owner(model, True, lambda e, name: e.unload(name))
 
+    # -- placement: an admin's load on a named engine --------------------------------------
+
+    def member(self, name: str) -> PoolMember | None:
+        """The configured engine called `name`, or None."""
+        return next((m for m in self.members if m.name == name), None)
+
+    def placement_targets(self, model: str) -> list[PoolMember]:
+        """The up engines that can load `model`: they manage models and have it installed."""
+        return [m for m in self.up_members() if m.can_manage_models and m.own_name(model)]
+
+    def load_on(self, name: str, model: str, num_ctx: int) -> None:
+        """Load `model` on the engine called `name` (placement chose it), then probe it."""
+        checked_model_name(model)
+        member = self.member(name)
+        if member is None:
+            raise EngineUnavailable(f"No engine is called {name!r}.")
+        if not member.state.up:
+            raise EngineUnavailable(f"Engine '{name}' is down ({member.state.detail}).")
+        if not isinstance(member.engine, ModelManager):
+            raise EngineUnavailable(
+                f"Engine '{name}' cannot load models (OpenAI-compatible servers choose their "
+                "models when they start)."
+            )
+        try:
+            member.engine.load(member.own_name(model) or model, num_ctx)
+        finally:
+            member.probe()
+
     def _on_owner(self, model: str, manage: bool, call: Callable[[Any, str], T]) -> T:
         """Run `call` on the engine that has `model` (one that can manage it, when `manage`)."""
         checked_model_name(model)

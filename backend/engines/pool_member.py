@@ -23,8 +23,8 @@ from backend.engines.base import (
     model_key,
 )
 from backend.engines.config import EngineSpec
-from backend.engines.server_facts import read_dcgm_gpus
-from backend.units import GIB, format_bytes
+from backend.engines.host_memory import HostMemory, read_host_memory
+from backend.engines.server_facts import ServerFacts
 
 log = logging.getLogger(__name__)
 
@@ -175,10 +175,8 @@ class PoolMember:
 
     def card(self) -> EngineCard:
         state = self.state
-        facts = ""
-        if state.up and self.spec.kind == "openai":
-            read = getattr(self.engine, "server_facts", None)
-            facts = read().summary() if read is not None else ""
+        facts = self.server_facts(state)
+        kind = facts.kind if facts is not None else ""
         return EngineCard(
             name=self.name,
             kind=self.spec.kind,
@@ -190,31 +188,25 @@ class PoolMember:
             installed_count=len(state.installed),
             can_manage_models=self.can_manage_models,
             chats_in_flight=self.in_flight,
-            server_facts=facts,
-            gpu_facts=self.gpu_facts_line(state),
+            server_facts=facts.summary() if facts is not None else "",
+            gpu_facts=read_host_memory(self.spec, state.loaded, kind).describe(),
             api_key_set=bool(self.spec.api_key),
         )
 
-    def gpu_facts_line(self, state: MemberState) -> str:
-        facts = self.spec.gpu_facts
-        if facts.source == "dcgm":
-            try:
-                gpus = read_dcgm_gpus(facts.dcgm_url)
-            except EngineError as exc:
-                return str(exc)
-            return "; ".join(
-                f"GPU {g.index} {g.name}: {format_bytes(g.free_bytes)} free of "
-                f"{format_bytes(g.total_bytes)} (DCGM)".replace("  ", " ")
-                for g in gpus
-            )
-        if facts.source == "declared" and facts.declared_vram_gib is not None:
-            declared = int(facts.declared_vram_gib * GIB)
-            used = sum(m.vram_bytes for m in state.loaded)
-            return (
-                f"{format_bytes(max(declared - used, 0))} free of {format_bytes(declared)} "
-                "declared (minus what is loaded)"
-            )
-        return facts.describe()
+    def server_facts(self, state: MemberState | None = None) -> ServerFacts | None:
+        """What an OpenAI-compatible server that is up says about itself; None otherwise."""
+        state = state or self.state
+        read = getattr(self.engine, "server_facts", None)
+        if not state.up or self.spec.kind != "openai" or read is None:
+            return None
+        facts = read()
+        return facts if isinstance(facts, ServerFacts) else None
+
+    def host_memory(self) -> HostMemory:
+        """This engine's host GPU memory by its gpu_facts (a vLLM server's GPU is taken)."""
+        state = self.state
+        facts = self.server_facts(state)
+        return read_host_memory(self.spec, state.loaded, facts.kind if facts else "")
 
 
 def member_from_spec(spec: EngineSpec, **chat_kwargs: Any) -> PoolMember:

@@ -343,8 +343,10 @@ def fit_rows(
                 parallel=parallel,
             )  # fmt: skip
             placement = place(spec, estimate, free_vram_bytes, free_ram_bytes)
-            speed = None
-            if placement.verdict != "will not fit":
+            speed = None  # and None where the GPU's bandwidth is not known (another host)
+            if placement.verdict != "will not fit" and (
+                gpu_bandwidth_gbps or not placement.gpu_layers
+            ):
                 speed = decode_speed_bound(
                     spec, estimate, placement,
                     gpu_bandwidth_gbps=gpu_bandwidth_gbps, ram_bandwidth_gbps=ram_bandwidth_gbps,

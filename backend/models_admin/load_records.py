@@ -84,9 +84,12 @@ def record_for(
     loaded: list[LoadedModel],
     forced: bool,
     host: str = "",
+    measured_here: bool = True,
 ) -> LoadRecord:
-    """The record of a load that `decision` admitted (or `forced` through), measured now."""
+    """The record of a load that `decision` admitted (or `forced` through), measured now.
+    A load on another host (`measured_here` False) has no NVML or RAM delta of this machine."""
     mine = next((m for m in loaded if model_key(m.name) == model_key(decision.model)), None)
+    here = measured_here and before.has_gpu and after.has_gpu
     return LoadRecord(
         at=_now(),
         model=decision.model,
@@ -97,10 +100,10 @@ def record_for(
         estimate_ram_bytes=decision.placement.ram_bytes,
         actual_size_bytes=mine.size_bytes if mine else None,
         actual_vram_bytes=mine.vram_bytes if mine else None,
-        vram_delta_bytes=(after.used_vram_bytes - before.used_vram_bytes)
-        if before.has_gpu and after.has_gpu
-        else None,
-        ram_delta_bytes=before.memory.available_bytes - after.memory.available_bytes,
+        vram_delta_bytes=(after.used_vram_bytes - before.used_vram_bytes) if here else None,
+        ram_delta_bytes=(before.memory.available_bytes - after.memory.available_bytes)
+        if measured_here
+        else 0,
         verdict=decision.verdict,
         overridden=forced,
         host=host,

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, fields, replace
 
-from backend.admission import Decision, LoadRequest, Machine, Reservation, Reservations, decide
+from backend.admission import Decision, LoadRequest, Machine, Reservations, decide
+from backend.admission.reservations import HeldOn
 from backend.admission.settings import AdmissionSettings, LearnedMargin
 from backend.auth import PermissionDenied, User, require_admin
 from backend.engines.base import (
@@ -19,14 +19,16 @@ from backend.engines.base import (
     EngineError,
     InstalledModel,
     LoadedModel,
-    close_stream,
     model_key,
 )
 from backend.engines.listings import ModelListings
-from backend.estimate.catalog import Catalog, CatalogError, fit_rows
+from backend.estimate.catalog import Catalog, CatalogError
 from backend.estimate.memory import DEFAULT_RAM_BANDWIDTH_GBPS, EstimateError
 from backend.hardware.monitor import HardwareMonitor, HardwareSnapshot
 from backend.models_admin import inputs
+from backend.models_admin.admission_store import read_settings, write_settings
+from backend.models_admin.catalog_view import catalog_rows
+from backend.models_admin.hosts import Host, Hosts
 from backend.models_admin.load_records import (
     ErrorSummary,
     LoadRecord,
@@ -35,24 +37,11 @@ from backend.models_admin.load_records import (
     record_for,
 )
 from backend.models_admin.model_spec import resolve_spec
-from backend.models_admin.pull_progress import (
-    PULL_DISK_HEADROOM_BYTES,
-    NotEnoughDisk,
-    PullTracker,
-    PullUpdate,
-    disk_message,
-)
-from backend.models_admin.values import (
-    AdmissionRefused,
-    CatalogRow,
-    CatalogView,
-    LoadResult,
-    decision_numbers,
-)
+from backend.models_admin.pool_admission import PoolAdmission
+from backend.models_admin.pull_progress import PullUpdate
+from backend.models_admin.pulling import audited_pull
+from backend.models_admin.values import AdmissionRefused, CatalogView, LoadResult, decision_numbers
 from backend.store.database import Store
-from backend.units import format_size
-
-ADMISSION_KEY = "admission.settings"
 
 
 class ModelService:
@@ -78,6 +67,8 @@ class ModelService:
         self._reservations = reservations if reservations is not None else Reservations()
         self._ram_bandwidth_gbps = ram_bandwidth_gbps or DEFAULT_RAM_BANDWIDTH_GBPS
         self._records = LoadRecords(store)
+        self.hosts = Hosts(engine, hardware, self._ram_bandwidth_gbps)
+        self._pool = PoolAdmission(self.hosts, self._records)
         # Told each load's admission outcome (admit / warn / refuse / override): the metrics.
         self._on_load_decision = on_load_decision or (lambda decision: None)
 
@@ -112,84 +103,57 @@ class ModelService:
         return user
 
     def machine(self, snapshot: HardwareSnapshot | None = None) -> Machine:
-        snapshot = snapshot or self._hardware.snapshot()
-        return Machine.from_snapshot(snapshot, self._ram_bandwidth_gbps)
+        """This machine (local NVML), as admission reads it."""
+        return self.hosts.local_machine(snapshot)
 
     # -- admission settings ----------------------------------------------------------------
 
     def admission_settings(self) -> AdmissionSettings:
-        stored = self._store.get_setting(ADMISSION_KEY, None)
-        if not isinstance(stored, dict):
-            return AdmissionSettings()
-        known = {f.name for f in fields(AdmissionSettings)}
-        values = {k: v for k, v in stored.items() if k in known}
-        if values.get("kv_cache_type", "f16") != "f16":
-            values.setdefault("flash_attention", True)  # stored before flash attention was a field
-        try:
-            return AdmissionSettings(**values)
-        except (TypeError, ValueError):
-            return AdmissionSettings()  # a hand-edited database must not lock every load out
+        return read_settings(self._store)
 
     def set_admission_settings(
         self, user: User | None, settings: AdmissionSettings | Mapping[str, object]
     ) -> None:
         """Store new settings (or the raw values a form sent, validated after the role check)."""
         admin = self._admin(user, "change the admission policy", "admission.settings", "")
-        if not isinstance(settings, AdmissionSettings):
-            settings = AdmissionSettings(**settings)  # type: ignore[arg-type]
-        before = self.admission_settings()
-        self._store.set_setting(ADMISSION_KEY, asdict(settings))
-        self._store.audit(
-            actor=admin.name,
-            action="admission.settings",
-            detail=(
-                f"policy {before.policy} -> {settings.policy}; margin "
-                f"{before.describe_margin()} -> {settings.describe_margin()}; engine "
-                f"{before.describe_engine()} -> {settings.describe_engine()}"
-            ),
-        )
+        write_settings(self._store, admin.name, settings)
 
     # -- what fits -------------------------------------------------------------------------
 
     def catalog_view(
-        self, user: User | None, num_ctx: int = 4096, kv_cache_type: str = "f16"
+        self,
+        user: User | None,
+        num_ctx: int = 4096,
+        kv_cache_type: str = "f16",
+        host: object = None,
     ) -> CatalogView:
-        """Every catalog model and quant judged against the free memory now; installed marked."""
+        """Every catalog model and quant judged against one host's free memory now (a pool's
+        engine by name; None: the roomiest), with that host's installed models marked."""
         self._signed_in(user)
         num_ctx, kv_cache_type = inputs.num_ctx(num_ctx), inputs.kv_cache_type(kv_cache_type)
-        machine = self.machine()
+        target = self._catalog_host(host)
+        machine = target.machine if target is not None else self.machine()
         settings = self.admission_settings()
-        fa = settings.flash_attention or kv_cache_type != "f16"
-        rows = fit_rows(
-            self._catalog,
-            free_vram_bytes=machine.free_vram_bytes,
-            total_vram_bytes=machine.total_vram_bytes,
-            free_ram_bytes=machine.free_ram_bytes,
-            gpu_bandwidth_gbps=machine.gpu_bandwidth_gbps,
-            ram_bandwidth_gbps=machine.ram_bandwidth_gbps,
-            num_ctx=int(num_ctx),
-            kv_cache_type=kv_cache_type,
-            flash_attention=fa,
-            parallel=settings.num_parallel,
-        )
         error = ""
-        try:
-            installed = {model_key(m.name) for m in self._engine().list_models()}
-        except EngineError as exc:
-            installed, error = set(), str(exc)
-        by_tag = {q.tag: (e, q) for e in self._catalog.entries for q in e.quants}
-        result = []
-        for row in rows:
-            entry, option = by_tag[row.tag]
-            default = option.quant == entry.default_quant
-            here = model_key(row.tag) in installed or (
-                default and model_key(entry.tag) in installed
-            )
-            result.append(
-                CatalogRow(row, entry.parameter_count, entry.context_length, default, here)
-            )
-        view = (tuple(result), int(num_ctx), kv_cache_type, machine, error)
-        return CatalogView(*view, settings.num_parallel, fa)
+        if target is not None:
+            installed = {model_key(name) for name in target.installed}
+        else:
+            try:
+                installed = {model_key(m.name) for m in self._engine().list_models()}
+            except EngineError as exc:
+                installed, error = set(), str(exc)
+        rows = catalog_rows(self._catalog, machine, settings, num_ctx, kv_cache_type, installed)
+        fa = settings.flash_attention or kv_cache_type != "f16"
+        return CatalogView(
+            rows, int(num_ctx), kv_cache_type, machine, error, settings.num_parallel, fa,
+            target.name if target is not None else "", tuple(self.hosts.names()),
+        )  # fmt: skip
+
+    def _catalog_host(self, host: object) -> Host | None:
+        """The host a catalog is judged on: None on a single engine (a named one is refused)."""
+        if host is None or host == "":
+            return self.hosts.roomiest()
+        return self.hosts.named(host)
 
     def installed(self, user: User | None) -> list[InstalledModel]:
         self._signed_in(user)
@@ -223,22 +187,31 @@ class ModelService:
             return []
 
     def check(
-        self, user: User | None, model: str, num_ctx: int, kv_cache_type: str | None = None
+        self,
+        user: User | None,
+        model: str,
+        num_ctx: int,
+        kv_cache_type: str | None = None,
+        host: object = None,
     ) -> Decision:
         """What admission would say about loading this model now (no reservation); kv_cache_type
-        asks "what if the engine ran with this KV cache type"."""
+        asks "what if the engine ran with this KV cache type". On a pool: on the named engine's
+        host, or (host None) on the host placement would choose."""
         self._signed_in(user)
+        named = None if host is None or host == "" else self.hosts.named(host)
         settings = self.admission_settings()
         kv = inputs.kv_cache_type(kv_cache_type) if kv_cache_type else settings.kv_cache_type
         request = self.load_request(model, num_ctx, kv, settings)
-        return decide(
-            request,
-            self.machine(),
-            self._loaded_or_empty(),
-            self._reservations.held(),
-            settings,
-            learned=self.learned_margin(),
-        )
+        if self.hosts.pool() is None:
+            return decide(
+                request,
+                self.machine(),
+                self._loaded_or_empty(),
+                self._reservations.held(""),
+                settings,
+                learned=self.learned_margin(),
+            )
+        return self._pool.preview(request, named, self._reservations.held, settings)
 
     def chat_turn_decision(self, user: User | None, model: str, num_ctx: int) -> Decision | None:
         """Admission for a chat turn's load: None when the model is loaded at num_ctx already
@@ -252,6 +225,11 @@ class ModelService:
         for m in loaded:
             if model_key(m.name) == model_key(model) and m.context_length in (None, int(num_ctx)):
                 return None
+        pool = self.hosts.pool()
+        if pool is not None:
+            members = pool.placement_targets(model)  # none: a server that chose its models
+            if not any(self.hosts.of(m).known for m in members):
+                return None  # no engine that would load it has GPU facts: nothing to judge by
         try:
             return self.check(user, model, num_ctx)
         except (EngineError, CatalogError, EstimateError):
@@ -278,44 +256,13 @@ class ModelService:
         if any(c.isspace() for c in model):
             raise inputs.ModelInputError(f"{model!r} is not a model tag (e.g. llama3.2:3b).")
         disk = self._hardware.snapshot().disk("models")
-        free = disk.free_bytes if disk is not None else None
-        path = disk.path if disk is not None else None
-        option = self._catalog.quant_for_tag(model)
-        entry = self._catalog.find(model)
-        expected = option.size_bytes if option else (entry.quant().size_bytes if entry else None)
-        if free is not None and expected and expected + PULL_DISK_HEADROOM_BYTES > free:
-            detail = disk_message(model, expected, free, path)
-            self._store.audit(actor=admin.name, action="model.pull", target=model,
-                              outcome="refused", detail=detail)  # fmt: skip
-            raise NotEnoughDisk(detail)
-        tracker = PullTracker(model, free, path)
-        outcome, detail = "cancelled", "closed by the caller"
-        stream = self._engine().pull(model)
+        engine = self._engine()
         try:
-            for item in stream:
-                update = tracker.update(item)
-                yield update
-                total, completed = update.total_bytes, update.completed_bytes
-                if update.done:
-                    outcome, detail = "ok", f"{format_size(total)} in {len(update.layers)} layer(s)"
-                    return
-                if cancel is not None and cancel.is_set():
-                    detail = f"cancelled at {format_size(completed)} of {format_size(total)}"
-                    yield replace(update, status="cancelled", bytes_per_s=None, cancelled=True)
-                    return
-            outcome, detail = "failed", "the engine ended the pull without success"
-            raise EngineError(f"The pull of {model} ended before it was complete.")
-        except NotEnoughDisk as exc:  # the manifest's layers outgrew the free disk: stopped
-            outcome, detail = "refused", str(exc)
-            raise
-        except EngineError as exc:
-            outcome, detail = "failed", str(exc)
-            raise
+            yield from audited_pull(
+                self._store, admin.name, model, engine, disk, self._catalog, cancel
+            )
         finally:
-            close_stream(stream)  # closing the HTTP stream makes Ollama stop the download
             self._listings.forget()
-            self._store.audit(actor=admin.name, action="model.pull", target=model,
-                              outcome=outcome, detail=detail)  # fmt: skip
 
     def delete(self, user: User | None, model: str) -> None:
         admin, name = self._admin_named(user, "delete", "model.delete", model)
@@ -337,6 +284,7 @@ class ModelService:
         try:
             run(model)
         except EngineError as exc:
+            self._listings.forget()  # a failed delete or unload may have done part of it
             self._store.audit(actor=admin.name, action=action, target=model,
                               outcome="failed", detail=str(exc))  # fmt: skip
             raise
@@ -346,21 +294,16 @@ class ModelService:
     def load(
         self, user: User | None, model: str, num_ctx: int, *, override: bool = False
     ) -> LoadResult:
-        """Admission check, then the engine's load; override=True loads a refused model anyway."""
+        """Admission check, then the engine's load; override=True loads a refused model anyway.
+        On a pool, admission judges every engine that can load it and placement picks one."""
         admin, model = self._admin_named(user, "load", "model.load", model, "Name a model first.")
         num_ctx = inputs.num_ctx(num_ctx)
         settings = self.admission_settings()
         request = self.load_request(model, num_ctx, settings.kv_cache_type, settings)
-        loaded = self._loaded_or_empty()
-        learned = self.learned_margin(admin)
         before: list[HardwareSnapshot] = []
-
-        def decide_with(reserved: tuple[Reservation, ...]) -> Decision:
-            before.append(self._hardware.snapshot())
-            machine = self.machine(before[0])
-            return decide(request, machine, loaded, reserved, settings, learned=learned)
-
-        decision, reservation = self._reservations.admit(model, decide_with, force=override)
+        chosen: list[Host] = []
+        choose_host = self._chooser(request, settings, admin, override, before, chosen)
+        _, decision, reservation = self._reservations.admit_on(model, choose_host, force=override)
         forced = override and not decision.admitted
         self._on_load_decision("override" if forced else decision.verdict)
         if not decision.admitted and not forced:
@@ -368,10 +311,10 @@ class ModelService:
                               outcome="refused", detail=decision_numbers(decision))  # fmt: skip
             raise AdmissionRefused(decision)
         action = "model.load.override" if forced else "model.load"
+        target = chosen[0] if chosen else None
         try:
-            self._engine().load(model, int(num_ctx))
+            now_loaded = self._load_on(target, model, int(num_ctx))
             after = self._hardware.snapshot()
-            now_loaded = self._loaded_or_empty()
         except EngineError as exc:
             self._store.audit(actor=admin.name, action=action, target=model, outcome="failed",
                               detail=f"{exc} | {decision_numbers(decision)}")  # fmt: skip
@@ -379,9 +322,11 @@ class ModelService:
         finally:
             self._reservations.release(reservation)
             self._listings.forget()
-        record = record_for(decision, before[0], after, now_loaded, forced, self._host())
+        host = target.url if target is not None else self._host()
+        here = target is None or target.local
+        record = record_for(decision, before[0], after, now_loaded, forced, host, here)
         self._records.add(record)
-        self.learned_margin(admin)  # audit a margin this load's measurement changes
+        self._records.learned_margin(host, admin.name)  # audit a margin this load changes
         self._store.audit(
             actor=admin.name,
             action=action,
@@ -389,6 +334,44 @@ class ModelService:
             detail=f"{decision_numbers(decision)}; actual {describe_actual(record)}",
         )
         return LoadResult(decision, record, forced)
+
+    def _chooser(
+        self,
+        request: LoadRequest,
+        settings: AdmissionSettings,
+        admin: User,
+        force: bool,
+        before: list[HardwareSnapshot],
+        chosen: list[Host],
+    ) -> Callable[[HeldOn], tuple[str, Decision]]:
+        """The decision run under the reservations lock: on this engine, or on every engine of
+        the pool that can load the model and then placement's pick (noted in `chosen`)."""
+        if self.hosts.pool() is None:
+            loaded = self._loaded_or_empty()
+            learned = self.learned_margin(admin)
+
+            def single(held_on: HeldOn) -> tuple[str, Decision]:
+                before.append(self._hardware.snapshot())
+                machine = self.machine(before[0])
+                return "", decide(request, machine, loaded, held_on(""), settings, learned=learned)
+
+            return single
+
+        placement = self._pool.chooser(request, settings, admin.name, force, chosen)
+
+        def pooled(held_on: HeldOn) -> tuple[str, Decision]:
+            before.append(self._hardware.snapshot())
+            return placement(held_on)
+
+        return pooled
+
+    def _load_on(self, target: Host | None, model: str, num_ctx: int) -> list[LoadedModel]:
+        """Load on the single engine, or on the pool engine placement chose; what is loaded
+        there after."""
+        if target is None:
+            self._engine().load(model, num_ctx)
+            return self._loaded_or_empty()
+        return self._pool.load_on(target, model, num_ctx)
 
     def load_records(self, limit: int = 10) -> list[LoadRecord]:
         """The last loads' estimate next to the actual numbers, newest first."""

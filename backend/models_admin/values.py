@@ -36,6 +36,8 @@ class CatalogView:
     engine_error: str = ""  # why the installed marks are missing, "" when the engine answered
     parallel: int = 1  # slots per model (OLLAMA_NUM_PARALLEL)
     flash_attention: bool = False
+    host: str = ""  # the pool engine whose host the rows are judged on ("" on a single engine)
+    hosts: tuple[str, ...] = ()  # the pool's engines, to pick from (() on a single engine)
 
 
 @dataclass(frozen=True)
@@ -48,8 +50,9 @@ class LoadResult:
 def decision_numbers(decision: Decision) -> str:
     """The audit detail of a decision: what it needs, what was free, the verdict."""
     p = decision.placement
+    where = f"host {decision.host}; " if decision.host else ""
     return (
-        f"num_ctx {decision.num_ctx}, KV {decision.kv_cache_type}; estimate "
+        f"{where}num_ctx {decision.num_ctx}, KV {decision.kv_cache_type}; estimate "
         f"{format_size(decision.estimate.total_bytes)} ({format_size(p.vram_bytes)} VRAM + "
         f"{format_size(p.ram_bytes)} RAM, {p.verdict}); available "
         f"{format_size(decision.free_vram_bytes)} VRAM + {format_size(decision.free_ram_bytes)} "

@@ -56,7 +56,7 @@ ENDPOINTS: dict[str, str] = {
     "chat": SIGNED_IN,  # the public API
     # Models tab (ui/models/): everyone sees the catalog and fit; admins change models.
     "models_tab_load": SIGNED_IN,
-    **{f"models_catalog{suffix}": SIGNED_IN for suffix in ("", "_1", "_2", "_3", "_4", "_5", "_6")},
+    **{f"models_catalog{s}": SIGNED_IN for s in ("", "_1", "_2", "_3", "_4", "_5", "_6", "_7")},
     **{f"models_refresh{suffix}": SIGNED_IN for suffix in ("", "_1", "_2", "_3", "_4", "_5", "_6")},
     "models_select": SIGNED_IN,
     "models_check": SIGNED_IN,  # what admission would say; loads nothing

@@ -28,7 +28,7 @@ OVERRIDES = {
     "models_load_override": {0: MODEL, 1: 512},
     "models_delete_ask": {0: MODEL},
     # The settings as they are: a row that passes saves what was there already.
-    "admission_save": {0: "balanced", 1: 512, 2: "MiB", 3: "f16"},
+    "admission_save": {0: "balanced", 1: 512, 2: "MiB", 3: "f16", 7: "spread"},
 }
 
 

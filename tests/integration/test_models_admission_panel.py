@@ -54,11 +54,12 @@ def test_staff_sees_the_settings_read_only_and_cannot_save(panel) -> None:
     services, url = panel
     shown = _call(url, "clerk", STAFF_PW, "admission_panel_load", [])["output"]["data"]
     assert shown[0]["value"] == "balanced" and shown[0]["interactive"] is False
-    assert shown[7]["visible"] is False  # the Save button
-    assert "Only an admin can change them" in shown[9]
-    assert "OLLAMA_NUM_PARALLEL=1" in shown[9]
+    assert shown[7]["value"] == "spread" and shown[7]["interactive"] is False
+    assert shown[8]["visible"] is False  # the Save button
+    assert "Only an admin can change them" in shown[10]
+    assert "OLLAMA_NUM_PARALLEL=1" in shown[10]
     refused = _call(
-        url, "clerk", STAFF_PW, "admission_save", ["off", 0, "MiB", "f16", 1, 4096, False]
+        url, "clerk", STAFF_PW, "admission_save", ["off", 0, "MiB", "f16", 1, 4096, False, "spread"]
     )
     assert "Only an admin may change the admission policy" in refused["output"]["error"]
     assert services.models.admission_settings() == AdmissionSettings()
@@ -69,17 +70,19 @@ def test_staff_sees_the_settings_read_only_and_cannot_save(panel) -> None:
 def test_admin_saves_and_the_change_is_audited(panel) -> None:
     services, url = panel
     shown = _call(url, "boss", ADMIN_PW, "admission_panel_load", [])["output"]["data"]
-    assert shown[0]["interactive"] is True and shown[7]["visible"] is True
+    assert shown[0]["interactive"] is True and shown[8]["visible"] is True
     assert (shown[4]["value"], shown[5]["value"], shown[6]["value"]) == (1, 4096, False)
     saved = _call(
-        url, "boss", ADMIN_PW, "admission_save", ["strict", 10, "%", "q8_0", 4, 8192, True]
+        url, "boss", ADMIN_PW, "admission_save", ["strict", 10, "%", "q8_0", 4, 8192, True, "pack"]
     )
     assert "Saved. Policy **strict**, safety margin **10 %**" in saved["output"]["data"][1]
     assert "**4** slot(s)" in saved["output"]["data"][1]
-    expected = AdmissionSettings("strict", 10, "%", "q8_0", 4, 8192, True)
+    assert "placement **pack**" in saved["output"]["data"][1]
+    expected = AdmissionSettings("strict", 10, "%", "q8_0", 4, 8192, True, "pack")
     assert services.models.admission_settings() == expected
     [entry] = services.store.list_audit(action="admission.settings", actor="boss")
     assert "balanced -> strict" in entry.detail and "OLLAMA_KV_CACHE_TYPE=q8_0" in entry.detail
+    assert "placement spread -> pack" in entry.detail
     assert "OLLAMA_NUM_PARALLEL=1" in entry.detail and "OLLAMA_NUM_PARALLEL=4" in entry.detail
     # every estimate now sizes KV cache and compute graph on 4 slots x num_ctx, flash attention on
     decision = services.models.check(services.auth.resolve("boss"), "llama3.1:8b", 2048)
@@ -91,7 +94,11 @@ def test_a_bad_margin_is_refused_with_its_value(panel) -> None:
     services, url = panel
     before = services.models.admission_settings()
     refused = _call(
-        url, "boss", ADMIN_PW, "admission_save", ["balanced", 90, "%", "f16", 1, 4096, False]
+        url,
+        "boss",
+        ADMIN_PW,
+        "admission_save",
+        ["balanced", 90, "%", "f16", 1, 4096, False, "spread"],
     )
     assert "90" in refused["output"]["error"] and "Margin" in refused["output"]["error"]
     assert services.models.admission_settings() == before
@@ -100,10 +107,11 @@ def test_a_bad_margin_is_refused_with_its_value(panel) -> None:
 @pytest.mark.parametrize(
     ("values", "named"),
     [
-        (["balanced", 512, "MiB", "q8_0", 1, 4096, False], "needs flash attention"),
-        (["balanced", 512, "MiB", "f16", 100, 4096, False], "OLLAMA_NUM_PARALLEL"),
-        (["balanced", 512, "MiB", "f16", 1, 10**9, False], "OLLAMA_CONTEXT_LENGTH"),
-        (["balanced", 512, "MiB", "f16", 1, 4096, "yes"], "OLLAMA_FLASH_ATTENTION"),
+        (["balanced", 512, "MiB", "q8_0", 1, 4096, False, "spread"], "needs flash attention"),
+        (["balanced", 512, "MiB", "f16", 100, 4096, False, "spread"], "OLLAMA_NUM_PARALLEL"),
+        (["balanced", 512, "MiB", "f16", 1, 10**9, False, "spread"], "OLLAMA_CONTEXT_LENGTH"),
+        (["balanced", 512, "MiB", "f16", 1, 4096, "yes", "spread"], "OLLAMA_FLASH_ATTENTION"),
+        (["balanced", 512, "MiB", "f16", 1, 4096, False, "scatter"], "scatter"),
     ],
 )
 def test_engine_settings_that_cannot_be_are_refused_by_name(panel, values, named) -> None:

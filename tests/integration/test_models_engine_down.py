@@ -41,7 +41,8 @@ def test_tab_shows_the_engine_error_instead_of_failing(app: str, refused_ollama_
         notice = loaded["output"]["data"][-1]
         assert "not reachable" in notice and refused_ollama_host in notice
         catalog = client.call(
-            client.fn_index("models_catalog"), [4096, "f16", "All families", "Any size", False]
+            client.fn_index("models_catalog"),
+            [4096, "f16", "All families", "Any size", False, None],
         )
         assert catalog["success"] and refused_ollama_host in catalog["output"]["data"][0]
         pulled = client.call(client.fn_index("models_pull"), ["llama3.2:1b"])

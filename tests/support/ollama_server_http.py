@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from tests.support.ollama_server import OllamaTestServer
 
 _DISCONNECTED = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)
+LOAD_HOLD_LIMIT_S = 30.0  # a held load goes on by itself after this (a test that forgot it)
 
 
 class OllamaHTTPServer(ThreadingHTTPServer):
@@ -261,6 +262,9 @@ class OllamaHandler(BaseHTTPRequestHandler):
             self._error(model.load_error or OLLAMA_BUSY_TEXT, 500 if model.load_error else 503)
             return
         options = body.get("options") or {}
+        if model.load_hold is not None and not messages:  # a load still in flight, for tests
+            self.fake.state.record(loads_held=1)
+            model.load_hold.wait(LOAD_HOLD_LIMIT_S)
         self.fake.state.mark_loaded(model, int(options.get("num_ctx") or 4096), keep_alive)
         if not messages:
             self._send_json(200, self._reply(name, chat, "", True, done_reason="load"))

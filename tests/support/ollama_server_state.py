@@ -50,6 +50,7 @@ class FakeModel:
     load_error: str = ""  # answered with HTTP 500 when the model is loaded (e.g. OOM)
     stream_error: str = ""  # sent as an in-stream {"error": ...} line ...
     stream_error_after: int = 3  # ... after this many content chunks
+    load_hold: threading.Event | None = None  # a load (no messages) waits until this is set
 
     @property
     def digest(self) -> str:
@@ -89,6 +90,7 @@ class ServerEvents:
     pull_disconnects: int = 0  # a client closed a pull stream before it was done
     pulls_completed: int = 0
     busy_refusals: int = 0  # chats answered 503 "server busy" (OLLAMA_MAX_QUEUE full)
+    loads_held: int = 0  # loads waiting on their model's load_hold
 
 
 def normalise_name(name: str) -> str:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import gradio as gr
 
-from backend.admission.settings import ENGINE_ENV_VARS, POLICIES, AdmissionSettings
+from backend.admission.settings import ENGINE_ENV_VARS, PLACEMENTS, POLICIES, AdmissionSettings
 from backend.estimate.memory import KV_CACHE_TYPES
 from ui.common import PRIVATE, acting_user, guarded
 
@@ -26,6 +26,12 @@ POLICY_HELP = {
 }
 
 
+PLACEMENT_HELP = {
+    "spread": "an admin's load goes to the engine host with the most GPU memory left after it",
+    "pack": "an admin's load goes to the fullest engine host that still admits it",
+}
+
+
 def policy_help(policy: str | None = None) -> str:
     lines = [
         f"- **{name}**{' (current)' if name == policy else ''}: {POLICY_HELP[name]}"
@@ -37,7 +43,8 @@ def policy_help(policy: str | None = None) -> str:
 def describe(settings: AdmissionSettings) -> str:
     return (
         f"Policy **{settings.policy}**, safety margin **{settings.describe_margin()}** kept free "
-        f"on the GPU and in RAM, KV cache **{settings.kv_cache_type}**. The engine runs "
+        f"on the GPU and in RAM, KV cache **{settings.kv_cache_type}**, placement "
+        f"**{settings.placement}** ({PLACEMENT_HELP[settings.placement]}). The engine runs "
         f"**{settings.num_parallel}** slot(s) of num_ctx tokens per model: "
         f"`{settings.describe_engine()}`."
     )
@@ -51,7 +58,7 @@ def _whole(value: object) -> int:
 
 
 _Form = tuple[
-    gr.Radio, gr.Number, gr.Radio, gr.Dropdown, gr.Number, gr.Number, gr.Checkbox,
+    gr.Radio, gr.Number, gr.Radio, gr.Dropdown, gr.Number, gr.Number, gr.Checkbox, gr.Radio,
     gr.Markdown, gr.Button, gr.Markdown,
 ]  # fmt: skip
 
@@ -84,15 +91,19 @@ def _form() -> _Form:
             label=f"Flash attention ({ENGINE_ENV_VARS['flash_attention']}=1)",
             elem_id="admission-flash",
         )
+        placement = gr.Radio(
+            list(PLACEMENTS), label="Placement on a pool of engines (spread or pack)",
+            elem_id="admission-placement",
+        )  # fmt: skip
     explain = gr.Markdown(policy_help(), elem_id="admission-help")
     save = gr.Button("Save admission settings", variant="primary", elem_id="admission-save")
     status = gr.Markdown("", elem_id="admission-status")
-    return policy, margin, unit, kv, parallel, context, flash, explain, save, status
+    return policy, margin, unit, kv, parallel, context, flash, placement, explain, save, status
 
 
 def build(services: Services, demo: gr.Blocks) -> None:
     """The admission panel's components and events, inside whatever block the caller opened."""
-    policy, margin, unit, kv, parallel, context, flash, explain, save, status = _form()
+    policy, margin, unit, kv, parallel, context, flash, placement, explain, save, status = _form()
 
     @guarded
     def admission_panel_load(request: gr.Request):
@@ -107,6 +118,7 @@ def build(services: Services, demo: gr.Blocks) -> None:
             gr.update(value=current.num_parallel, interactive=user.is_admin),
             gr.update(value=current.context_length, interactive=user.is_admin),
             gr.update(value=current.flash_attention, interactive=user.is_admin),
+            gr.update(value=current.placement, interactive=user.is_admin),
             gr.update(visible=user.is_admin),
             policy_help(current.policy),
             note,
@@ -115,7 +127,7 @@ def build(services: Services, demo: gr.Blocks) -> None:
     @guarded
     def admission_save(
         policy_value, margin_value, unit_value, kv_value, parallel_value, context_value,
-        flash_value, request: gr.Request,
+        flash_value, placement_value, request: gr.Request,
     ):  # fmt: skip
         user = acting_user(services, request)
         values = {
@@ -126,13 +138,15 @@ def build(services: Services, demo: gr.Blocks) -> None:
             "num_parallel": _whole(parallel_value),
             "context_length": _whole(context_value),
             "flash_attention": flash_value if isinstance(flash_value, bool) else None,
+            "placement": placement_value or "",
         }
         services.models.set_admission_settings(user, values)
         current = services.models.admission_settings()
         gr.Info("Admission settings saved.")
         return policy_help(current.policy), f"Saved. {describe(current)}"
 
-    outputs = [policy, margin, unit, kv, parallel, context, flash, save, explain, status]
+    outputs = [policy, margin, unit, kv, parallel, context, flash, placement, save, explain,
+               status]  # fmt: skip
     demo.load(admission_panel_load, None, outputs, **PRIVATE)
-    inputs = [policy, margin, unit, kv, parallel, context, flash]
+    inputs = [policy, margin, unit, kv, parallel, context, flash, placement]
     save.click(admission_save, inputs, [explain, status], **PRIVATE)

@@ -22,4 +22,4 @@ if TYPE_CHECKING:
 def build(services: Services, demo: gr.Blocks) -> None:
     """Create the Models tab's components inside the current gr.Tab and wire their events."""
     handlers = ModelsHandlers(services)
-    wire(handlers, layout(services.catalog.families()), demo)
+    wire(handlers, layout(services.catalog.families(), handlers.hosts()), demo)

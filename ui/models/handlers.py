@@ -20,6 +20,7 @@ from ui.common import Caller, CancelRegistry, acting_user, inline_markdown
 from ui.models.render import (
     ANY_FAMILY,
     ANY_SIZE,
+    ROOMIEST,
     SIZES,
     catalog_samples,
     decision_html,
@@ -77,6 +78,12 @@ class CatalogPage:
     tags: list[str]  # the tag of each sample row, in order
 
 
+def host_choice(value: object) -> object:
+    """The catalog's host as the service takes it: None for the roomiest (the default), else
+    the value as sent (the service names a value that is not one of the pool's engines)."""
+    return None if value is None or value in ("", ROOMIEST) else value
+
+
 @dataclass(frozen=True)
 class PullStep:
     """One update of a pull: the progress bar's value, and the HTML when it is due on screen."""
@@ -121,27 +128,49 @@ class ModelsHandlers:
         user = acting_user(self.services, request)
         return user.is_admin, self.lists(request)
 
+    def hosts(self) -> list[str]:
+        """The catalog's host choices: the roomiest, then each engine of the pool ([] without)."""
+        names = self.models.hosts.names()
+        return [ROOMIEST, *names] if names else []
+
     def catalog(
-        self, request: Caller | None, num_ctx: Any, kv_type: Any, family: Any, size: Any, fits: Any
+        self,
+        request: Caller | None,
+        num_ctx: Any,
+        kv_type: Any,
+        family: Any,
+        size: Any,
+        fits: Any,
+        host: Any = None,
     ) -> CatalogPage:
         user = acting_user(self.services, request)
         family = choice("Family", family, self.families, ANY_FAMILY)
         size = choice("Size", size, [ANY_SIZE, *SIZES], ANY_SIZE)
-        view = self.models.catalog_view(user, context_length(num_ctx), kv_type)
+        num_ctx = context_length(num_ctx)
+        view = self.models.catalog_view(user, num_ctx, kv_type, host_choice(host))
         samples, shown = catalog_samples(view, family, size, fits is True)
         return CatalogPage(machine_html(view), samples, shown)
 
     def select(
-        self, request: Caller | None, index: Any, shown: Any, num_ctx: Any, kv_type: Any
+        self,
+        request: Caller | None,
+        index: Any,
+        shown: Any,
+        num_ctx: Any,
+        kv_type: Any,
+        host: Any = None,
     ) -> tuple[str, str]:
-        """The estimate of the catalog row clicked, and its tag (for the pull field)."""
+        """The estimate of the catalog row clicked (on the catalog's host), and its tag."""
         user = acting_user(self.services, request)
         if not isinstance(index, int) or not 0 <= index < len(shown or []):
             raise ValueError("Pick a row of the catalog.")
         tag = shown[index]
+        if not isinstance(tag, str):
+            raise ValueError("Pick a row of the catalog.")
         kv = inputs.kv_cache_type(kv_type)
-        found = self.models.check(user, tag, context_length(num_ctx), kv)
-        return decision_html(found, f"{tag} — estimate on this machine"), tag
+        found = self.models.check(user, tag, context_length(num_ctx), kv, host_choice(host))
+        where = f"host {found.host}" if found.host else "this machine"
+        return decision_html(found, f"{tag} — estimate on {where}"), tag
 
     def pull(self, request: Session, tag: Any) -> Iterator[PullStep]:
         """The pull's progress; the session's Cancel stops it."""
@@ -173,7 +202,8 @@ class ModelsHandlers:
         except AdmissionRefused as exc:
             notice = f"Refused: {shown} would not fit; see the numbers below."
             return LoadOutcome(decision_html(exc.decision), True, notice)
-        return LoadOutcome(decision_html(done.decision), False, f"{shown} is loaded.")
+        where = f" on {done.decision.host}" if done.decision.host else ""
+        return LoadOutcome(decision_html(done.decision), False, f"{shown} is loaded{where}.")
 
     def delete_ask(self, request: Caller | None, model: Any) -> str:
         """The confirmation question (markdown) for deleting `model`."""

@@ -24,13 +24,14 @@ class CatalogControls:
     family: gr.Dropdown
     size: gr.Dropdown
     fits_only: gr.Checkbox
+    host: gr.Dropdown  # the pool engine whose host the badges judge (hidden on one engine)
     table: gr.Dataset
     tags: gr.State  # the tags of the rows shown, in order (the Dataset sends an index)
     detail: gr.HTML
 
     @property
     def inputs(self) -> list[gr.Dropdown | gr.Checkbox]:
-        return [self.ctx, self.kv, self.family, self.size, self.fits_only]
+        return [self.ctx, self.kv, self.family, self.size, self.fits_only, self.host]
 
     @property
     def outputs(self) -> list[gr.components.Component]:
@@ -92,9 +93,13 @@ class ModelsLayout:
         return [self.pull.group, self.manage.group, self.loaded.group]
 
 
-def _catalog(families: list[str]) -> CatalogControls:
+def _catalog(families: list[str], hosts: Sequence[str]) -> CatalogControls:
     machine = gr.HTML(STYLE, elem_id="models-machine")
     with gr.Row():
+        host = gr.Dropdown(
+            list(hosts), value=hosts[0] if hosts else None, label="Fit on host",
+            visible=bool(hosts), elem_id="cat-host",
+        )  # fmt: skip
         ctx = gr.Dropdown(CONTEXT_CHOICES, value=4096, label="Context length", elem_id="cat-ctx")
         kv = gr.Dropdown(KV_CHOICES, value="f16", label="KV cache type", elem_id="cat-kv")
         family = gr.Dropdown(families, value=ANY_FAMILY, label="Family", elem_id="cat-family")
@@ -111,7 +116,7 @@ def _catalog(families: list[str]) -> CatalogControls:
     )
     tags = gr.State([])
     detail = gr.HTML("", elem_id="models-detail")
-    return CatalogControls(machine, ctx, kv, family, size, fits_only, table, tags, detail)
+    return CatalogControls(machine, ctx, kv, family, size, fits_only, host, table, tags, detail)
 
 
 def _pull() -> PullControls:
@@ -159,10 +164,11 @@ def _loaded() -> LoadedControls:
     return LoadedControls(html, group, pick, unload)
 
 
-def layout(families: Sequence[str]) -> ModelsLayout:
-    """Create the components in the current render context (normally the Models gr.Tab)."""
+def layout(families: Sequence[str], hosts: Sequence[str] = ()) -> ModelsLayout:
+    """Create the components in the current render context (normally the Models gr.Tab);
+    `hosts` are the catalog's host choices (none: one engine, the picker is hidden)."""
     notice = gr.Markdown("", elem_id="models-notice")
-    catalog = _catalog([ANY_FAMILY, *families])
+    catalog = _catalog([ANY_FAMILY, *families], hosts)
     pull = _pull()
     gr.Markdown("### Installed")
     installed = gr.HTML("", elem_id="models-installed")

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from backend.services import InstalledModel, LoadedModel
 
 ANY_FAMILY, ANY_SIZE = "All families", "Any size"
+ROOMIEST = "the roomiest host"  # the catalog's default host on a pool of engines
 SIZES = {"< 3B": (0, 3e9), "3–9B": (3e9, 10e9), "10–35B": (10e9, 36e9), "> 35B": (36e9, 1e15)}
 BADGES = {  # placement verdict -> (label, colour)
     "full GPU offload": ("full GPU", "#16a34a"),
@@ -71,17 +72,38 @@ def _split(vram_bytes: int, ram_bytes: int) -> str:
     return f"{format_size(vram_bytes)} VRAM + {format_size(ram_bytes)} RAM"
 
 
-def machine_html(view: CatalogView) -> str:
+def _host_now(view: CatalogView) -> str:
+    """What the judged host has free now, in words (HTML)."""
     m = view.machine
+    if m.unknown:
+        return (
+            f"Host <b>{escape(view.host)}</b>: GPU memory not known, so nothing fits there by "
+            f"numbers: {escape(m.unknown)}"
+        )
     gpu = (
         f"{format_size(m.free_vram_bytes)} of {format_size(m.total_vram_bytes)} GPU memory free"
         if m.has_gpu
         else "no NVIDIA GPU (models run on the CPU)"
     )
+    if not view.host:
+        return (
+            f"This machine now: {gpu}, {format_size(m.free_ram_bytes)} of "
+            f"{format_size(m.total_ram_bytes)} RAM available."
+        )
+    facts = f" ({escape(m.facts)})" if m.facts else ""
+    ram = (
+        f", {format_size(m.free_ram_bytes)} of {format_size(m.total_ram_bytes)} RAM available"
+        if m.ram_known
+        else "; its RAM is not known, so only a full GPU offload fits there"
+    )
+    return f"Host <b>{escape(view.host)}</b> now: {gpu}{facts}{ram}."
+
+
+def machine_html(view: CatalogView) -> str:
     note = f" · ⚠ {escape(view.engine_error)}" if view.engine_error else ""
     return (
-        f'{STYLE}<p class="mm-sub">This machine now: {gpu}, {format_size(m.free_ram_bytes)} '
-        f"of {format_size(m.total_ram_bytes)} RAM available. Estimates at num_ctx "
+        f'{STYLE}<p class="mm-sub" data-host="{escape(view.host)}">{_host_now(view)} '
+        "Estimates at num_ctx "
         f"{view.num_ctx} × {view.parallel} slot(s) (OLLAMA_NUM_PARALLEL) with a "
         f"{escape(view.kv_cache_type)} KV cache, flash attention "
         f"{'on' if view.flash_attention else 'off'}.{note}</p>"

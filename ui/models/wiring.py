@@ -49,30 +49,32 @@ def _wire_catalog(handlers: ModelsHandlers, view: ModelsLayout, demo: gr.Blocks)
     cat = view.catalog
 
     @guarded
-    def models_catalog(num_ctx, kv_type, family, size, fits, request: gr.Request):
-        return catalog_outputs(handlers.catalog(request, num_ctx, kv_type, family, size, fits))
+    def models_catalog(num_ctx, kv_type, family, size, fits, host, request: gr.Request):
+        page = handlers.catalog(request, num_ctx, kv_type, family, size, fits, host)
+        return catalog_outputs(page)
 
     @guarded
     def models_tab_load(request: gr.Request):
         is_admin, lists = handlers.tab_load(request)
         shown = gr.update(visible=is_admin)
-        return shown, shown, shown, *list_outputs(lists)
+        hosts = handlers.hosts()  # the pool's engines now (an engine may have been added)
+        host = gr.update(choices=hosts, visible=bool(hosts))
+        return shown, shown, shown, host, *list_outputs(lists)
 
     @guarded
     def models_refresh(request: gr.Request):
         return list_outputs(handlers.lists(request))
 
     @guarded
-    def models_select(index, shown, num_ctx, kv_type, request: gr.Request):
-        return handlers.select(request, index, shown, num_ctx, kv_type)
+    def models_select(index, shown, num_ctx, kv_type, host, request: gr.Request):
+        return handlers.select(request, index, shown, num_ctx, kv_type, host)
 
     to_catalog = {"fn": models_catalog, "inputs": cat.inputs, "outputs": cat.outputs, **PRIVATE}
-    demo.load(models_tab_load, None, [*view.admin_groups, *view.list_outputs], **PRIVATE).then(
-        **to_catalog
-    )
+    loaded = [*view.admin_groups, cat.host, *view.list_outputs]
+    demo.load(models_tab_load, None, loaded, **PRIVATE).then(**to_catalog)
     for control in cat.inputs:
         control.change(**to_catalog)
-    cat.table.click(models_select, [cat.table, cat.tags, cat.ctx, cat.kv],
+    cat.table.click(models_select, [cat.table, cat.tags, cat.ctx, cat.kv, cat.host],
                     [cat.detail, view.pull.tag], **PRIVATE)  # fmt: skip
     view.refresh.click(models_refresh, None, view.list_outputs, **PRIVATE).then(**to_catalog)
     return {"fn": models_refresh, "inputs": None, "outputs": view.list_outputs, **PRIVATE}
