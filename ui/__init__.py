@@ -38,6 +38,9 @@ def theme() -> gr.themes.Base:
     ).set(body_background_fill="*neutral_50", block_radius="12px")
 
 
+SESSION_CAPACITY = 2000  # page sessions kept: tabs open at once for ~500 staff, with room
+
+
 def launch_options(services: Services) -> dict[str, object]:
     """What Gradio 6 wants at launch() rather than in gr.Blocks()."""
     # Every stylesheet beside this file: hearth.css and one per tab that has its own styles.
@@ -48,6 +51,10 @@ def launch_options(services: Services) -> dict[str, object]:
         "middleware": guard_middleware(services.auth),
     }
     return {
+        # Gradio keeps a copy of every component's config per page session (~0.4 MiB with this
+        # UI) and drops the least recently used past this many; its default of 10,000 lets an
+        # app's memory grow by gigabytes with every tab ever opened.
+        "state_session_capacity": SESSION_CAPACITY,
         "theme": theme(),
         "css": css,
         "head": f"<script>{keys}</script>",
