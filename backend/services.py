@@ -181,6 +181,8 @@ class Services:
             on_load_decision=self.ops_metrics.model_load,
             listings=self.listings,
         )
+        if isinstance(self.engine, EnginePool):  # a chat's load goes where an admin's would
+            self.engine.placement_hint = self.models.chat_placement
         self.shutdown = ShutdownGate()  # SIGTERM: no new turns, then replies in flight are cut
         self.readiness_probe = ReadinessProbe(
             lambda: self.engine, store.path, lambda: self.shutdown.closed

@@ -58,6 +58,10 @@ class EnginePool:
         self.members = tuple(members)
         self.fallback = fallback
         self.interval_s = interval_s
+        # (model, num_ctx) -> the engine admission's placement would load it on, or None; set
+        # by the services (placement lives above the engines), consulted when no engine has
+        # the model loaded.
+        self.placement_hint: Callable[[str, int], str | None] | None = None
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -169,7 +173,22 @@ class EnginePool:
         candidates = self._candidates(model)
         if not candidates:
             raise ModelNotFound(model, self._not_served(model))
+        if not candidates[0].has_loaded(model) and self.placement_hint is not None:
+            candidates = self._placed_first(candidates, model, options.num_ctx)
         return self._chat_on(candidates, model, messages, options, cancel)
+
+    def _placed_first(
+        self, candidates: list[PoolMember], model: str, num_ctx: int
+    ) -> list[PoolMember]:
+        """Nobody has the model loaded: the engine where an admin's load would go comes first,
+        so the chat's load lands where admission's placement (spread or pack) would put it."""
+        assert self.placement_hint is not None
+        try:
+            where = self.placement_hint(model, num_ctx)
+        except Exception:  # a hint that fails leaves the order as it was
+            log.exception("placement hint for %s failed", model)
+            return candidates
+        return sorted(candidates, key=lambda m: m.name != where)
 
     def _chat_on(
         self,

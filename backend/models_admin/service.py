@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Mapping
 from backend.admission import Decision, LoadRequest, Machine, Reservations, decide
 from backend.admission.reservations import HeldOn
 from backend.admission.settings import AdmissionSettings, LearnedMargin
-from backend.auth import PermissionDenied, User, require_admin
+from backend.auth import SYSTEM, PermissionDenied, User, require_admin
 from backend.engines.base import (
     Engine,
     EngineError,
@@ -212,6 +212,20 @@ class ModelService:
                 learned=self.learned_margin(),
             )
         return self._pool.preview(request, named, self._reservations.held, settings)
+
+    def chat_placement(self, model: str, num_ctx: int) -> str | None:
+        """The pool engine where a chat's load of `model` goes: where an admin's load would go;
+        None off a pool, when no host that could load it has GPU facts, or none admits it."""
+        pool = self.hosts.pool()
+        if pool is None:
+            return None
+        if not any(self.hosts.of(m).known for m in pool.placement_targets(model)):
+            return None
+        try:
+            decision = self.check(SYSTEM, model, num_ctx)
+        except (EngineError, CatalogError, EstimateError, inputs.ModelInputError):
+            return None
+        return (decision.host or None) if decision.admitted else None
 
     def chat_turn_decision(self, user: User | None, model: str, num_ctx: int) -> Decision | None:
         """Admission for a chat turn's load: None when the model is loaded at num_ctx already

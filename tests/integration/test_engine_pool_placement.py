@@ -17,6 +17,7 @@ import pytest
 
 from backend.admission import AdmissionSettings, Reservations
 from backend.auth import CLI, User, UserAdmin
+from backend.engines.base import ChatMessage, ChatOptions
 from backend.engines.config import EngineSpec, GpuFacts
 from backend.engines.ollama import OllamaEngine
 from backend.engines.pool import EnginePool
@@ -257,3 +258,20 @@ def test_the_models_tab_picks_the_host_and_says_where_a_load_went(mixed_pool, tm
     assert tag == page.tags[0] and "estimate on host a" in html
     outcome = handlers.load(admin, BUNDLED_NAME, CTX, False)
     assert not outcome.refused and outcome.notice == f"{BUNDLED_NAME} is loaded on b."
+
+
+@pytest.mark.parametrize(("placement", "host"), [("spread", "c"), ("pack", "b")])
+def test_a_chat_for_a_model_nobody_has_loaded_goes_where_placement_would_load_it(
+    servers, store, tmp_path, admin, need_gib, placement, host
+):
+    sizes = (0.5 * need_gib, 1.5 * need_gib, 3 * need_gib)
+    pool, service = placed_service(servers, store, tmp_path, admin, sizes, placement)
+    pool.placement_hint = service.chat_placement  # as the app's services wire it
+    try:
+        assert service.chat_placement(BUNDLED_NAME, CTX) == host
+        reply = list(pool.chat(BUNDLED_NAME, [ChatMessage("user", "hi")], ChatOptions(num_ctx=CTX)))
+        assert reply
+        asked = {name: s.events.chat_requests for name, s in zip(NAMES, servers, strict=True)}
+        assert asked == {name: int(name == host) for name in NAMES}
+    finally:
+        pool.close()
