@@ -113,14 +113,15 @@ class _TurnView:
         self.reply = ""
         self.notice = ""
         self.started = False
-        self.waited = False  # a place in line was shown (with the question) already
+        # The question, the emptied box and Stop were sent: later updates carry what changes
+        # (the reply, the notice; the conversation id once, when the turn starts).
+        self.busy_shown = False
 
     def update(self, event: object) -> tuple:
         if isinstance(event, TurnWaiting):
             self.notice = notice_lines("⏳", event.describe())
-            if self.waited:  # the page shows the question already: only the place changes
+            if self.busy_shown:  # the page shows the question already: only the place changes
                 return gr.skip(), gr.skip(), gr.skip(), self.notice, gr.skip(), gr.skip()
-            self.waited = True
         elif isinstance(event, TurnStarted):
             self.started = True
             self.current = event.conversation.id
@@ -139,8 +140,15 @@ class _TurnView:
             self.history[-1] = {"role": "assistant", "content": reply_markdown(event.reply)}
             if event.reply.status == "error":
                 self.notice = notice_lines("⚠", event.reply.error)
-            return self.history, "", self.current, self.notice, *_idle()
-        return self.history, "", self.current, self.notice, *_busy()
+            box = gr.skip() if self.busy_shown else ""  # keep what was typed meanwhile
+            return self.history, box, self.current, self.notice, *_idle()
+        if not self.busy_shown:
+            self.busy_shown = True
+            return self.history, "", self.current, self.notice, *_busy()
+        # A component in an update costs Gradio a config rebuild (its JSON schema): the buttons
+        # went once; the conversation id goes when the turn starts.
+        current = self.current if isinstance(event, TurnStarted) else gr.skip()
+        return self.history, gr.skip(), current, self.notice, gr.skip(), gr.skip()
 
 
 def _role(message: object) -> object:
