@@ -10,6 +10,8 @@ from bench.estimate_cuda import (
     CASES,
     COMPONENT_TARGET,
     LARGE_MIB,
+    TARGET_ARCHITECTURES,
+    TARGET_LOADS,
     TOTAL_TARGET,
     estimate_load,
     load_table,
@@ -38,6 +40,12 @@ def test_the_rows_name_distinct_logs_and_cover_every_case() -> None:
     assert len({(load["url"], load["num_ctx"], load["parallel"]) for load in LOADS}) == len(LOADS)
     covered = {case for load in LOADS for case in estimate_load(load).cases}
     assert covered == set(CASES), f"no load for {set(CASES) - covered}"
+
+
+def test_the_table_holds_the_loads_and_architectures_the_issue_asks_for() -> None:
+    architectures = {estimate_load(load).architecture for load in LOADS}
+    assert len(LOADS) >= TARGET_LOADS, f"{len(LOADS)} loads"
+    assert len(architectures) >= TARGET_ARCHITECTURES, f"architectures {sorted(architectures)}"
 
 
 @pytest.mark.parametrize("load", LOADS, ids=IDS)
