@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ from backend.estimate.catalog import Catalog, FitRow, fit_rows, load_catalog
 from backend.estimate.memory import DEFAULT_RAM_BANDWIDTH_GBPS
 from backend.hardware.monitor import HardwareMonitor, HardwareSnapshot
 from backend.models_admin import ModelService
+from backend.ops.engine_config import EngineConfig, EngineForm, EngineRow, stored_specs
 from backend.ops.metrics import OpsMetrics, exposition
 from backend.ops.readiness import Readiness, ReadinessProbe
 from backend.settings import Settings
@@ -55,6 +57,8 @@ __all__ = [
     "Conversation",
     "EngineCard",
     "EngineError",
+    "EngineForm",
+    "EngineRow",
     "EngineStatus",
     "InstalledModel",
     "LoadedModel",
@@ -88,18 +92,26 @@ class EngineChoice:
     model_store: ModelStore  # where it keeps model files: free disk for pulls and Hardware
 
 
-def choose_engine(settings: Settings) -> EngineChoice:
-    """The engines of HEARTH_ENGINES as a pool; else Ollama when asked for or when it answers
-    (auto); else the embedded llama.cpp engine."""
-    embedded = EmbeddedEngine(settings.models_path)
+def choose_engine(
+    settings: Settings,
+    saved: tuple[EngineSpec, ...] | None = None,
+    embedded: EmbeddedEngine | None = None,
+) -> EngineChoice:
+    """The engines saved in Admin → Engines (`saved`; None: never saved), else HEARTH_ENGINES,
+    as a pool; else Ollama when asked for or when it answers (auto); else the embedded llama.cpp
+    engine (`embedded`, when one is already open)."""
+    if embedded is None:
+        embedded = EmbeddedEngine(settings.models_path)
     embedded_store = ModelStore(settings.models_path)
     if settings.engine == "embedded":
         return EngineChoice(
             embedded, "embedded engine chosen with --engine embedded", embedded_store
         )
-    specs = engine_specs(settings.engines)
+    specs = engine_specs(settings.engines) if saved is None else saved
     if specs:
-        return pool_choice(settings, specs, embedded if settings.engine == "auto" else None)
+        source = "HEARTH_ENGINES" if saved is None else "Admin → Engines"
+        fallback = embedded if settings.engine == "auto" else None
+        return pool_choice(settings, specs, fallback, source)
     from backend.engines.ollama import OllamaEngine
 
     ollama = OllamaEngine(settings.ollama_host)
@@ -110,6 +122,7 @@ def choose_engine(settings: Settings) -> EngineChoice:
     status = ollama.status()
     if status.reachable:
         return EngineChoice(ollama, f"Ollama answered at {settings.ollama_host}", ollama_store)
+    ollama.close()
     # status.detail repeats the host and the client's advice; the Hardware page shows it.
     return EngineChoice(
         embedded,
@@ -119,21 +132,26 @@ def choose_engine(settings: Settings) -> EngineChoice:
 
 
 def pool_choice(
-    settings: Settings, specs: tuple[EngineSpec, ...], fallback: Engine | None
+    settings: Settings,
+    specs: tuple[EngineSpec, ...],
+    fallback: Engine | None,
+    source: str = "HEARTH_ENGINES",
 ) -> EngineChoice:
     """An EnginePool over the configured engines; the embedded engine serves when none is up."""
     pool = EnginePool([member_from_spec(spec) for spec in specs], fallback=fallback)
-    names = ", ".join(f"{s.name} ({s.kind})" for s in specs)
-    reason = f"{len(specs)} engine(s) from HEARTH_ENGINES: {names}"
-    if fallback is not None:
-        reason += "; the embedded engine serves when none is up"
     local_ollama = next((s for s in specs if s.kind == "ollama"), None)
     store = (
         ollama_model_store(local_ollama.url, settings.ollama_models)
         if local_ollama is not None
         else ModelStore(settings.models_path)
     )
-    return EngineChoice(pool, reason, store)
+    return EngineChoice(pool, pool_reason(specs, fallback is not None, source), store)
+
+
+def pool_reason(specs: tuple[EngineSpec, ...], has_fallback: bool, source: str) -> str:
+    names = ", ".join(f"{s.name} ({s.kind})" for s in specs)
+    reason = f"{len(specs)} engine(s) from {source}: {names}"
+    return reason + ("; the embedded engine serves when none is up" if has_fallback else "")
 
 
 def engine_slots(settings: Settings, engine: Engine) -> int:
@@ -158,8 +176,10 @@ class Services:
     ) -> None:
         self.settings = settings
         self.store = store
-        self.engine = engine.engine
+        self.engine = engine.engine  # swapped live by apply_engines: consumers look it up per use
         self.engine_reason = engine.reason
+        self._engine_lock = threading.Lock()
+        self._retired: list[Engine] = []  # engines swapped out, closed at shutdown
         self.hardware = hardware
         self.catalog = catalog
         self.auth = Authentication(store)  # sign-in, sessions: the acting User comes from here
@@ -169,7 +189,12 @@ class Services:
         self.conversations = ConversationService(store)
         # One registry for every Hearth metric: /metrics serves it (backend.ops, chat metrics).
         self.metrics_registry = CollectorRegistry()
-        self.ops_metrics = OpsMetrics(self.metrics_registry, lambda: self.engine, hardware)
+        self.ops_metrics = OpsMetrics(
+            self.metrics_registry,
+            lambda: self.engine,
+            hardware,
+            chats_in_flight=lambda: self.line.stats().running,
+        )
         self.models = ModelService(
             store,
             lambda: self.engine,
@@ -202,15 +227,19 @@ class Services:
             metrics=self.chat_metrics,
             shutdown=self.shutdown,
         )
+        self.engines = EngineConfig(
+            store, lambda: engine_specs(settings.engines), self.apply_engines
+        )
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        engine = choose_engine(settings)
+        store = Store(settings.db_path)
+        engine = choose_engine(settings, stored_specs(store))
         hardware = HardwareMonitor(
             settings.data_dir, engine.model_store, interval_s=settings.sample_interval_s
         )
-        return cls(settings, Store(settings.db_path), engine, hardware, load_catalog(CATALOG_PATH))
+        return cls(settings, store, engine, hardware, load_catalog(CATALOG_PATH))
 
     @property
     def chat_concurrency(self) -> int:
@@ -228,10 +257,43 @@ class Services:
 
     def close(self) -> None:
         self.hardware.close()
-        close_engine = getattr(self.engine, "close", None)
-        if close_engine is not None:
-            close_engine()
+        for engine in {id(e): e for e in (*self._retired, self.engine)}.values():
+            close_engine = getattr(engine, "close", None)
+            if close_engine is not None:
+                close_engine()
         self.store.close()
+
+    def apply_engines(self, specs: tuple[EngineSpec, ...]) -> str:
+        """Serve from `specs` now, without a restart; says what serves.
+
+        A pool follows the new list (EnginePool.reconfigure); a single engine becomes a pool
+        (the embedded engine its fallback under --engine auto); an empty list goes back to the
+        zero-config default. Chats in flight on an engine left out finish first."""
+        if self.settings.engine == "embedded":
+            return "Hearth runs with --engine embedded: the list applies on a start without it."
+        with self._engine_lock:
+            current = self.engine
+            if specs and isinstance(current, EnginePool):
+                current.reconfigure(specs)
+                has_fallback = current.fallback is not None
+                self.engine_reason = pool_reason(specs, has_fallback, "Admin → Engines")
+            else:
+                self._switch(current, specs)
+            self.line.resize(engine_slots(self.settings, self.engine))
+            return f"Now serving: {self.engine_reason}."
+
+    def _switch(self, current: Engine, specs: tuple[EngineSpec, ...]) -> None:
+        """A new engine in place of `current`, reusing an open embedded engine. `current` is
+        closed at shutdown; a pool's members close as soon as their chats in flight end."""
+        kept = current.fallback if isinstance(current, EnginePool) else current
+        embedded = kept if isinstance(kept, EmbeddedEngine) else None
+        choice = choose_engine(self.settings, specs, embedded)
+        if isinstance(choice.engine, EnginePool):
+            choice.engine.start()
+        self.engine, self.engine_reason = choice.engine, choice.reason
+        if isinstance(current, EnginePool):
+            current.retire(keep_fallback=True)  # its fallback may serve on, or chat now
+        self._retired.append(current)
 
     # -- operator endpoints (no user: served before Gradio's login) -------------------------
 
