@@ -99,8 +99,7 @@ def test_a_model_on_the_second_host_answers_and_a_killed_host_shows_down(
     assert page.locator("#chatbot .message.bot").last.inner_text().strip()
     after = [len(s.scripted.requests) for s in servers]
     served = [a - b for a, b in zip(after, before, strict=True)]
-    assert served == [0, 1, 0], "served by the second host"
-    assert servers[1].scripted.requests[-1][0] == "beta:1b"
+    assert served == [0, 1, 0], "served by the only host that has beta:1b"
 
     page.get_by_role("tab", name="Hardware").click()
     card_state(page, "a", "up")
