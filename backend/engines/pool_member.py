@@ -60,6 +60,7 @@ class EngineCard:
     server_facts: str  # vLLM / llama.cpp server facts, "" where there are none
     gpu_facts: str  # where its GPU memory comes from, and what it says
     api_key_set: bool
+    gpu_source: str = ""  # local, dcgm, declared or none: "local" is filled in from this box
 
 
 class PoolMember:
@@ -230,6 +231,7 @@ class PoolMember:
             server_facts=facts,
             gpu_facts=self.gpu_facts_line(state),
             api_key_set=bool(self.spec.api_key),
+            gpu_source=self.spec.gpu_facts.source,
         )
 
     def gpu_facts_line(self, state: MemberState) -> str:

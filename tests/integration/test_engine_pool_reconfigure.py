@@ -120,3 +120,15 @@ def test_an_empty_list_is_refused_and_changes_nothing(pool):
     with pytest.raises(ValueError, match="at least one engine"):
         pool.reconfigure([])
     assert pool.members == before
+
+
+def test_a_chat_that_picked_an_engine_just_removed_goes_to_the_next(pool, servers):
+    """The race: a chat read the list before a removal; the removed engine takes no new chat."""
+    a, b = pool.members
+    before = [len(s.scripted.requests) for s in servers]
+    a.retire()  # as reconfigure does, while `a` is still in the list this chat reads
+    items = list(pool.chat("smollm2:135m", HELLO, ChatOptions(num_ctx=2048, num_predict=2)))
+    assert isinstance(items[-1], ChatStats) and items[-1].done_reason == "stop"
+    after = [len(s.scripted.requests) for s in servers]
+    assert [x - y for x, y in zip(after, before, strict=True)] == [0, 1, 0]
+    assert a.in_flight == 0 and b.in_flight == 0
