@@ -139,13 +139,17 @@ def pool_choice(
 ) -> EngineChoice:
     """An EnginePool over the configured engines; the embedded engine serves when none is up."""
     pool = EnginePool([member_from_spec(spec) for spec in specs], fallback=fallback)
+    reason = pool_reason(specs, fallback is not None, source)
+    return EngineChoice(pool, reason, pool_model_store(settings, specs))
+
+
+def pool_model_store(settings: Settings, specs: tuple[EngineSpec, ...]) -> ModelStore:
+    """Where the pool's models are kept on this machine: the first Ollama's store, else the
+    embedded engine's directory."""
     local_ollama = next((s for s in specs if s.kind == "ollama"), None)
-    store = (
-        ollama_model_store(local_ollama.url, settings.ollama_models)
-        if local_ollama is not None
-        else ModelStore(settings.models_path)
-    )
-    return EngineChoice(pool, pool_reason(specs, fallback is not None, source), store)
+    if local_ollama is None:
+        return ModelStore(settings.models_path)
+    return ollama_model_store(local_ollama.url, settings.ollama_models)
 
 
 def pool_reason(specs: tuple[EngineSpec, ...], has_fallback: bool, source: str) -> str:
@@ -277,6 +281,7 @@ class Services:
                 current.reconfigure(specs)
                 has_fallback = current.fallback is not None
                 self.engine_reason = pool_reason(specs, has_fallback, "Admin → Engines")
+                self.hardware.model_store = pool_model_store(self.settings, specs)
             else:
                 self._switch(current, specs)
             self.line.resize(engine_slots(self.settings, self.engine))
@@ -291,6 +296,7 @@ class Services:
         if isinstance(choice.engine, EnginePool):
             choice.engine.start()
         self.engine, self.engine_reason = choice.engine, choice.reason
+        self.hardware.model_store = choice.model_store  # free disk for pulls, Hardware
         if isinstance(current, EnginePool):
             current.retire(keep_fallback=True)  # its fallback may serve on, or chat now
         self._retired.append(current)

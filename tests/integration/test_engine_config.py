@@ -198,6 +198,7 @@ def test_saving_switches_a_single_engine_to_a_pool_and_back(services, servers):
     pool = services.engine
     assert isinstance(pool, EnginePool) and pool.fallback is embedded
     assert "Admin → Engines" in services.engine_reason
+    assert services.hardware.model_store.path != services.settings.models_path, "Ollama's store"
     services.engines.add(admin, form(name="b", url=servers[1].url))
     assert services.engine is pool, "a pool follows the list in place"
     assert [c.name for c in services.engine_cards() or []] == ["a", "b"]
@@ -217,6 +218,7 @@ def test_saving_switches_a_single_engine_to_a_pool_and_back(services, servers):
     services.engines.remove(admin, "a")
     services.engines.remove(admin, "b")
     assert services.engine is embedded and services.engine_cards() is None
+    assert services.hardware.model_store.path == services.settings.models_path
     assert all(m.closed for m in pool.members) and pool.probers.names() == []
     assert services.line.slots == 1
     assert set(scrape(services)) == {("hearth_engine_up", "embedded"),
