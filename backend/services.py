@@ -56,6 +56,7 @@ __all__ = [
     "ChatMessage",
     "Conversation",
     "EngineCard",
+    "EngineConfig",
     "EngineError",
     "EngineForm",
     "EngineRow",
@@ -194,10 +195,7 @@ class Services:
         # One registry for every Hearth metric: /metrics serves it (backend.ops, chat metrics).
         self.metrics_registry = CollectorRegistry()
         self.ops_metrics = OpsMetrics(
-            self.metrics_registry,
-            lambda: self.engine,
-            hardware,
-            chats_in_flight=lambda: self.line.stats().running,
+            self.metrics_registry, lambda: self.engine, hardware, self._chats_running
         )
         self.models = ModelService(
             store,
@@ -231,9 +229,11 @@ class Services:
             metrics=self.chat_metrics,
             shutdown=self.shutdown,
         )
-        self.engines = EngineConfig(
-            store, lambda: engine_specs(settings.engines), self.apply_engines
-        )
+        self.engines = EngineConfig(store, settings.engines, self.apply_engines)
+
+    def _chats_running(self) -> int:
+        """A single engine's chats in flight: the turns holding a slot in the line."""
+        return self.line.stats().running
 
     @classmethod
     def build(cls, settings: Settings) -> Services:

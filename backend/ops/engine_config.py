@@ -21,6 +21,7 @@ from backend.engines.config import (
     MAX_KEY_CHARS,
     MAX_URL_CHARS,
     EngineSpec,
+    engine_specs,
     parse_spec,
     parse_specs,
 )
@@ -122,11 +123,11 @@ class EngineConfig:
     def __init__(
         self,
         store: Store,
-        from_env: Callable[[], tuple[EngineSpec, ...]],
+        hearth_engines: str | None,
         apply: Callable[[tuple[EngineSpec, ...]], str],
     ) -> None:
         self._store = store
-        self._from_env = from_env
+        self._hearth_engines = hearth_engines  # HEARTH_ENGINES' value (checked at start)
         self._apply = apply
         self._lock = threading.Lock()  # one change at a time: read, change, save, apply
 
@@ -136,6 +137,9 @@ class EngineConfig:
         """The list in force: the saved one, else HEARTH_ENGINES."""
         saved = stored_specs(self._store)
         return self._from_env() if saved is None else saved
+
+    def _from_env(self) -> tuple[EngineSpec, ...]:
+        return engine_specs(self._hearth_engines)
 
     def source(self) -> str:
         if stored_specs(self._store) is not None:

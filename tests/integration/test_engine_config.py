@@ -13,7 +13,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from backend.auth import CLI, PermissionDenied
 from backend.engines.base import ChatMessage, ChatOptions
-from backend.engines.config import engine_specs
 from backend.engines.embedded import EmbeddedEngine
 from backend.engines.model_store import ModelStore
 from backend.engines.pool import EnginePool
@@ -50,7 +49,7 @@ def config(store: Store) -> tuple[EngineConfig, list]:
         applied.append(specs)
         return "applied"
 
-    return EngineConfig(store, lambda: (), apply), applied
+    return EngineConfig(store, None, apply), applied
 
 
 def form(name="a", kind="ollama", url="http://127.0.0.1:9", **more) -> EngineForm:
@@ -137,7 +136,7 @@ def test_the_saved_list_wins_over_hearth_engines_and_empty_means_the_default(
 ):
     env = json.dumps([{"name": "env", "kind": "ollama", "url": "http://127.0.0.1:7"}])
     settings = Settings(data_dir=tmp_path, engines=env, ollama_host=f"127.0.0.1:{free_port()}")
-    engines = EngineConfig(store, lambda: engine_specs(env), lambda specs: "applied")
+    engines = EngineConfig(store, env, lambda specs: "applied")
     assert stored_specs(store) is None and [s.name for s in engines.specs()] == ["env"]
     assert "HEARTH_ENGINES" in engines.source()
     engines.add(root, form(name="mine", url="http://127.0.0.1:8"))

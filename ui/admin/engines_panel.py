@@ -18,7 +18,8 @@ from ui.checked_inputs import CheckedDropdown
 from ui.common import PRIVATE, acting_user, guarded, inline_markdown
 
 if TYPE_CHECKING:
-    from backend.services import Services
+    from backend.auth import User
+    from backend.services import EngineConfig, Services
 
 HEADERS = ["Name", "Kind", "Address", "GPU facts", "API key"]
 KINDS = ["ollama", "openai"]
@@ -70,8 +71,19 @@ def _fields() -> EngineFields:
     return EngineFields(picked, name, kind, url, api_key, clear_key, gpu_facts)
 
 
-def build(services: Services, demo: gr.Blocks) -> None:
-    """The panel's components and events, inside whatever block the caller opened."""
+@dataclass(frozen=True)
+class EnginesView:
+    source: gr.Markdown
+    table: gr.Dataframe
+    fields: EngineFields
+    test: gr.Button
+    add: gr.Button
+    save: gr.Button
+    remove: gr.Button
+    status: gr.Markdown
+
+
+def _view() -> EnginesView:
     gr.Markdown(HELP)
     source = gr.Markdown("", elem_id="engines-source")
     table = gr.Dataframe(headers=HEADERS, value=[], interactive=False, elem_id="engines-table")
@@ -82,25 +94,34 @@ def build(services: Services, demo: gr.Blocks) -> None:
         save = gr.Button("Save changes", elem_id="engine-save")
         remove = gr.Button("Remove engine", variant="stop", elem_id="engine-remove")
     status = gr.Markdown("", elem_id="engines-status")
-    config = services.engines
+    return EnginesView(source, table, fields, test, add, save, remove, status)
 
-    def listing(user, picked: Any = None) -> tuple[Any, ...]:
-        rows = config.rows(user)
-        names = [r.name for r in rows]
-        shown = {"value": picked if picked in names else None} if picked is not False else {}
-        return (engine_rows(rows), gr.update(choices=names, **shown),
-                f"Engines {inline_markdown(config.source())}.")  # fmt: skip
 
-    def changed(user, sentence: str, picked: Any) -> tuple[Any, ...]:
-        gr.Info("Engines saved.")
-        return (*listing(user, picked), inline_markdown(sentence), "", False)
+def listing(config: EngineConfig, user: User, picked: Any = None) -> tuple[Any, ...]:
+    """(table, picker, source) for an admin; `picked` False leaves the picker's value as it is."""
+    rows = config.rows(user)
+    names = [r.name for r in rows]
+    shown = {"value": picked if picked in names else None} if picked is not False else {}
+    return (engine_rows(rows), gr.update(choices=names, **shown),
+            f"Engines {inline_markdown(config.source())}.")  # fmt: skip
+
+
+def changed(config: EngineConfig, user: User, sentence: str, picked: Any) -> tuple[Any, ...]:
+    """After a save: the list, the picker, the source, the sentence; the key fields emptied."""
+    gr.Info("Engines saved.")
+    return (*listing(config, user, picked), inline_markdown(sentence), "", False)
+
+
+def build(services: Services, demo: gr.Blocks) -> None:
+    """The panel's components and events, inside whatever block the caller opened."""
+    view, config = _view(), services.engines
 
     @guarded
     def engines_panel_load(request: gr.Request):
         user = acting_user(services, request)
         if not user.is_admin:  # the Admin tab is hidden from staff; show them nothing here
             return [], gr.update(choices=[]), ""
-        return listing(user, picked=False)
+        return listing(config, user, picked=False)
 
     @guarded
     def engines_pick(picked, request: gr.Request):
@@ -121,26 +142,26 @@ def build(services: Services, demo: gr.Blocks) -> None:
     def engines_add(name, kind, url, key, gpu, request: gr.Request):
         user = acting_user(services, request)
         sentence = config.add(user, EngineForm(name, kind, url, key, gpu))
-        return changed(user, sentence, str(name).strip())
+        return changed(config, user, sentence, str(name).strip())
 
     @guarded
     def engines_save(picked, name, kind, url, key, clear, gpu, request: gr.Request):
         user = acting_user(services, request)
         form = EngineForm(name, kind, url, key, gpu, clear_key=clear)
-        return changed(user, config.edit(user, picked, form), str(name).strip())
+        return changed(config, user, config.edit(user, picked, form), str(name).strip())
 
     @guarded
     def engines_remove(picked, request: gr.Request):
         user = acting_user(services, request)
-        return changed(user, config.remove(user, picked), None)
+        return changed(config, user, config.remove(user, picked), None)
 
-    f = fields
-    after_change = [table, f.picked, source, status, f.api_key, f.clear_key]
-    demo.load(engines_panel_load, None, [table, f.picked, source], **PRIVATE)
+    f, status = view.fields, view.status
+    after_change = [view.table, f.picked, view.source, status, f.api_key, f.clear_key]
+    demo.load(engines_panel_load, None, [view.table, f.picked, view.source], **PRIVATE)
     filled = [f.name, f.kind, f.url, f.api_key, f.clear_key, f.gpu_facts]
     f.picked.input(engines_pick, [f.picked], filled, **PRIVATE)
-    test.click(engines_test, [f.picked, *f.spec_inputs], [status], **PRIVATE)
-    add.click(engines_add, f.spec_inputs, after_change, **PRIVATE)
-    save.click(engines_save, [f.picked, f.name, f.kind, f.url, f.api_key, f.clear_key,
-                              f.gpu_facts], after_change, **PRIVATE)  # fmt: skip
-    remove.click(engines_remove, [f.picked], after_change, **PRIVATE)
+    view.test.click(engines_test, [f.picked, *f.spec_inputs], [status], **PRIVATE)
+    view.add.click(engines_add, f.spec_inputs, after_change, **PRIVATE)
+    view.save.click(engines_save, [f.picked, f.name, f.kind, f.url, f.api_key, f.clear_key,
+                                   f.gpu_facts], after_change, **PRIVATE)  # fmt: skip
+    view.remove.click(engines_remove, [f.picked], after_change, **PRIVATE)
