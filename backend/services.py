@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ from backend.estimate.catalog import Catalog, FitRow, fit_rows, load_catalog
 from backend.estimate.memory import DEFAULT_RAM_BANDWIDTH_GBPS
 from backend.hardware.monitor import HardwareMonitor, HardwareSnapshot
 from backend.models_admin import ModelService
+from backend.ops.engine_config import EngineConfig, EngineForm, EngineRow, stored_specs
 from backend.ops.metrics import OpsMetrics, exposition
 from backend.ops.readiness import Readiness, ReadinessProbe
 from backend.settings import Settings
@@ -55,7 +57,10 @@ __all__ = [
     "ChatMessage",
     "Conversation",
     "EngineCard",
+    "EngineConfig",
     "EngineError",
+    "EngineForm",
+    "EngineRow",
     "EngineStatus",
     "InstalledModel",
     "LoadedModel",
@@ -89,18 +94,26 @@ class EngineChoice:
     model_store: ModelStore  # where it keeps model files: free disk for pulls and Hardware
 
 
-def choose_engine(settings: Settings) -> EngineChoice:
-    """The engines of HEARTH_ENGINES as a pool; else Ollama when asked for or when it answers
-    (auto); else the embedded llama.cpp engine."""
-    embedded = EmbeddedEngine(settings.models_path)
+def choose_engine(
+    settings: Settings,
+    saved: tuple[EngineSpec, ...] | None = None,
+    embedded: EmbeddedEngine | None = None,
+) -> EngineChoice:
+    """The engines saved in Admin → Engines (`saved`; None: never saved), else HEARTH_ENGINES,
+    as a pool; else Ollama when asked for or when it answers (auto); else the embedded llama.cpp
+    engine (`embedded`, when one is already open)."""
+    if embedded is None:
+        embedded = EmbeddedEngine(settings.models_path)
     embedded_store = ModelStore(settings.models_path)
     if settings.engine == "embedded":
         return EngineChoice(
             embedded, "embedded engine chosen with --engine embedded", embedded_store
         )
-    specs = engine_specs(settings.engines)
+    specs = engine_specs(settings.engines) if saved is None else saved
     if specs:
-        return pool_choice(settings, specs, embedded if settings.engine == "auto" else None)
+        source = "HEARTH_ENGINES" if saved is None else "Admin → Engines"
+        fallback = embedded if settings.engine == "auto" else None
+        return pool_choice(settings, specs, fallback, source)
     from backend.engines.ollama import OllamaEngine
 
     ollama = OllamaEngine(settings.ollama_host)
@@ -111,6 +124,7 @@ def choose_engine(settings: Settings) -> EngineChoice:
     status = ollama.status()
     if status.reachable:
         return EngineChoice(ollama, f"Ollama answered at {settings.ollama_host}", ollama_store)
+    ollama.close()
     # status.detail repeats the host and the client's advice; the Hardware page shows it.
     return EngineChoice(
         embedded,
@@ -120,21 +134,30 @@ def choose_engine(settings: Settings) -> EngineChoice:
 
 
 def pool_choice(
-    settings: Settings, specs: tuple[EngineSpec, ...], fallback: Engine | None
+    settings: Settings,
+    specs: tuple[EngineSpec, ...],
+    fallback: Engine | None,
+    source: str = "HEARTH_ENGINES",
 ) -> EngineChoice:
     """An EnginePool over the configured engines; the embedded engine serves when none is up."""
     pool = EnginePool([member_from_spec(spec) for spec in specs], fallback=fallback)
-    names = ", ".join(f"{s.name} ({s.kind})" for s in specs)
-    reason = f"{len(specs)} engine(s) from HEARTH_ENGINES: {names}"
-    if fallback is not None:
-        reason += "; the embedded engine serves when none is up"
+    reason = pool_reason(specs, fallback is not None, source)
+    return EngineChoice(pool, reason, pool_model_store(settings, specs))
+
+
+def pool_model_store(settings: Settings, specs: tuple[EngineSpec, ...]) -> ModelStore:
+    """Where the pool's models are kept on this machine: the first Ollama's store, else the
+    embedded engine's directory."""
     local_ollama = next((s for s in specs if s.kind == "ollama"), None)
-    store = (
-        ollama_model_store(local_ollama.url, settings.ollama_models)
-        if local_ollama is not None
-        else ModelStore(settings.models_path)
-    )
-    return EngineChoice(pool, reason, store)
+    if local_ollama is None:
+        return ModelStore(settings.models_path)
+    return ollama_model_store(local_ollama.url, settings.ollama_models)
+
+
+def pool_reason(specs: tuple[EngineSpec, ...], has_fallback: bool, source: str) -> str:
+    names = ", ".join(f"{s.name} ({s.kind})" for s in specs)
+    reason = f"{len(specs)} engine(s) from {source}: {names}"
+    return reason + ("; the embedded engine serves when none is up" if has_fallback else "")
 
 
 def engine_slots(settings: Settings, engine: Engine) -> int:
@@ -159,8 +182,10 @@ class Services:
     ) -> None:
         self.settings = settings
         self.store = store
-        self.engine = engine.engine
+        self.engine = engine.engine  # swapped live by apply_engines: consumers look it up per use
         self.engine_reason = engine.reason
+        self._engine_lock = threading.Lock()
+        self._retired: list[Engine] = []  # engines swapped out, closed at shutdown
         self.hardware = hardware
         self.catalog = catalog
         self.auth = Authentication(store)  # sign-in, sessions: the acting User comes from here
@@ -170,7 +195,9 @@ class Services:
         self.conversations = ConversationService(store)
         # One registry for every Hearth metric: /metrics serves it (backend.ops, chat metrics).
         self.metrics_registry = CollectorRegistry()
-        self.ops_metrics = OpsMetrics(self.metrics_registry, lambda: self.engine, hardware)
+        self.ops_metrics = OpsMetrics(
+            self.metrics_registry, lambda: self.engine, hardware, self._chats_running
+        )
         self.listings = ModelListings(lambda: self.engine)  # one engine read per second per list
         self.models = ModelService(
             store,
@@ -181,8 +208,7 @@ class Services:
             on_load_decision=self.ops_metrics.model_load,
             listings=self.listings,
         )
-        if isinstance(self.engine, EnginePool):  # a chat's load goes where an admin's would
-            self.engine.placement_hint = self.models.chat_placement
+        self._wire_pool(self.engine)
         self.shutdown = ShutdownGate()  # SIGTERM: no new turns, then replies in flight are cut
         self.readiness_probe = ReadinessProbe(
             lambda: self.engine, store.path, lambda: self.shutdown.closed
@@ -208,15 +234,21 @@ class Services:
             shutdown=self.shutdown,
             listings=self.listings,
         )
+        self.engines = EngineConfig(store, settings.engines, self.apply_engines)
+
+    def _chats_running(self) -> int:
+        """A single engine's chats in flight: the turns holding a slot in the line."""
+        return self.line.stats().running
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        engine = choose_engine(settings)
+        store = Store(settings.db_path)
+        engine = choose_engine(settings, stored_specs(store))
         hardware = HardwareMonitor(
             settings.data_dir, engine.model_store, interval_s=settings.sample_interval_s
         )
-        return cls(settings, Store(settings.db_path), engine, hardware, load_catalog(CATALOG_PATH))
+        return cls(settings, store, engine, hardware, load_catalog(CATALOG_PATH))
 
     @property
     def chat_concurrency(self) -> int:
@@ -234,10 +266,51 @@ class Services:
 
     def close(self) -> None:
         self.hardware.close()
-        close_engine = getattr(self.engine, "close", None)
-        if close_engine is not None:
-            close_engine()
+        for engine in {id(e): e for e in (*self._retired, self.engine)}.values():
+            close_engine = getattr(engine, "close", None)
+            if close_engine is not None:
+                close_engine()
         self.store.close()
+
+    def apply_engines(self, specs: tuple[EngineSpec, ...]) -> str:
+        """Serve from `specs` now, without a restart; says what serves.
+
+        A pool follows the new list (EnginePool.reconfigure); a single engine becomes a pool
+        (the embedded engine its fallback under --engine auto); an empty list goes back to the
+        zero-config default. Chats in flight on an engine left out finish first."""
+        if self.settings.engine == "embedded":
+            return "Hearth runs with --engine embedded: the list applies on a start without it."
+        with self._engine_lock:
+            current = self.engine
+            if specs and isinstance(current, EnginePool):
+                current.reconfigure(specs)
+                has_fallback = current.fallback is not None
+                self.engine_reason = pool_reason(specs, has_fallback, "Admin → Engines")
+                self.hardware.model_store = pool_model_store(self.settings, specs)
+            else:
+                self._switch(current, specs)
+            self.line.resize(engine_slots(self.settings, self.engine))
+            return f"Now serving: {self.engine_reason}."
+
+    def _switch(self, current: Engine, specs: tuple[EngineSpec, ...]) -> None:
+        """A new engine in place of `current`, reusing an open embedded engine. `current` is
+        closed at shutdown; a pool's members close as soon as their chats in flight end."""
+        kept = current.fallback if isinstance(current, EnginePool) else current
+        embedded = kept if isinstance(kept, EmbeddedEngine) else None
+        choice = choose_engine(self.settings, specs, embedded)
+        if isinstance(choice.engine, EnginePool):
+            self._wire_pool(choice.engine)
+            choice.engine.start()
+        self.engine, self.engine_reason = choice.engine, choice.reason
+        self.hardware.model_store = choice.model_store  # free disk for pulls, Hardware
+        if isinstance(current, EnginePool):
+            current.retire(keep_fallback=True)  # its fallback may serve on, or chat now
+        self._retired.append(current)
+
+    def _wire_pool(self, engine: Engine) -> None:
+        """A pool's chat for a model nobody has loaded goes where an admin's load would."""
+        if isinstance(engine, EnginePool):
+            engine.placement_hint = self.models.chat_placement
 
     # -- operator endpoints (no user: served before Gradio's login) -------------------------
 

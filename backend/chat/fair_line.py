@@ -149,6 +149,16 @@ class FairLine:
             self._changed()
         self._report(waits)
 
+    def resize(self, slots: int) -> None:
+        """The engine now runs `slots` turns at once (engines added or removed): waiting turns
+        start at once where room was made; running turns keep their slots when it shrinks."""
+        _check_count("slots", slots, 1)
+        with self._cond:
+            self.slots = slots
+            waits = self._dispatch()
+            self._changed()
+        self._report(waits)
+
     @contextmanager
     def slot(self, ticket: Ticket) -> Iterator[Ticket]:
         """Hold the ticket's slot for the block; it is freed however the block ends."""

@@ -33,7 +33,9 @@ from backend.engines.base import (
     checked_model_name,
     model_key,
 )
-from backend.engines.pool_member import EngineCard, PoolMember, close_member
+from backend.engines.config import EngineSpec
+from backend.engines.pool_member import EngineCard, PoolMember, close_member, member_from_spec
+from backend.engines.pool_probers import Probers, identity, probe_all
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -55,15 +57,17 @@ class EnginePool:
     ) -> None:
         if not members:
             raise ValueError("an engine pool needs at least one engine")
-        self.members = tuple(members)
+        self.members = tuple(members)  # replaced whole by reconfigure(); read it once per use
         self.fallback = fallback
-        self.interval_s = interval_s
+        self.probers = Probers(interval_s)
+        self._lock = threading.Lock()  # members, started, the fallback's count
+        self._changing = threading.Lock()  # one reconfigure at a time
+        self._started = False
+        self._fallback_in_flight = 0
         # (model, num_ctx) -> the engine admission's placement would load it on, or None; set
         # by the services (placement lives above the engines), consulted when no engine has
         # the model loaded.
         self.placement_hint: Callable[[str, int], str | None] | None = None
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
 
     def __repr__(self) -> str:
         return f"EnginePool({', '.join(m.name for m in self.members)})"
@@ -72,38 +76,81 @@ class EnginePool:
 
     def refresh(self) -> None:
         """Probe every engine now, all at once, and wait for the answers."""
-        threads = [threading.Thread(target=m.probe, daemon=True) for m in self.members]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        probe_all(self.members)
 
     def start(self) -> None:
         """A first probe of every engine, then one prober thread each."""
-        if self._threads:
-            return
+        with self._lock:
+            if self._started:
+                return
+            self._started = True
         self.refresh()
+        with self._lock:
+            self.probers.follow(self.members)
+
+    def reconfigure(
+        self,
+        specs: Sequence[EngineSpec],
+        make: Callable[[EngineSpec], PoolMember] = member_from_spec,
+    ) -> None:
+        """Follow a new list of engines without a restart.
+
+        A spec with the same kind, url and API key as a member keeps that member (its state,
+        its chats; the new name and GPU facts are taken); the others get a new member, probed
+        before this returns, then followed. Members left out stop being probed and are closed
+        once their chats in flight end; no new chat goes to them.
+        """
+        if not specs:
+            raise ValueError("an engine pool needs at least one engine")
+        with self._changing:
+            self._reconfigure(specs, make)
+
+    def _reconfigure(
+        self, specs: Sequence[EngineSpec], make: Callable[[EngineSpec], PoolMember]
+    ) -> None:
+        with self._lock:
+            before = self.members
+            kept: dict[tuple[str, str, str | None], PoolMember | None] = {
+                identity(m.spec): m for m in before
+            }
+            members = [kept.pop(identity(spec), None) or make(spec) for spec in specs]
+            for member, spec in zip(members, specs, strict=True):
+                member.respecified(spec)
+            removed = [m for m in kept.values() if m is not None]
+            added = [m for m in members if m not in before]
+        probe_all(added)
+        with self._lock:
+            self.members = tuple(members)
+            if self._started:
+                self.probers.follow(added)
+        self.probers.stop(removed)
+        for member in removed:
+            member.retire()
+        log.info("engines now %s (added %s; removed %s)", _names(members), _names(added),
+                 _names(removed))  # fmt: skip
+
+    def retire(self, *, keep_fallback: bool = False) -> None:
+        """Stop following every engine, each closed once its chats in flight end: for a pool
+        Hearth stops using while chats may still stream from it."""
+        with self._lock:
+            self._started = True  # a retired pool never starts its probers again
+        self.probers.stop_all()
         for member in self.members:
-            thread = threading.Thread(
-                target=self._follow, args=(member,), name=f"probe-{member.name}", daemon=True
-            )
-            thread.start()
-            self._threads.append(thread)
+            member.retire()
+        if not keep_fallback:
+            self._close_fallback()
 
     def close(self) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=5)
-        self._threads.clear()
+        self.probers.stop_all(join_s=5)
         for member in self.members:
-            close_member(member)
+            member.retire()
+            close_member(member)  # at shutdown nothing waits for chats in flight
+        self._close_fallback()
+
+    def _close_fallback(self) -> None:
         close = getattr(self.fallback, "close", None)
         if close is not None:
             close()
-
-    def _follow(self, member: PoolMember) -> None:
-        while not self._stop.wait(self.interval_s):
-            member.probe()
 
     # -- state --------------------------------------------------------------------------
 
@@ -132,6 +179,18 @@ class EnginePool:
             head += f"; the {fallback.name} engine serves meanwhile"
             return EngineStatus(self.name, fallback.reachable, f"{head}. {'; '.join(parts)}")
         return EngineStatus(self.name, bool(up), f"{head}. {'; '.join(parts)}")
+
+    def gauges(self) -> list[tuple[str, bool, int]]:
+        """(engine, up, chats in flight) per member by its configured name, then the fallback
+        as "fallback:<name>" (a configured name cannot hold a colon)."""
+        rows = [(m.name, m.state.up, m.in_flight) for m in self.members]
+        if self.fallback is not None:
+            try:
+                up = self.fallback.status().reachable
+            except Exception:  # status() should not raise; a scrape must not fail for it
+                up = False
+            rows.append((f"fallback:{self.fallback.name}", up, self.fallback_in_flight))
+        return rows
 
     def cards(self) -> list[EngineCard]:
         return [member.card() for member in self.members]
@@ -169,7 +228,7 @@ class EnginePool:
     ) -> Iterator[ChatDelta | ChatStats]:
         checked_model_name(model)
         if self.serving_fallback() and self.fallback is not None:
-            return self.fallback.chat(model, messages, options, cancel)
+            return self._chat_on_fallback(self.fallback, model, messages, options, cancel)
         candidates = self._candidates(model)
         if not candidates:
             raise ModelNotFound(model, self._not_served(model))
@@ -203,7 +262,10 @@ class EnginePool:
         for index, member in enumerate(candidates):
             started = False
             stream: Iterator[ChatDelta | ChatStats] | None = None
-            member.chat_started()
+            if not member.chat_started():  # removed from the pool since the list was read
+                if index == len(candidates) - 1:
+                    raise EngineUnavailable(f"Engine '{member.name}' was removed from the pool.")
+                continue
             try:
                 stream = member.engine.chat(
                     member.own_name(model) or model, messages, options, cancel
@@ -225,6 +287,32 @@ class EnginePool:
                 if stream is not None:
                     getattr(stream, "close", lambda: None)()
                 member.chat_ended()
+
+    def _chat_on_fallback(
+        self,
+        fallback: Engine,
+        model: str,
+        messages: Sequence[ChatMessage],
+        options: ChatOptions,
+        cancel: threading.Event | None,
+    ) -> Iterator[ChatDelta | ChatStats]:
+        """The fallback's reply (asked for now, so it refuses now), counted while it streams."""
+        return self._counted(fallback.chat(model, messages, options, cancel))
+
+    def _counted(self, stream: Iterator[ChatDelta | ChatStats]) -> Iterator[ChatDelta | ChatStats]:
+        with self._lock:
+            self._fallback_in_flight += 1
+        try:
+            yield from stream
+        finally:
+            getattr(stream, "close", lambda: None)()
+            with self._lock:
+                self._fallback_in_flight -= 1
+
+    @property
+    def fallback_in_flight(self) -> int:
+        with self._lock:
+            return self._fallback_in_flight
 
     def _candidates(self, model: str) -> list[PoolMember]:
         up = [m for m in self.up_members() if m.own_name(model) is not None]
@@ -314,3 +402,7 @@ class EnginePool:
         down = [m.name for m in self.members if not m.state.up]
         also = f" ({', '.join(down)} down)" if down else ""
         return f"Model '{model}' is not served by any engine that is up{also}."
+
+
+def _names(members: Sequence[PoolMember]) -> str:
+    return ", ".join(m.name for m in members) or "none"

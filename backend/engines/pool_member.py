@@ -60,6 +60,7 @@ class EngineCard:
     server_facts: str  # vLLM / llama.cpp server facts, "" where there are none
     gpu_facts: str  # where its GPU memory comes from, and what it says
     api_key_set: bool
+    gpu_source: str = ""  # local, dcgm, declared or none: "local" is filled in from this box
 
 
 class PoolMember:
@@ -72,6 +73,8 @@ class PoolMember:
         self._lock = threading.Lock()
         self._state = MemberState(False, "not checked yet")
         self._in_flight = 0
+        self._retired = False  # removed from the pool: closed once its last chat ends
+        self._closed = False
 
     def __repr__(self) -> str:
         spec = self.spec
@@ -95,13 +98,45 @@ class PoolMember:
         with self._lock:
             return self._in_flight
 
-    def chat_started(self) -> None:
+    @property
+    def retired(self) -> bool:
         with self._lock:
+            return self._retired
+
+    def chat_started(self) -> bool:
+        """Count a chat in; False (nothing counted) once the member was removed from the pool."""
+        with self._lock:
+            if self._retired:
+                return False
             self._in_flight += 1
+            return True
 
     def chat_ended(self) -> None:
         with self._lock:
             self._in_flight -= 1
+            close = self._retired and not self._in_flight and not self._closed
+            self._closed = self._closed or close
+        if close:
+            close_member(self)
+
+    def retire(self) -> None:
+        """Removed from the pool: no new chats; closed now, or when its last chat ends."""
+        with self._lock:
+            self._retired = True
+            close = not self._in_flight and not self._closed
+            self._closed = self._closed or close
+        if close:
+            close_member(self)
+
+    @property
+    def closed(self) -> bool:
+        with self._lock:
+            return self._closed
+
+    def respecified(self, spec: EngineSpec) -> None:
+        """The same server under a new name or GPU facts: keep the state, take the new spec."""
+        with self._lock:
+            self.spec = spec
 
     def own_name(self, model: str) -> str | None:
         """This engine's spelling of `model`, or None when it does not list it."""
@@ -119,6 +154,8 @@ class PoolMember:
     def probe(self) -> MemberState:
         """Ask the engine how it is; never raises. A busy llama-cpp-python server is only
         checked for life: its /v1/models would end the reply it is writing."""
+        if self.closed:  # removed from the pool and closed: nothing to ask with
+            return self.state
         if self.spec.kind == "openai" and self.in_flight:
             state = self._liveness()
         else:
@@ -148,7 +185,8 @@ class PoolMember:
         except EngineError as exc:
             return MemberState(False, str(exc), checked_at=now)
         except Exception as exc:  # a probe must never end the prober thread
-            log.exception("probing engine %s failed", self.name)
+            if not self.closed:  # (a member closed mid-probe fails here, as expected)
+                log.exception("probing engine %s failed", self.name)
             return MemberState(False, f"{type(exc).__name__}: {exc}", checked_at=now)
 
     def _liveness(self) -> MemberState:
@@ -191,6 +229,7 @@ class PoolMember:
             server_facts=facts.summary() if facts is not None else "",
             gpu_facts=read_host_memory(self.spec, state.loaded, kind).describe(),
             api_key_set=bool(self.spec.api_key),
+            gpu_source=self.spec.gpu_facts.source,
         )
 
     def server_facts(self, state: MemberState | None = None) -> ServerFacts | None:

@@ -1,4 +1,5 @@
-"""Operator metrics in one prometheus_client registry: engine up, GPU memory, model loads, process.
+"""Operator metrics in one prometheus_client registry: engines up and their chats in flight, GPU
+memory, model loads, process.
 
 Collectors read live values at scrape time: the engine's status, and the hardware sampler's
 newest sample (NVML is never read for a scrape; before the first sample there are no GPU
@@ -22,36 +23,57 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from backend.engines.base import Engine
+from backend.engines.pool import EnginePool
 from backend.hardware.monitor import HardwareMonitor
 
 LOAD_DECISIONS = ("admit", "warn", "refuse", "override")
 
 
 class EngineUpCollector(Collector):
-    """hearth_engine_up{engine}: 1 when the chat engine answers its status call, else 0."""
+    """hearth_engine_up{engine} (1 when it answers, else 0) and
+    hearth_engine_chats_in_flight{engine}: per engine of a pool, by its configured name, and
+    its fallback as "fallback:<name>"; for a single engine, one series under its name."""
 
-    def __init__(self, engine: Callable[[], Engine]) -> None:
+    def __init__(
+        self, engine: Callable[[], Engine], chats_in_flight: Callable[[], int] | None = None
+    ) -> None:
         self._engine = engine
+        self._chats_in_flight = chats_in_flight  # a single engine's chats (the pool counts its own)
 
     @staticmethod
-    def _family() -> GaugeMetricFamily:
-        return GaugeMetricFamily(
+    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+        up = GaugeMetricFamily(
             "hearth_engine_up", "Whether the chat engine answers (1) or not (0).", labels=["engine"]
         )
+        chats = GaugeMetricFamily(
+            "hearth_engine_chats_in_flight",
+            "Chat replies streaming from the engine now.",
+            labels=["engine"],
+        )
+        return up, chats
 
     def describe(self) -> Iterator[Metric]:
-        yield self._family()
+        yield from self._families()
 
     def collect(self) -> Iterator[Metric]:
-        family = self._family()
-        engine = self._engine()
+        up_family, chats_family = self._families()
+        for name, up, chats in self._rows(self._engine()):
+            up_family.add_metric([name], 1.0 if up else 0.0)
+            if chats is not None:
+                chats_family.add_metric([name], float(chats))
+        yield up_family
+        yield chats_family
+
+    def _rows(self, engine: Engine) -> list[tuple[str, bool, int | None]]:
+        if isinstance(engine, EnginePool):
+            return [(name, up, chats) for name, up, chats in engine.gauges()]
         try:
             status = engine.status()
             name, up = status.name, status.reachable
         except Exception:  # status() should not raise; a scrape must not fail for it
             name, up = str(getattr(engine, "name", "unknown")), False
-        family.add_metric([name], 1.0 if up else 0.0)
-        yield family
+        chats = self._chats_in_flight() if self._chats_in_flight is not None else None
+        return [(name, up, chats)]
 
 
 class GpuMemoryCollector(Collector):
@@ -96,8 +118,9 @@ class OpsMetrics:
         registry: CollectorRegistry,
         engine: Callable[[], Engine],
         hardware: HardwareMonitor,
+        chats_in_flight: Callable[[], int] | None = None,
     ) -> None:
-        registry.register(EngineUpCollector(engine))
+        registry.register(EngineUpCollector(engine, chats_in_flight))
         registry.register(GpuMemoryCollector(hardware))
         self._loads = Counter(
             "hearth_model_loads",

@@ -76,6 +76,13 @@ ENDPOINTS: dict[str, str] = {
     "limits_panel_load": SIGNED_IN,
     "limits_pick": ADMIN,
     "limits_save": ADMIN,
+    # Engines (ui/admin/engines_panel.py, inside the Admin tab): the load shows staff nothing.
+    "engines_panel_load": SIGNED_IN,
+    "engines_pick": ADMIN,
+    "engines_test": ADMIN,
+    "engines_add": ADMIN,
+    "engines_save": ADMIN,
+    "engines_remove": ADMIN,
     # Usage tab (ui/usage.py): everyone their own; admins anyone's (checked in services.usage).
     "usage_open": SIGNED_IN,
     "usage_show": SIGNED_IN,
@@ -303,6 +310,25 @@ def test_staff_with_real_inputs_is_refused_and_nothing_changes(
     assert refused_for_permission(result), result
     assert "hearth-audit" not in result["text"]
     assert _state(app_server) == before
+
+
+@pytest.mark.parametrize(
+    ("api_name", "data"),
+    [
+        ("engines_add", ["evil", "ollama", "http://127.0.0.1:9", "sk-x", ""]),
+        ("engines_save", ["evil", "evil", "ollama", "http://127.0.0.1:9", "", False, ""]),
+        ("engines_remove", ["evil"]),
+        ("engines_test", ["", "evil", "ollama", "http://127.0.0.1:9", "", ""]),
+    ],
+)
+def test_staff_cannot_change_or_probe_engines(app_server, clients, config, api_name, data) -> None:
+    fn_index = next(d["id"] for d in config["dependencies"] if d["api_name"] == api_name)
+    result = call(clients["staff"], fn_index, data)
+    assert refused_for_permission(result), result
+    with Store(_db(app_server)) as store:
+        assert store.get_setting("engines") is None
+        refused = store.list_audit(actor="staff", outcome="refused", limit=50)
+    assert any(e.action.startswith("engine.") for e in refused)
 
 
 def test_staff_does_not_get_the_admin_tab(clients, config) -> None:

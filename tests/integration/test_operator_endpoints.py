@@ -22,6 +22,7 @@ from tests.support.app_process import ROOT, AppProcess, free_port
 TOKEN = "scrape-token-7f3a"
 OPS_FAMILIES = {
     "hearth_engine_up": "gauge",
+    "hearth_engine_chats_in_flight": "gauge",
     "hearth_model_loads": "counter",
     "hearth_gpu_memory_used_bytes": "gauge",
     "hearth_gpu_memory_free_bytes": "gauge",
@@ -85,6 +86,8 @@ def test_metrics_parse_with_prometheus_parser_and_name_the_hearth_families(
         assert found.get(name, (None,))[0] == kind, name
     [up] = found["hearth_engine_up"][1]
     assert (up.labels, up.value) == ({"engine": "embedded"}, 1.0)
+    [chats] = found["hearth_engine_chats_in_flight"][1]
+    assert (chats.labels, chats.value) == ({"engine": "embedded"}, 0.0)
     loads = {
         s.labels["decision"] for s in found["hearth_model_loads"][1] if s.name.endswith("_total")
     }

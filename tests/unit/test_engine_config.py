@@ -88,3 +88,46 @@ def test_an_engine_card_shows_state_and_loaded_models_but_never_the_key():
     assert "&lt;b&gt;x&lt;/b&gt;" in html and "chat only" in html and "2 running" in html
     down = pool_engine_card(EngineCard(**{**card.__dict__, "up": False, "loaded": ()}))
     assert "(down)" in down and "hh-error" in down
+
+
+def test_a_spec_written_back_reads_as_the_same_spec():
+    specs = engine_specs(json.dumps(ENGINES))
+    assert engine_specs(json.dumps([s.entry() for s in specs])) == specs
+    assert specs[1].entry()["api_key"] == KEY and "api_key" not in specs[0].entry()
+
+
+@pytest.mark.parametrize(
+    ("entry", "says"),
+    [
+        ({"name": "box\n", "kind": "ollama", "url": "h"}, "name must be 1-40"),
+        ({"name": "x" * 100_000, "kind": "ollama", "url": "h"}, "name must be 1-40"),
+        ({"name": "a", "kind": "ollama", "url": "http://h" + "x" * 3000}, "at most 2048"),
+        ({"name": "a", "kind": "openai", "url": "http://a b"}, "not a server address"),
+        ({"name": "a", "kind": "openai", "url": "http:///x"}, "not a server address"),
+        ({"name": "a", "kind": "openai", "url": "http://h", "api_key": "k\x00"}, "one line"),
+        ({"name": "a", "kind": "openai", "url": "http://h", "gpu_facts": "dcgm:http://"}, "dcgm"),
+    ],
+)
+def test_bad_entries_are_refused_with_a_short_sentence(entry, says):
+    with pytest.raises(SettingsError, match=says) as caught:
+        engine_specs(json.dumps([entry]))
+    assert len(str(caught.value)) < 300
+
+
+def test_a_local_engine_card_shows_this_machines_gpus():
+    from dataclasses import replace
+
+    from tests.unit.test_readiness import gpu, snapshot
+
+    card = EngineCard(
+        name="box1", kind="ollama", url="http://127.0.0.1:11434", up=True, detail="ok",
+        version="0.5.7", loaded=(), installed_count=0, can_manage_models=True,
+        chats_in_flight=0, server_facts="", gpu_facts="this machine's NVML", api_key_set=False,
+        gpu_source="local",
+    )  # fmt: skip
+    h100 = replace(gpu(1), vram_free_bytes=30 << 30)
+    html = pool_engine_card(card, snapshot(gpus=(h100,)))
+    assert "GPU 1 NVIDIA H100 80GB HBM3: 30.0 GiB free of" in html
+    assert "no GPU seen" in pool_engine_card(card, snapshot(gpus=()))
+    declared = pool_engine_card(EngineCard(**{**card.__dict__, "gpu_source": "declared"}))
+    assert "this machine&#x27;s NVML" in declared and "H100" not in declared

@@ -391,3 +391,19 @@ def test_a_user_with_a_backlog_gets_one_start_per_round_while_others_keep_coming
         started = next(t for t in [*backlog, *regulars.values()] if t.has_slot)
         starts[started.user] += 1
     assert all(9 <= count <= 11 for count in starts.values()), starts
+
+
+def test_resize_starts_waiting_turns_in_the_new_slots_and_keeps_running_ones():
+    line = make_line(slots=1, cap=1)
+    first, second, third = (line.join(user) for user in "ABC")
+    assert [t.has_slot for t in (first, second, third)] == [True, False, False]
+    line.resize(2)
+    assert [t.has_slot for t in (first, second, third)] == [True, True, False]
+    line.resize(1)  # shrinking takes no slot back: the next start waits for two to end
+    assert line.stats().running == 2 and not third.has_slot
+    line.release(first)
+    assert not third.has_slot
+    line.release(second)
+    assert third.has_slot
+    with pytest.raises(ValueError):
+        line.resize(0)

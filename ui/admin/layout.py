@@ -70,8 +70,12 @@ class AdminLayout:
         return [*self.audit.filters, self.audit.page]
 
 
-def layout(admission_panel: Callable[[], None], limits_panel: Callable[[], None]) -> AdminLayout:
-    """Create the tab's components inside the current gr.Tab; the two panels fill their slots."""
+def layout(
+    admission_panel: Callable[[], None],
+    limits_panel: Callable[[], None],
+    engines_panel: Callable[[], None] | None = None,
+) -> AdminLayout:
+    """Create the tab's components inside the current gr.Tab; the panels fill their slots."""
     page = gr.State(1)
     users = _user_forms()
     gr.Markdown("### Audit log")
@@ -80,6 +84,9 @@ def layout(admission_panel: Callable[[], None], limits_panel: Callable[[], None]
         admission_panel()
     with gr.Accordion("Limits and quotas", open=False, elem_id="limits-slot"):
         limits_panel()
+    if engines_panel is not None:
+        with gr.Accordion("Engines", open=False, elem_id="engines-slot"):
+            engines_panel()
     return AdminLayout(users, audit)
 
 

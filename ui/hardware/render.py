@@ -153,7 +153,17 @@ def engine_card(status: EngineStatus | str, loaded: Sequence[LoadedModel] | str)
     return _card(title, body)
 
 
-def pool_engine_card(card: EngineCard) -> str:
+def local_gpus(snapshot: HardwareSnapshot | None) -> str:
+    """This box's GPUs in one line, for an engine whose GPU facts are "local"."""
+    gpus = snapshot.gpus if snapshot is not None else ()
+    parts = [
+        f"GPU {g.index} {g.name}: {_size(g.vram_free_bytes)} free of {_size(g.vram_total_bytes)}"
+        for g in gpus
+    ]
+    return "; ".join(parts) + " (this machine's NVML)" if parts else "this machine: no GPU seen"
+
+
+def pool_engine_card(card: EngineCard, snapshot: HardwareSnapshot | None = None) -> str:
     """One engine of a pool: up or down, kind, version, server facts, GPU facts, loaded models."""
     state = "up" if card.up else "down"
     version = f" {card.version}" if card.version else ""
@@ -163,7 +173,7 @@ def pool_engine_card(card: EngineCard) -> str:
         ("Address", card.url),
         ("Models", f"{card.installed_count} listed; {manage}"),
         ("Chats now", str(card.chats_in_flight)),
-        ("GPU facts", card.gpu_facts),
+        ("GPU facts", local_gpus(snapshot) if card.gpu_source == "local" else card.gpu_facts),
     ]
     if card.api_key_set:
         rows.append(("API key", "set (not shown)"))
@@ -180,9 +190,9 @@ def pool_engine_card(card: EngineCard) -> str:
     return _card(title, body)
 
 
-def pool_engine_cards(cards: Sequence[EngineCard]) -> str:
+def pool_engine_cards(cards: Sequence[EngineCard], snapshot: HardwareSnapshot | None = None) -> str:
     """Every configured engine's card."""
-    return "".join(pool_engine_card(card) for card in cards)
+    return "".join(pool_engine_card(card, snapshot) for card in cards)
 
 
 def _on_gpu(model: LoadedModel) -> str:
@@ -206,7 +216,7 @@ def render_cards(
     cards = [gpu_card(g, snapshot) for g in snapshot.gpus] or [no_gpu_card(snapshot)]
     cards += [cpu_card(snapshot.cpu, snapshot), memory_card(snapshot.memory)]
     cards.append(disk_card(snapshot.disks))
-    cards.append(pool_engine_cards(engines) if engines else engine_card(status, loaded))
+    cards.append(pool_engine_cards(engines, snapshot) if engines else engine_card(status, loaded))
     when = snapshot.taken_at.astimezone().strftime("%H:%M:%S")
     note = f' · <span class="hh-error">{escape(sampler_error)}</span>' if sampler_error else ""
     footer = f'<p class="hh-sub">Updated {escape(when)}{note}</p>'
