@@ -4,14 +4,17 @@
 embedded`) through POST /v1/chat/completions with stream true, read two ways: raw SSE over
 httpx (what any client reads) and the official openai SDK. Same prompts, greedy decoding and a
 fixed reply length, interleaved (a, b, a, b, ...) so that load on this shared machine hits both
-sides alike (bench.streaming does the same for the page's own stream).
+sides alike (bench.streaming does the same for the page's own stream). On 2+ cores the app runs
+on core 1 and this client with the direct engine on core 0 (--no-pin: anywhere).
 
-    .venv/bin/python -m bench.openai_api [--rounds 5] [--tokens 128]
+    .venv/bin/python -m bench.openai_api [--rounds 5] [--tokens 128] [--no-pin]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -67,11 +70,27 @@ def with_sdk(client: openai.OpenAI, prompt: str, tokens: int, count: int) -> tup
     return (first - start) * 1000, (count - 1) / (last - first)
 
 
+def pin_apart() -> list[str]:
+    """On a machine of 2+ cores, this process (the client and the direct engine) on core 0 and
+    the app on core 1, as a client on another machine would be: the client's own parsing (the
+    SDK builds objects per chunk) then does not take CPU from the engine it measures. Both
+    engines run one llama.cpp thread (cores - 1 on a 2-core box) either way."""
+    if (os.cpu_count() or 1) < 2 or shutil.which("taskset") is None:
+        return []
+    os.sched_setaffinity(0, {0})
+    return ["taskset", "-c", "1"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--tokens", type=int, default=128)
+    parser.add_argument(
+        "--no-pin", action="store_true",
+        help="do not put the app and this client (with the direct engine) on separate cores",
+    )  # fmt: skip
     args = parser.parse_args()
+    prefix = [] if args.no_pin else pin_apart()
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp) / "data"
         data_dir.mkdir()
@@ -79,7 +98,7 @@ def main() -> None:
             admin = UserAdmin(store).add_user(CLI, "admin", ADMIN_PASSWORD, "admin")
             key = ApiKeys(store).create(admin, "bench").secret
         engine = EmbeddedEngine(Path(tmp) / "models")
-        with AppProcess(data_dir) as app:
+        with AppProcess(data_dir, command_prefix=prefix) as app:
             headers = {"Authorization": f"Bearer {key}"}
             http = httpx.Client(base_url=app.url, headers=headers, timeout=300)
             client = openai.OpenAI(base_url=f"{app.url}/v1", api_key=key, max_retries=0)
@@ -92,6 +111,8 @@ def main() -> None:
             http.close()
             client.close()
         engine.close()
+    cores = "app on core 1, client and direct engine on core 0" if prefix else "not pinned"
+    print(f"cores: {cores}")
     print(
         f"runs: {len(sse_rows)} per phase ({args.rounds} rounds x {len(PROMPTS)} prompts, "
         f"{args.tokens} tokens each, greedy; tokens/s = decode rate, first to last token)"

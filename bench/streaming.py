@@ -93,12 +93,20 @@ def rss_mib(pid: int) -> float:
 
 
 def interleaved(rounds: int, tokens: int, engine: EmbeddedEngine, app_call) -> list[tuple]:
-    """(direct ttft, direct tok/s, app ttft, app tok/s) for each prompt, a then b, every round."""
+    """(direct ttft, direct tok/s, app ttft, app tok/s) for each prompt, every round; the order
+    of the pair alternates (a b, b a, ...) so that whatever favours the first or the second of
+    two runs in a row (caches, clock boost) favours each side as often."""
+    counts = {prompt: direct(engine, prompt, tokens)[2] for prompt in PROMPTS}  # greedy: fixed
     rows = []
-    for _ in range(rounds):
-        for prompt in PROMPTS:
-            d_ttft, d_tps, count = direct(engine, prompt, tokens)
-            rows.append((d_ttft, d_tps, *app_call(prompt, tokens, count)))
+    for turn in range(rounds * len(PROMPTS)):
+        prompt = PROMPTS[turn % len(PROMPTS)]
+        if turn % 2 == 0:
+            d_ttft, d_tps, _ = direct(engine, prompt, tokens)
+            rows.append((d_ttft, d_tps, *app_call(prompt, tokens, counts[prompt])))
+        else:
+            app = app_call(prompt, tokens, counts[prompt])
+            d_ttft, d_tps, _ = direct(engine, prompt, tokens)
+            rows.append((d_ttft, d_tps, *app))
     return rows
 
 
