@@ -41,7 +41,10 @@ from backend.models_admin.pool_admission import PoolAdmission
 from backend.models_admin.pull_progress import PullUpdate
 from backend.models_admin.pulling import audited_pull
 from backend.models_admin.values import AdmissionRefused, CatalogView, LoadResult, decision_numbers
+from backend.shared_reads import SharedReads
 from backend.store.database import Store
+
+TURN_DECISION_TTL_S = 1.0  # how old a chat turn's admission decision may be
 
 
 class ModelService:
@@ -62,6 +65,9 @@ class ModelService:
         # The chat path's view of the engine's lists (shared with ChatService, a second old);
         # every admin operation here makes it read afresh.
         self._listings = listings if listings is not None else ModelListings(engine)
+        self._turn_decisions: SharedReads[tuple[str, int, int], Decision | None] = SharedReads(
+            TURN_DECISION_TTL_S
+        )
         self._hardware = hardware
         self._catalog = catalog
         self._reservations = reservations if reservations is not None else Reservations()
@@ -117,6 +123,7 @@ class ModelService:
         """Store new settings (or the raw values a form sent, validated after the role check)."""
         admin = self._admin(user, "change the admission policy", "admission.settings", "")
         write_settings(self._store, admin.name, settings)
+        self._turn_decisions.forget()  # decisions made under the old policy
 
     # -- what fits -------------------------------------------------------------------------
 
@@ -244,10 +251,20 @@ class ModelService:
             members = pool.placement_targets(model)  # none: a server that chose its models
             if not any(self.hosts.of(m).known for m in members):
                 return None  # no engine that would load it has GPU facts: nothing to judge by
+        # A burst of turns for one model shares one estimate (and one /api/show) a second.
+        key = (model_key(model), int(num_ctx), id(self._engine()))
+        return self._turn_decisions.get(key, lambda: self._judged(model, num_ctx))
+
+    def _judged(self, model: str, num_ctx: int) -> Decision | None:
         try:
-            return self.check(user, model, num_ctx)
+            return self.check(SYSTEM, model, num_ctx)
         except (EngineError, CatalogError, EstimateError):
             return None
+
+    def _forget(self) -> None:
+        """The engine's lists and the chat turns' decisions are read afresh (models changed)."""
+        self._listings.forget()
+        self._turn_decisions.forget()
 
     def chat_model_check(self, user: User | None, model: str, num_ctx: int) -> Decision | None:
         """For the chat model picker: None when the model is loaded already or unknowable."""
@@ -276,7 +293,7 @@ class ModelService:
                 self._store, admin.name, model, engine, disk, self._catalog, cancel
             )
         finally:
-            self._listings.forget()
+            self._forget()
 
     def delete(self, user: User | None, model: str) -> None:
         admin, name = self._admin_named(user, "delete", "model.delete", model)
@@ -298,11 +315,11 @@ class ModelService:
         try:
             run(model)
         except EngineError as exc:
-            self._listings.forget()  # a failed delete or unload may have done part of it
+            self._forget()  # a failed delete or unload may have done part of it
             self._store.audit(actor=admin.name, action=action, target=model,
                               outcome="failed", detail=str(exc))  # fmt: skip
             raise
-        self._listings.forget()
+        self._forget()
         self._store.audit(actor=admin.name, action=action, target=model)
 
     def load(
@@ -335,7 +352,7 @@ class ModelService:
             raise
         finally:
             self._reservations.release(reservation)
-            self._listings.forget()
+            self._forget()
         host = target.url if target is not None else self._host()
         here = target is None or target.local
         record = record_for(decision, before[0], after, now_loaded, forced, host, here)

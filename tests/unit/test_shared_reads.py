@@ -1,0 +1,107 @@
+"""SharedReads (one read per key and interval for all callers) and where the chat path uses it."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from backend.admission import AdmissionSettings
+from backend.auth import CLI
+from backend.engines.embedded import BUNDLED_MODEL_NAME
+from backend.services import Services
+from backend.settings import Settings
+from backend.shared_reads import MAX_KEYS, SharedReads
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 10.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_each_key_is_read_once_per_interval() -> None:
+    clock, reads = Clock(), []
+    shared: SharedReads[str, str] = SharedReads(1.0, clock)
+
+    def read(key: str) -> str:
+        reads.append(key)
+        return f"{key}@{clock.now}"
+
+    assert shared.get("a", lambda: read("a")) == "a@10.0"
+    assert shared.get("b", lambda: read("b")) == "b@10.0"
+    clock.now += 0.9
+    assert shared.get("a", lambda: read("a")) == "a@10.0"
+    clock.now += 0.2
+    assert shared.get("a", lambda: read("a")) == "a@11.1"
+    assert reads == ["a", "b", "a"]
+
+
+def test_a_failed_read_keeps_nothing_and_forget_drops_everything() -> None:
+    shared: SharedReads[str, int] = SharedReads(60.0, Clock())
+
+    def fail() -> int:
+        raise RuntimeError("engine down")
+
+    with pytest.raises(RuntimeError):
+        shared.get("a", fail)
+    assert shared.get("a", lambda: 1) == 1
+    assert shared.get("a", lambda: 2) == 1
+    shared.forget()
+    assert shared.get("a", lambda: 3) == 3
+
+
+def test_callers_of_one_key_at_once_share_one_read_and_other_keys_do_not_wait() -> None:
+    shared: SharedReads[str, str] = SharedReads(60.0)
+    release, reads = threading.Event(), []
+
+    def slow() -> str:
+        reads.append("slow")
+        release.wait(10)
+        return "slow answer"
+
+    answers: list[str] = []
+    threads = [
+        threading.Thread(target=lambda: answers.append(shared.get("slow", slow))) for _ in range(10)
+    ]
+    for thread in threads:
+        thread.start()
+    assert shared.get("other", lambda: "quick") == "quick"  # not behind the slow key
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert answers == ["slow answer"] * 10 and reads == ["slow"]
+
+
+def test_stale_keys_are_dropped_past_the_bound() -> None:
+    clock = Clock()
+    shared: SharedReads[int, int] = SharedReads(1.0, clock)
+    for key in range(MAX_KEYS):
+        shared.get(key, lambda key=key: key)
+    clock.now += 5
+    shared.get(-1, lambda: -1)
+    assert len(shared._answers) == 1  # only the fresh answer is kept
+
+
+@pytest.fixture
+def services(tmp_path: Path) -> Iterator[Services]:
+    built = Services.build(Settings(data_dir=tmp_path, engine="embedded"))
+    try:
+        yield built
+    finally:
+        built.close()
+
+
+def test_a_burst_of_turns_shares_one_admission_decision_until_the_policy_changes(services):
+    admin = services.users.add_user(CLI, "root", "root-pass-123", "admin")
+    first = services.models.chat_turn_decision(admin, BUNDLED_MODEL_NAME, 2048)
+    assert first is not None  # nothing is loaded: admission judges the load
+    assert services.models.chat_turn_decision(admin, BUNDLED_MODEL_NAME, 2048) is first
+    assert services.models.chat_turn_decision(admin, BUNDLED_MODEL_NAME, 4096) is not first
+    services.models.set_admission_settings(admin, AdmissionSettings(policy="strict"))
+    after = services.models.chat_turn_decision(admin, BUNDLED_MODEL_NAME, 2048)
+    assert after is not first and after is not None
