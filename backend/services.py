@@ -227,7 +227,7 @@ class Services:
         self.chat = ChatService(
             store,
             lambda: self.engine,
-            self.models,
+            self.models.chat,
             line=self.line,
             limits=self.limits,
             metrics=self.chat_metrics,
@@ -310,7 +310,7 @@ class Services:
     def _wire_pool(self, engine: Engine) -> None:
         """A pool's chat for a model nobody has loaded goes where an admin's load would."""
         if isinstance(engine, EnginePool):
-            engine.placement_hint = self.models.chat_placement
+            engine.placement_hint = self.models.chat.chat_placement
 
     # -- operator endpoints (no user: served before Gradio's login) -------------------------
 

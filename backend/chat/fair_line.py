@@ -1,8 +1,10 @@
 """The fair line in front of the engine: round-robin over users, per-user and global caps.
 
-Order. The line keeps a virtual clock V, in rounds: every start moves it on by 1/B, B being
-the number of users with turns in the line, so it gains one round each time all of them
-could have started one turn (and it never falls behind the round of a turn that starts).
+Order. The line keeps a virtual clock V, in rounds: every start moves it on by 1/max(B, slots),
+B being the number of users with turns in the line, so it gains one round each time all of
+them could have started one turn, and no faster than the slots serve (a lone user's start
+while other slots stand free is a fraction of a round); it never falls behind the round of a
+turn that starts.
 A joining turn gets round V when its user has nothing else in the line, and otherwise
 
     max(V + 1, the round of the user's latest turn + 1)
@@ -275,8 +277,10 @@ class FairLine:
             del self._queues[user]
         self._starts += 1
         self._running_by_user[user] = self._running_by_user.get(user, 0) + 1
-        # One round passes when every user in the line could have started one turn.
-        self._round = max(self._round + 1 / len(self._last_round), ticket.round)
+        # One round passes when every user in the line could have started one turn, and no
+        # faster than the slots allow: a lone user's start while other slots stand free is not
+        # a whole round, so people who come just after rank ahead of that user's next turn.
+        self._round = max(self._round + 1 / max(len(self._last_round), self.slots), ticket.round)
         self._running += 1
         self._waiting -= 1
         ticket.state = TicketState.RUNNING

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Mapping
 from backend.admission import Decision, LoadRequest, Machine, Reservations, decide
 from backend.admission.reservations import HeldOn
 from backend.admission.settings import AdmissionSettings, LearnedMargin
-from backend.auth import SYSTEM, PermissionDenied, User, require_admin
+from backend.auth import PermissionDenied, User, require_admin
 from backend.engines.base import (
     Engine,
     EngineError,
@@ -22,12 +22,13 @@ from backend.engines.base import (
     model_key,
 )
 from backend.engines.listings import ModelListings
-from backend.estimate.catalog import Catalog, CatalogError
-from backend.estimate.memory import DEFAULT_RAM_BANDWIDTH_GBPS, EstimateError
+from backend.estimate.catalog import Catalog
+from backend.estimate.memory import DEFAULT_RAM_BANDWIDTH_GBPS
 from backend.hardware.monitor import HardwareMonitor, HardwareSnapshot
 from backend.models_admin import inputs
 from backend.models_admin.admission_store import read_settings, write_settings
 from backend.models_admin.catalog_view import catalog_rows
+from backend.models_admin.chat_admission import ChatAdmission
 from backend.models_admin.hosts import Host, Hosts
 from backend.models_admin.load_records import (
     ErrorSummary,
@@ -41,10 +42,7 @@ from backend.models_admin.pool_admission import PoolAdmission
 from backend.models_admin.pull_progress import PullUpdate
 from backend.models_admin.pulling import audited_pull
 from backend.models_admin.values import AdmissionRefused, CatalogView, LoadResult, decision_numbers
-from backend.shared_reads import SharedReads
 from backend.store.database import Store
-
-TURN_DECISION_TTL_S = 1.0  # how old a chat turn's admission decision may be
 
 
 class ModelService:
@@ -65,9 +63,6 @@ class ModelService:
         # The chat path's view of the engine's lists (shared with ChatService, a second old);
         # every admin operation here makes it read afresh.
         self._listings = listings if listings is not None else ModelListings(engine)
-        self._turn_decisions: SharedReads[tuple[str, int, int], Decision | None] = SharedReads(
-            TURN_DECISION_TTL_S
-        )
         self._hardware = hardware
         self._catalog = catalog
         self._reservations = reservations if reservations is not None else Reservations()
@@ -75,6 +70,8 @@ class ModelService:
         self._records = LoadRecords(store)
         self.hosts = Hosts(engine, hardware, self._ram_bandwidth_gbps)
         self._pool = PoolAdmission(self.hosts, self._records)
+        # The chat side: a turn's admission decision, and where a pool chat's load goes.
+        self.chat = ChatAdmission(self, engine, self._listings, self.hosts)
         # Told each load's admission outcome (admit / warn / refuse / override): the metrics.
         self._on_load_decision = on_load_decision or (lambda decision: None)
 
@@ -123,7 +120,7 @@ class ModelService:
         """Store new settings (or the raw values a form sent, validated after the role check)."""
         admin = self._admin(user, "change the admission policy", "admission.settings", "")
         write_settings(self._store, admin.name, settings)
-        self._turn_decisions.forget()  # decisions made under the old policy
+        self.chat.forget()  # decisions made under the old policy
 
     # -- what fits -------------------------------------------------------------------------
 
@@ -220,56 +217,10 @@ class ModelService:
             )
         return self._pool.preview(request, named, self._reservations.held, settings)
 
-    def chat_placement(self, model: str, num_ctx: int) -> str | None:
-        """The pool engine where a chat's load of `model` goes: where an admin's load would go;
-        None off a pool, when no host that could load it has GPU facts, or none admits it."""
-        pool = self.hosts.pool()
-        if pool is None:
-            return None
-        if not any(self.hosts.of(m).known for m in pool.placement_targets(model)):
-            return None
-        try:
-            decision = self.check(SYSTEM, model, num_ctx)
-        except (EngineError, CatalogError, EstimateError, inputs.ModelInputError):
-            return None
-        return (decision.host or None) if decision.admitted else None
-
-    def chat_turn_decision(self, user: User | None, model: str, num_ctx: int) -> Decision | None:
-        """Admission for a chat turn's load: None when the model is loaded at num_ctx already
-        (cheap: no estimate) or its memory cannot be known (engine unreachable, model unknown);
-        else the decision at the context the engine would use (capped at the trained one)."""
-        self._signed_in(user)
-        try:
-            loaded = self._listings.loaded()
-        except EngineError:
-            return None
-        for m in loaded:
-            if model_key(m.name) == model_key(model) and m.context_length in (None, int(num_ctx)):
-                return None
-        pool = self.hosts.pool()
-        if pool is not None:
-            members = pool.placement_targets(model)  # none: a server that chose its models
-            if not any(self.hosts.of(m).known for m in members):
-                return None  # no engine that would load it has GPU facts: nothing to judge by
-        # A burst of turns for one model shares one estimate (and one /api/show) a second.
-        key = (model_key(model), int(num_ctx), id(self._engine()))
-        return self._turn_decisions.get(key, lambda: self._judged(model, num_ctx))
-
-    def _judged(self, model: str, num_ctx: int) -> Decision | None:
-        try:
-            return self.check(SYSTEM, model, num_ctx)
-        except (EngineError, CatalogError, EstimateError):
-            return None
-
     def _forget(self) -> None:
         """The engine's lists and the chat turns' decisions are read afresh (models changed)."""
         self._listings.forget()
-        self._turn_decisions.forget()
-
-    def chat_model_check(self, user: User | None, model: str, num_ctx: int) -> Decision | None:
-        """For the chat model picker: None when the model is loaded already or unknowable."""
-        decision = self.chat_turn_decision(user, model, num_ctx)
-        return None if decision is None or decision.already_loaded else decision
+        self.chat.forget()
 
     # -- admin operations -----------------------------------------------------------------
 

@@ -14,7 +14,7 @@ SETTINGS = TurnSettings("smollm2:135m", "", ChatOptions(num_ctx=2048, num_predic
 
 
 def _chat(store, engine, tmp_path, retry: BusyRetry) -> ChatService:
-    return ChatService(store, lambda: engine, model_service(store, engine, tmp_path),
+    return ChatService(store, lambda: engine, model_service(store, engine, tmp_path).chat,
                        busy_retry=retry)  # fmt: skip
 
 

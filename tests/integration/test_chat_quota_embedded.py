@@ -21,8 +21,8 @@ def test_a_quota_is_spent_to_the_token_and_then_refused(store, embedded_engine, 
     root = users.add_user(CLI, "root", "root-pass-123", "admin")
     staff = users.add_user(CLI, "staff", "staff-pass-123", "staff")
     limits = TurnLimits(store, users)
-    chat = ChatService(store, lambda: embedded_engine,
-                       model_service(store, embedded_engine, tmp_path), limits=limits)  # fmt: skip
+    admission = model_service(store, embedded_engine, tmp_path).chat
+    chat = ChatService(store, lambda: embedded_engine, admission, limits=limits)
     limits.set_for_role(root, "staff", {"reply_tokens_per_day": 12})
     reply = list(chat.send(staff, None, STORY, SETTINGS))[-1].reply
     assert reply.tokens_out == 12, "capped at the quota, and counted as generated"

@@ -31,7 +31,7 @@ def models(store, embedded_engine, tmp_path):
 
 @pytest.fixture
 def chat(store, embedded_engine, models):
-    return ChatService(store, lambda: embedded_engine, models)
+    return ChatService(store, lambda: embedded_engine, models.chat)
 
 
 def test_question_is_committed_before_the_first_token(chat, store, alice):

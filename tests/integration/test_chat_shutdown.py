@@ -41,7 +41,7 @@ def gate() -> ShutdownGate:
 @pytest.fixture
 def chat(store: Store, engine: OllamaEngine, gate: ShutdownGate, tmp_path: Path) -> ChatService:
     models = model_service(store, engine, tmp_path)
-    return ChatService(store, lambda: engine, models, shutdown=gate)
+    return ChatService(store, lambda: engine, models.chat, shutdown=gate)
 
 
 def test_a_reply_cut_by_the_shutdown_is_saved_with_its_text_as_interrupted(

@@ -144,7 +144,7 @@ def test_no_engine_up_and_no_fallback_says_which_are_down(pool, servers):
 def test_chat_service_keeps_the_partial_reply_with_status_error(
     pool, servers, store: Store, alice, tmp_path: Path
 ):
-    chat = ChatService(store, lambda: pool, model_service(store, pool, tmp_path))
+    chat = ChatService(store, lambda: pool, model_service(store, pool, tmp_path).chat)
     events = chat.send(alice, None, "Count for me.", TurnSettings("beta:1b", "", OPTIONS))
     started = next(e for e in events if isinstance(e, TurnStarted))
     streamed = ""

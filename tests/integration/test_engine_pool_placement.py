@@ -266,9 +266,9 @@ def test_a_chat_for_a_model_nobody_has_loaded_goes_where_placement_would_load_it
 ):
     sizes = (0.5 * need_gib, 1.5 * need_gib, 3 * need_gib)
     pool, service = placed_service(servers, store, tmp_path, admin, sizes, placement)
-    pool.placement_hint = service.chat_placement  # as the app's services wire it
+    pool.placement_hint = service.chat.chat_placement  # as the app's services wire it
     try:
-        assert service.chat_placement(BUNDLED_NAME, CTX) == host
+        assert service.chat.chat_placement(BUNDLED_NAME, CTX) == host
         reply = list(pool.chat(BUNDLED_NAME, [ChatMessage("user", "hi")], ChatOptions(num_ctx=CTX)))
         assert reply
         asked = {name: s.events.chat_requests for name, s in zip(NAMES, servers, strict=True)}

@@ -283,12 +283,12 @@ def test_admission_settings_are_stored_and_audited(service, admin, store):
 
 
 def test_chat_model_check(service, admin, ollama_server):
-    decision = service.chat_model_check(admin, BUNDLED_NAME, 2048)
+    decision = service.chat.chat_model_check(admin, BUNDLED_NAME, 2048)
     assert decision is not None and decision.model == BUNDLED_NAME
     service.load(admin, BUNDLED_NAME, 2048)
-    assert service.chat_model_check(admin, BUNDLED_NAME, 2048) is None  # loaded already
-    assert service.chat_model_check(admin, "unknown:1b", 2048) is None  # unknowable
-    refused = service.chat_model_check(admin, "llama3.1:70b-instruct-fp16", 4096)
+    assert service.chat.chat_model_check(admin, BUNDLED_NAME, 2048) is None  # loaded already
+    assert service.chat.chat_model_check(admin, "unknown:1b", 2048) is None  # unknowable
+    refused = service.chat.chat_model_check(admin, "llama3.1:70b-instruct-fp16", 4096)
     assert refused is not None and refused.verdict == "refuse"
 
 

@@ -50,7 +50,7 @@ class ChatRig:
 
     def __post_init__(self) -> None:
         self.chat = ChatService(self.store, lambda: self.engine,
-                                model_service(self.store, self.engine, self.store.path.parent),
+                                model_service(self.store, self.engine, self.store.path.parent).chat,
                                 line=self.line, limits=self.limits, metrics=self.metrics,
                                 busy_retry=BusyRetry(3, 0.01, 0.02), clock=self.clock)  # fmt: skip
 

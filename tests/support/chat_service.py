@@ -20,4 +20,4 @@ def model_service(store: Store, engine: Engine, data_dir: Path) -> ModelService:
 
 
 def chat_service(store: Store, engine: Engine, data_dir: Path) -> ChatService:
-    return ChatService(store, lambda: engine, model_service(store, engine, data_dir))
+    return ChatService(store, lambda: engine, model_service(store, engine, data_dir).chat)

@@ -393,6 +393,16 @@ def test_a_user_with_a_backlog_gets_one_start_per_round_while_others_keep_coming
     assert all(9 <= count <= 11 for count in starts.values()), starts
 
 
+def test_people_who_come_just_after_a_burst_rank_ahead_of_its_later_turns():
+    """One user sends three at once into an idle line of 4 slots; three people come just after
+    and take the free slots, a fourth waits. The burst's first start (alone in the line, other
+    slots free) is not a whole round: the fourth person starts before the burst's second."""
+    line = make_line(slots=4, cap=1)
+    tickets = join_many(line, "GGG") + join_many(line, "abcd")
+    assert [t.user for t in tickets if t.has_slot] == ["G", "a", "b", "c"]
+    assert serve_all(line, tickets)[4:] == ["d1", "G2", "G3"]
+
+
 def test_resize_starts_waiting_turns_in_the_new_slots_and_keeps_running_ones():
     line = make_line(slots=1, cap=1)
     first, second, third = (line.join(user) for user in "ABC")

@@ -98,10 +98,10 @@ def services(tmp_path: Path) -> Iterator[Services]:
 
 def test_a_burst_of_turns_shares_one_admission_decision_until_the_policy_changes(services):
     admin = services.users.add_user(CLI, "root", "root-pass-123", "admin")
-    first = services.models.chat_turn_decision(admin, BUNDLED_MODEL_NAME, 2048)
+    first = services.models.chat.chat_turn_decision(admin, BUNDLED_MODEL_NAME, 2048)
     assert first is not None  # nothing is loaded: admission judges the load
-    assert services.models.chat_turn_decision(admin, BUNDLED_MODEL_NAME, 2048) is first
-    assert services.models.chat_turn_decision(admin, BUNDLED_MODEL_NAME, 4096) is not first
+    assert services.models.chat.chat_turn_decision(admin, BUNDLED_MODEL_NAME, 2048) is first
+    assert services.models.chat.chat_turn_decision(admin, BUNDLED_MODEL_NAME, 4096) is not first
     services.models.set_admission_settings(admin, AdmissionSettings(policy="strict"))
-    after = services.models.chat_turn_decision(admin, BUNDLED_MODEL_NAME, 2048)
+    after = services.models.chat.chat_turn_decision(admin, BUNDLED_MODEL_NAME, 2048)
     assert after is not first and after is not None

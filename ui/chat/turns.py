@@ -161,7 +161,7 @@ def model_advice(services: Services, user, model: object, num_ctx: object) -> tu
         return "", False
     name = model_name(model)
     ctx = parse_int(NUM_CTX, num_ctx, MIN_NUM_CTX, MAX_NUM_CTX)
-    decision = services.models.chat_model_check(user, name, ctx)
+    decision = services.models.chat.chat_model_check(user, name, ctx)
     if decision is None or decision.verdict == "admit":
         return "", False
     icon = "⛔" if decision.verdict == "refuse" else "ℹ"
