@@ -23,10 +23,14 @@ import httpx
 import openai
 
 from backend.auth import CLI, ApiKeys, UserAdmin
+from backend.engines.base import DEFAULT_NUM_CTX
 from backend.engines.embedded import BUNDLED_MODEL_NAME, EmbeddedEngine
 from backend.store.database import Store
 from bench.streaming import PROMPTS, SYSTEM, direct, interleaved, report
 from tests.support.app_process import ADMIN_PASSWORD, AppProcess
+
+# /v1 has no context parameter: a completion runs at Hearth's default, so the direct calls do too.
+V1_NUM_CTX = DEFAULT_NUM_CTX
 
 
 def _body(prompt: str, tokens: int) -> dict[str, object]:
@@ -102,12 +106,17 @@ def main() -> None:
             headers = {"Authorization": f"Bearer {key}"}
             http = httpx.Client(base_url=app.url, headers=headers, timeout=300)
             client = openai.OpenAI(base_url=f"{app.url}/v1", api_key=key, max_retries=0)
-            direct(engine, PROMPTS[0], 8)  # warm both engines: loads are not what we compare
+            direct(engine, PROMPTS[0], 8, V1_NUM_CTX)  # warm both: loads are not what we compare
             raw_sse(http, PROMPTS[0], 8, 8)
-            sse_rows = interleaved(args.rounds, args.tokens, engine,
-                                   lambda p, t, c: raw_sse(http, p, t, c))  # fmt: skip
-            sdk_rows = interleaved(args.rounds, args.tokens, engine,
-                                   lambda p, t, c: with_sdk(client, p, t, c))  # fmt: skip
+
+            def sse(p: str, t: int, c: int) -> tuple[float, float]:
+                return raw_sse(http, p, t, c)
+
+            def sdk(p: str, t: int, c: int) -> tuple[float, float]:
+                return with_sdk(client, p, t, c)
+
+            sse_rows = interleaved(args.rounds, args.tokens, engine, sse, V1_NUM_CTX)
+            sdk_rows = interleaved(args.rounds, args.tokens, engine, sdk, V1_NUM_CTX)
             http.close()
             client.close()
         engine.close()

@@ -34,7 +34,13 @@ from backend.engines.base import (
     model_key,
 )
 from backend.engines.config import EngineSpec
-from backend.engines.pool_member import EngineCard, PoolMember, close_member, member_from_spec
+from backend.engines.pool_member import (
+    CHOOSES_MODELS,
+    EngineCard,
+    PoolMember,
+    close_member,
+    member_from_spec,
+)
 from backend.engines.pool_probers import Probers, identity, probe_all
 
 log = logging.getLogger(__name__)
@@ -232,22 +238,15 @@ class EnginePool:
         candidates = self._candidates(model)
         if not candidates:
             raise ModelNotFound(model, self._not_served(model))
-        if not candidates[0].has_loaded(model) and self.placement_hint is not None:
-            candidates = self._placed_first(candidates, model, options.num_ctx)
+        hint = self.placement_hint
+        if hint is not None and not candidates[0].has_loaded(model):
+            # Nobody has it loaded: the engine an admin's load would go to (placement) first.
+            try:
+                where = hint(model, options.num_ctx)
+                candidates.sort(key=lambda m: m.name != where)
+            except Exception:  # a hint that fails leaves the order as it was
+                log.exception("placement hint for %s failed", model)
         return self._chat_on(candidates, model, messages, options, cancel)
-
-    def _placed_first(
-        self, candidates: list[PoolMember], model: str, num_ctx: int
-    ) -> list[PoolMember]:
-        """Nobody has the model loaded: the engine where an admin's load would go comes first,
-        so the chat's load lands where admission's placement (spread or pack) would put it."""
-        assert self.placement_hint is not None
-        try:
-            where = self.placement_hint(model, num_ctx)
-        except Exception:  # a hint that fails leaves the order as it was
-            log.exception("placement hint for %s failed", model)
-            return candidates
-        return sorted(candidates, key=lambda m: m.name != where)
 
     def _chat_on(
         self,
@@ -356,17 +355,7 @@ class EnginePool:
         member = self.member(name)
         if member is None:
             raise EngineUnavailable(f"No engine is called {name!r}.")
-        if not member.state.up:
-            raise EngineUnavailable(f"Engine '{name}' is down ({member.state.detail}).")
-        if not isinstance(member.engine, ModelManager):
-            raise EngineUnavailable(
-                f"Engine '{name}' cannot load models (OpenAI-compatible servers choose their "
-                "models when they start)."
-            )
-        try:
-            member.engine.load(member.own_name(model) or model, num_ctx)
-        finally:
-            member.probe()
+        member.load(model, num_ctx)
 
     def _on_owner(self, model: str, manage: bool, call: Callable[[Any, str], T]) -> T:
         """Run `call` on the engine that has `model` (one that can manage it, when `manage`)."""
@@ -386,7 +375,7 @@ class EnginePool:
         if not managers:
             raise EngineUnavailable(
                 f"No engine that can pull, load or delete models is up for '{model}' "
-                "(OpenAI-compatible servers choose their models when they start)."
+                f"({CHOOSES_MODELS})."
             )
         return managers[0]
 

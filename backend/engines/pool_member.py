@@ -17,6 +17,7 @@ import httpx
 from backend.engines.base import (
     ChatEngine,
     EngineError,
+    EngineUnavailable,
     InstalledModel,
     LoadedModel,
     ModelManager,
@@ -28,6 +29,8 @@ from backend.engines.server_facts import ServerFacts
 
 log = logging.getLogger(__name__)
 
+# Why an OpenAI-compatible server is never asked to pull, load or delete.
+CHOOSES_MODELS = "OpenAI-compatible servers choose their models when they start"
 PROBE_TIMEOUT_S = 2.0
 
 
@@ -148,6 +151,17 @@ class PoolMember:
     def has_loaded(self, model: str) -> bool:
         key = model_key(model)
         return any(model_key(m.name) == key for m in self.state.loaded)
+
+    def load(self, model: str, num_ctx: int) -> None:
+        """Load `model` on this engine (placement chose it), then probe it."""
+        if not self.state.up:
+            raise EngineUnavailable(f"Engine '{self.name}' is down ({self.state.detail}).")
+        if not isinstance(self.engine, ModelManager):
+            raise EngineUnavailable(f"Engine '{self.name}' cannot load models ({CHOOSES_MODELS}).")
+        try:
+            self.engine.load(self.own_name(model) or model, num_ctx)
+        finally:
+            self.probe()
 
     # -- probing -------------------------------------------------------------------------
 
