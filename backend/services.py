@@ -214,14 +214,7 @@ class Services:
             lambda: self.engine, store.path, lambda: self.shutdown.closed
         )
         self.chat_metrics = ChatMetrics(self.metrics_registry)
-        self.line = FairLine(
-            engine_slots(settings, self.engine),
-            settings.per_user_in_flight,
-            settings.max_waiting,
-            max_waiting_per_user=settings.max_waiting_per_user,
-            on_wait=self.chat_metrics.observe_wait,
-        )
-        self.chat_metrics.watch(self.line.stats)
+        self.line = self._fair_line(settings)
         self.limits = TurnLimits(store, self.users)
         self.usage = UsageService(store, self.users)
         self.chat = ChatService(
@@ -235,6 +228,18 @@ class Services:
             listings=self.listings,
         )
         self.engines = EngineConfig(store, settings.engines, self.apply_engines)
+
+    def _fair_line(self, settings: Settings) -> FairLine:
+        """The line in front of the engine, sized to its slots, watched by the chat metrics."""
+        line = FairLine(
+            engine_slots(settings, self.engine),
+            settings.per_user_in_flight,
+            settings.max_waiting,
+            max_waiting_per_user=settings.max_waiting_per_user,
+            on_wait=self.chat_metrics.observe_wait,
+        )
+        self.chat_metrics.watch(line.stats)
+        return line
 
     def _chats_running(self) -> int:
         """A single engine's chats in flight: the turns holding a slot in the line."""
