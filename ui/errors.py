@@ -6,6 +6,11 @@ Gradio's own reading of the values sent (preprocess) or writing of what we retur
 values no component can hold (lone surrogates, absurd nesting) before Gradio looks at them:
 SQLite, orjson and the engines cannot take them, and orjson failing on an echoed value would
 break the event stream itself.
+
+HearthBlocks also passes gr.skip() outputs through as they are. Gradio (6.x) treats a skip as
+a property update: it builds the component anew and rebuilds its config, JSON schema included,
+on the event loop, for every skip in every streamed update. Under load that was most of what
+kept the event loop from taking new requests.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import secrets
 from typing import Any
 
 import gradio as gr
+from gradio.components import _Keywords
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -124,6 +130,20 @@ class HearthBlocks(gr.Blocks):
                 f"reload the page and try again (ref {ref})."
             ) from exc
 
+    async def postprocess_data(self, block_fn: Any, predictions: Any, state: Any) -> list[Any]:
+        skipped = bare_skips(block_fn, predictions)
+        if not skipped:
+            return await super().postprocess_data(block_fn, predictions, state)
+        if isinstance(predictions, dict):  # one gr.skip() for every output
+            predictions = [SKIP] * len(block_fn.outputs)
+        kept = [
+            _Keywords.FINISHED_ITERATING if i in skipped else p for i, p in enumerate(predictions)
+        ]
+        output = await super().postprocess_data(block_fn, kept, state)
+        for index in skipped:
+            output[index] = dict(SKIP)  # what Gradio itself sends for a skip, without the rebuild
+        return output
+
     async def process_api(self, block_fn: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
         # What fails outside our handlers and outside reading the values: Gradio building an
         # event's data (an .edit event called without its EditData), writing our outputs.
@@ -133,6 +153,25 @@ class HearthBlocks(gr.Blocks):
             raise
         except Exception as exc:
             raise server_error(exc, _name(block_fn)) from exc
+
+
+SKIP = {"__type__": "update"}  # gr.skip(): an update that changes nothing
+
+
+def bare_skips(block_fn: Any, predictions: Any) -> frozenset[int]:
+    """Indices of the outputs (not gr.State: Gradio keeps those cheaply) that are a bare
+    gr.skip(), for an event of two or more outputs; empty when there are none."""
+    outputs = list(getattr(block_fn, "outputs", None) or ())
+    if len(outputs) < 2 or getattr(block_fn, "batch", False):
+        return frozenset()
+    if predictions == SKIP:
+        predictions = [SKIP] * len(outputs)
+    if not isinstance(predictions, (list, tuple)) or len(predictions) != len(outputs):
+        return frozenset()  # Gradio's own validation says what is wrong
+    return frozenset(
+        i for i, (p, block) in enumerate(zip(predictions, outputs, strict=True))
+        if isinstance(p, dict) and p == SKIP and not block.stateful
+    )  # fmt: skip
 
 
 def _name(block_fn: Any) -> str:

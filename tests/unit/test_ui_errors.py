@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import re
@@ -236,3 +237,65 @@ def test_a_failed_request_outside_any_event_answers_json_with_a_reference() -> N
     response = run_coroutine(http_server_error(request, KeyError(-1)))
     assert response.status_code == 500
     assert REFERENCE.fullmatch(json.loads(response.body)["detail"])
+
+
+# -- gr.skip() passes through without a rebuild ----------------------------------------------
+
+
+def _skip_page(cls: type[gr.Blocks]) -> tuple[gr.Blocks, list[gr.components.Component]]:
+    with cls() as page:
+        outputs = [gr.Chatbot(), gr.Textbox("typed"), gr.Button("Send"), gr.State(7)]
+        outputs[1].submit(guarded(lambda text: text), outputs[1], outputs)
+    return page, outputs
+
+
+def _postprocess(cls: type[gr.Blocks], predictions: object) -> tuple[list, list, list, list]:
+    """What postprocess writes for these predictions; each output's config in the session
+    before and after; whether the session still holds each output's component object."""
+    from gradio.state_holder import SessionState
+
+    page, outputs = _skip_page(cls)
+    state = SessionState(page)
+
+    def props() -> list:
+        return [copy.deepcopy(state.config_values.get(b._id, {}).get("props")) for b in outputs]
+
+    held_before, props_before = [state.get(block._id, block) for block in outputs], props()
+    written = run_coroutine(page.postprocess_data(page.fns[0], predictions, state))
+    held = [state.get(b._id, b) is before for b, before in zip(outputs, held_before, strict=True)]
+    return written, props_before, props(), held
+
+
+MIXED = [[{"role": "user", "content": "hi"}], gr.skip(), gr.Button(visible=False), gr.skip()]
+
+
+def test_skips_write_what_gradio_writes() -> None:
+    written, before, after, _ = _postprocess(HearthBlocks, MIXED)
+    gradio_written, _, gradio_after, _ = _postprocess(gr.Blocks, MIXED)
+    assert written == gradio_written  # the same data goes to the page
+    assert written[1] == {"__type__": "update"}
+    assert [after[i] for i in (0, 2)] == [gradio_after[i] for i in (0, 2)]
+    # The skipped box keeps its config, value included (Gradio's rebuild drops the value).
+    assert after[1] == before[1] and after[1]["value"] == "typed"
+    assert "value" not in gradio_after[1]
+
+
+def test_a_skipped_output_keeps_its_component_and_a_real_update_still_rebuilds() -> None:
+    *_, held = _postprocess(HearthBlocks, MIXED)
+    assert held[1] is True  # the skipped Textbox: not built anew
+    assert held[2] is False  # Button(visible=False) is a real update: Gradio's path
+    *_, gradio_held = _postprocess(gr.Blocks, MIXED)
+    assert gradio_held[1] is False  # Gradio's own path rebuilds even for a skip
+
+
+def test_one_skip_for_every_output_writes_a_skip_to_each_but_state() -> None:
+    written, *_, held = _postprocess(HearthBlocks, gr.skip())
+    assert written[:3] == [{"__type__": "update"}] * 3 and written[3] is None
+    assert held[:3] == [True, True, True]
+    assert written == _postprocess(gr.Blocks, gr.skip())[0]
+
+
+def test_predictions_of_the_wrong_length_still_get_gradios_own_error() -> None:
+    page, _ = _skip_page(HearthBlocks)
+    with pytest.raises(ValueError, match=r"didn.t return enough output values"):
+        run_coroutine(page.postprocess_data(page.fns[0], [gr.skip(), gr.skip()], None))
