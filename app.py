@@ -190,7 +190,7 @@ def serve(settings: Settings) -> int:
 
 def _serve(settings: Settings, services: Services) -> None:
     from backend.chat.conversation_import import MAX_IMPORT_BYTES
-    from ui import build_ui, launch_options
+    from ui import build_ui, launch_options, trim_gradio_per_event_work
     from ui.openai_api import with_openai_routes
     from ui.operator_routes import with_operator_routes
 
@@ -204,6 +204,7 @@ def _serve(settings: Settings, services: Services) -> None:
         )
     print(f"Engine: {services.engine.name} — {services.engine_reason}", flush=True)
     services.start()
+    trim_gradio_per_event_work()
     demo = build_ui(services)
     # Chat turns wait in the fair line (positions, Stop, the busy message), never in Gradio's
     # queue: it and the worker threads are sized above what the line can hold.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -43,6 +44,22 @@ def theme() -> gr.themes.Base:
 SESSION_CAPACITY = 2000  # page sessions kept: tabs open at once for ~500 staff, with room
 
 
+# Set before demo.queue(): Gradio recomputes its monitoring dashboard's summary (a pandas
+# DataFrame of up to 10,000 past events) after every event, 2-8 ms of CPU each. Hearth serves
+# /metrics and never mounts that dashboard.
+GRADIO_ENV_DEFAULTS = {
+    "GRADIO_ANALYTICS_CACHE_FREQUENCY": str(10**9),  # events between recomputations
+    "GRADIO_ANALYTICS_MAX_EVENTS": "100",  # past events kept for it
+}
+
+
+def trim_gradio_per_event_work() -> None:
+    """Spare every event work Hearth does not use; call before demo.queue()."""
+    for name, value in GRADIO_ENV_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+    mark_matplotlib_absent()
+
+
 def mark_matplotlib_absent() -> bool:
     """Make `import matplotlib` fail at once where it is not installed; True if marked.
 
@@ -59,7 +76,6 @@ def mark_matplotlib_absent() -> bool:
 
 def launch_options(services: Services) -> dict[str, object]:
     """What Gradio 6 wants at launch() rather than in gr.Blocks()."""
-    mark_matplotlib_absent()
     # Every stylesheet beside this file: hearth.css and one per tab that has its own styles.
     css = "\n".join(p.read_text(encoding="utf-8") for p in sorted(UI_DIR.glob("*.css")))
     keys = (UI_DIR / "chat_keys.js").read_text(encoding="utf-8")

@@ -66,7 +66,7 @@ DEFAULT_MAX_WAITING_PER_USER = 4
 DEFAULT_PRIOR_TURN_S = 20.0  # a few hundred tokens at 20-40 tok/s, before any turn finished
 DEFAULT_EWMA_ALPHA = 0.2  # weight of the newest turn; about the last ten turns count
 DEFAULT_POLL_S = 0.1  # how often a waiter looks at its cancel Event (Stop's latency)
-DEFAULT_UPDATE_INTERVAL_S = 1.0  # at most one update this often unless the position moved
+DEFAULT_UPDATE_INTERVAL_S = 1.0  # at most one update this often, bar the move into the next round
 
 
 class FairLine:
@@ -185,9 +185,11 @@ class FairLine:
     ) -> Iterator[Waiting]:
         """Yield the ticket's place until it holds a slot (then has_slot is True) or leaves.
 
-        An update comes at once, then whenever the position moves, and otherwise at most every
-        ``update_every_s`` (by the line's clock) when the expected wait changed. A set
-        ``cancel`` (Stop) takes the ticket out of the line, as does closing this generator.
+        An update comes at once, then at most every ``update_every_s`` (by the line's clock)
+        when the place changed, except that moving into the next round (position <= slots)
+        is reported at once. Each update is a page update for a waiting person: with dozens
+        waiting, reporting every move of every one of them cost more than streaming the replies.
+        A set ``cancel`` (Stop) takes the ticket out of the line, as does closing this generator.
         """
         last: Waiting | None = None
         last_at = -math.inf
@@ -201,7 +203,9 @@ class FairLine:
                         return
                     now = self._clock()
                     place = self._place(ticket)
-                    due = last is None or place.position != last.position
+                    due = last is None or (
+                        place.position != last.position and place.position <= self.slots
+                    )
                     due = due or (place != last and now - last_at >= update_every_s)
                     if not due:
                         self._cond.wait(timeout=poll_s if cancel is not None else update_every_s)

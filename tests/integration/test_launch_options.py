@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from pathlib import Path
 
@@ -10,7 +11,14 @@ import pytest
 
 from backend.services import Services
 from backend.settings import Settings
-from ui import SESSION_CAPACITY, build_ui, launch_options, mark_matplotlib_absent
+from ui import (
+    GRADIO_ENV_DEFAULTS,
+    SESSION_CAPACITY,
+    build_ui,
+    launch_options,
+    mark_matplotlib_absent,
+    trim_gradio_per_event_work,
+)
 
 
 def test_page_sessions_kept_in_memory_are_bounded(tmp_path: Path) -> None:
@@ -38,9 +46,34 @@ def test_an_absent_matplotlib_fails_to_import_at_once(monkeypatch: pytest.Monkey
         monkeypatch.setitem(sys.modules, "matplotlib", sys.modules.get("matplotlib"))
         assert mark_matplotlib_absent() is False  # installed: left alone
         return
-    monkeypatch.delitem(sys.modules, "matplotlib", raising=False)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # restored (absent) after the test
+    monkeypatch.delitem(sys.modules, "matplotlib")
     assert mark_matplotlib_absent() is True
     assert sys.modules["matplotlib"] is None
     with pytest.raises(ImportError):
         import matplotlib  # noqa: F401
     assert mark_matplotlib_absent() is False  # once is enough
+
+
+def test_gradio_does_not_recompute_its_dashboard_summary_after_every_event(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # whatever trim marks is undone after
+    for name in GRADIO_ENV_DEFAULTS:
+        monkeypatch.setenv(name, "")  # so that the variables are restored after the test
+        monkeypatch.delenv(name)
+    trim_gradio_per_event_work()
+    services = Services.build(Settings(data_dir=tmp_path, engine="embedded"))
+    try:
+        demo = build_ui(services)
+        demo.queue()
+        queue = demo._queue
+        assert queue.ANAYLTICS_CACHE_FREQUENCY >= 10**9 and queue.ANALYTICS_MAX_EVENTS == 100
+        queue.events_recorded = 10_000  # long after the last summary
+        records = [{"function": "chat_send", "status": "success", "process_time": 1.0}] * 50
+        assert queue.compute_analytics_summary(records) == {"functions": {}}  # not computed
+    finally:
+        services.close()
+    monkeypatch.setenv("GRADIO_ANALYTICS_MAX_EVENTS", "5000")
+    trim_gradio_per_event_work()  # what an operator sets wins
+    assert os.environ["GRADIO_ANALYTICS_MAX_EVENTS"] == "5000"

@@ -199,7 +199,8 @@ def test_waiting_for_a_turn_that_started_at_once_yields_nothing():
 
 
 def test_wait_reports_each_new_position_then_ends_with_a_slot():
-    line = make_line()
+    clock = FakeClock()
+    line = make_line(clock=clock)
     tickets = join_many(line, "ABCD")
     updates: queue.Queue[Waiting | None] = queue.Queue()
 
@@ -212,12 +213,45 @@ def test_wait_reports_each_new_position_then_ends_with_a_slot():
     waiter.start()
     seen = [updates.get(timeout=JOIN_TIMEOUT_S)]
     for running in tickets[:3]:
+        clock.now += 1.0  # the update interval passes between moves
         running.release()
         seen.append(updates.get(timeout=JOIN_TIMEOUT_S))
     waiter.join(JOIN_TIMEOUT_S)
     assert not waiter.is_alive()
     assert [place.position if place else None for place in seen] == [3, 2, 1, None]
     assert tickets[3].has_slot
+
+
+def test_moves_within_the_update_interval_are_reported_once_but_the_next_round_at_once():
+    """Dozens waiting move at every start: each person gets at most one update a second."""
+    clock = FakeClock()
+    line = make_line(slots=2, cap=1, clock=clock)
+    tickets = join_many(line, "ABCDEFGH")  # A, B run; C..H wait at 1..6
+    updates: queue.Queue[Waiting | None] = queue.Queue()
+    cancel = threading.Event()
+
+    def wait_for_h() -> None:
+        for place in line.wait(tickets[7], cancel, poll_s=0.01, update_every_s=1.0):
+            updates.put(place)
+        updates.put(None)
+
+    waiter = threading.Thread(target=wait_for_h)
+    waiter.start()
+    assert updates.get(timeout=JOIN_TIMEOUT_S).position == 6
+    tickets[0].release()  # H moves to 5, then to 4, within the same second: no update yet
+    tickets[1].release()
+    with pytest.raises(queue.Empty):
+        updates.get(timeout=0.2)
+    clock.now += 1.0  # the interval passed: the latest place, once
+    assert updates.get(timeout=JOIN_TIMEOUT_S).position == 4
+    tickets[2].release()
+    tickets[3].release()  # H at 2: the next round (2 slots), reported at once
+    assert updates.get(timeout=JOIN_TIMEOUT_S).position == 2
+    with pytest.raises(queue.Empty):
+        updates.get(timeout=0.1)
+    cancel.set()
+    waiter.join(JOIN_TIMEOUT_S)
+    assert not waiter.is_alive()
 
 
 def test_a_new_expected_wait_is_reported_once_the_update_interval_passed():
