@@ -190,6 +190,7 @@ def serve(settings: Settings) -> int:
 
 def _serve(settings: Settings, services: Services) -> None:
     from backend.chat.conversation_import import MAX_IMPORT_BYTES
+    from backend.ops.lifecycle import settle_garbage_collector
     from ui import build_ui, launch_options, trim_gradio_per_event_work
     from ui.openai_api import with_openai_routes
     from ui.operator_routes import with_operator_routes
@@ -222,6 +223,7 @@ def _serve(settings: Settings, services: Services) -> None:
         # theme, CSS, keys, error pages, the login guard; /healthz, /readyz, /metrics; /v1
         **with_openai_routes(services, with_operator_routes(services, launch_options(services))),
     )
+    settle_garbage_collector()
     _stop_gracefully(settings, services, demo)
 
 

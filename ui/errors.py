@@ -164,7 +164,7 @@ def bare_skips(block_fn: Any, predictions: Any) -> frozenset[int]:
     outputs = list(getattr(block_fn, "outputs", None) or ())
     if len(outputs) < 2 or getattr(block_fn, "batch", False):
         return frozenset()
-    if predictions == SKIP:
+    if isinstance(predictions, dict) and predictions == SKIP:
         predictions = [SKIP] * len(outputs)
     if not isinstance(predictions, (list, tuple)) or len(predictions) != len(outputs):
         return frozenset()  # Gradio's own validation says what is wrong
