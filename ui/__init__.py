@@ -14,6 +14,7 @@ import gradio as gr
 from ui import admin, api_keys, chat, hardware, models, usage
 from ui.common import acting_user, guarded
 from ui.errors import HearthBlocks, http_server_error
+from ui.gradio_sessions import use_lazy_session_configs
 from ui.http_guards import guard_middleware
 
 if TYPE_CHECKING:
@@ -54,10 +55,11 @@ GRADIO_ENV_DEFAULTS = {
 
 
 def trim_gradio_per_event_work() -> None:
-    """Spare every event work Hearth does not use; call before demo.queue()."""
+    """Spare every event and page session work Hearth does not use; call before demo.queue()."""
     for name, value in GRADIO_ENV_DEFAULTS.items():
         os.environ.setdefault(name, value)
     mark_matplotlib_absent()
+    use_lazy_session_configs()
 
 
 def mark_matplotlib_absent() -> bool:
