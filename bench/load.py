@@ -11,8 +11,10 @@ no llama.cpp is in the loop. Each simulated person is a staff account made befor
 starts, signed in with its own cookie session, and sends one question at once with the others
 through the Chat tab's `chat_send` event, reading the updates from the SSE stream as the page
 does, from a tab whose page was opened before the run (Gradio sets up a session on its first
-event). Each size runs twice: everyone at once, and one after another over --spread seconds
-(a steady arrival rate). In the greedy case one person sends --burst questions at once (from
+event). On 2+ cores the app runs on core 1, and the simulated people and the engine double on
+core 0 (--no-pin: anywhere), as browsers and a GPU server on other machines would. Each size
+runs twice: everyone at once, and one after another over --spread seconds (a steady arrival
+rate). In the greedy case one person sends --burst questions at once (from
 as many tabs, first) among the others. Every run is bounded: one turn per person, and a time
 limit per run past which an unanswered turn counts as an error.
 
@@ -50,6 +52,7 @@ from pathlib import Path
 
 import httpx
 
+from bench.cores import describe, pin_apart
 from bench.load_report import (
     Stored,
     app_limits,
@@ -116,6 +119,7 @@ class LoadConfig:
     tokens_per_s: float = 40.0
     reply_tokens: int = 60
     baseline: bool = True
+    app_prefix: tuple[str, ...] = ()  # e.g. taskset: the app on its own core (bench.cores)
 
     @property
     def turn_s(self) -> float:
@@ -167,7 +171,9 @@ def load_rig(config: LoadConfig, scenarios: Sequence[Scenario], workdir: Path) -
     reply = numbered_words(config.reply_tokens)
     with (
         EngineDouble(reply, config.tokens_per_s, config.slots) as double,
-        app_process(data_dir, double.url, config.slots, config.max_waiting, {}) as app,
+        app_process(
+            data_dir, double.url, config.slots, config.max_waiting, {}, list(config.app_prefix)
+        ) as app,
     ):
         sessions = sign_in(app.url, names)
         try:
@@ -378,7 +384,7 @@ def run_load(
             f"# engine double: {config.slots} slots x {config.tokens_per_s:g} tok/s, replies of"
             f" {config.reply_tokens} tokens ({config.turn_s:g} s); app: HEARTH_ENGINE_SLOTS ="
             f" OLLAMA_NUM_PARALLEL = {config.slots}, HEARTH_MAX_WAITING = {config.max_waiting};"
-            f" host: {os.cpu_count()} cores"
+            f" host: {os.cpu_count()} cores ({describe(list(config.app_prefix))})"
         )
         print_ceiling(app_limits(config.slots, config.max_waiting), config.slots, emit)
         warm = run_all([(WARMUP, "warm-up q0")], lambda p, q: page_turn(
@@ -406,12 +412,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--burst", type=int, default=10, help="greedy questions; 0: no run")
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument(
+        "--no-pin", action="store_true",
+        help="do not keep the simulated people and the engine double off the app's core",
+    )  # fmt: skip
+    parser.add_argument(
         "--spread", type=float, default=5.0,
         help="also run each size with its questions sent one after another over this many s",
     )  # fmt: skip
     args = parser.parse_args(argv)
+    prefix = () if args.no_pin else tuple(pin_apart())  # before the double and app start
     config = LoadConfig(
-        args.slots, args.max_waiting, args.rate, args.reply_tokens, not args.no_baseline
+        args.slots, args.max_waiting, args.rate, args.reply_tokens, not args.no_baseline, prefix
     )
     started = time.monotonic()
     results = run_load(config, scenarios_for(args.quick, args.burst, args.users, args.spread))

@@ -136,15 +136,19 @@ def sign_in(url: str, names: Sequence[str], workers: int = 4) -> dict[str, Gradi
 
 
 def app_process(
-    data_dir: Path, ollama_url: str, slots: int, max_waiting: int, extra: dict[str, str]
-) -> AppProcess:
+    data_dir: Path, ollama_url: str, slots: int, max_waiting: int, extra: dict[str, str],
+    prefix: Sequence[str] = (),
+) -> AppProcess:  # fmt: skip
     env = {
         "HEARTH_ENGINE_SLOTS": str(slots),
         "OLLAMA_NUM_PARALLEL": str(slots),
         "HEARTH_MAX_WAITING": str(max_waiting),
         "HEARTH_SAMPLE_INTERVAL_S": "5",
     }
-    return AppProcess(data_dir, engine="ollama", ollama_host=ollama_url, extra_env=env | extra)
+    return AppProcess(
+        data_dir, engine="ollama", ollama_host=ollama_url, extra_env=env | extra,
+        command_prefix=list(prefix),
+    )  # fmt: skip
 
 
 def new_session() -> str:

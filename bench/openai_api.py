@@ -13,8 +13,6 @@ on core 1 and this client with the direct engine on core 0 (--no-pin: anywhere).
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -26,6 +24,7 @@ from backend.auth import CLI, ApiKeys, UserAdmin
 from backend.engines.base import DEFAULT_NUM_CTX
 from backend.engines.embedded import BUNDLED_MODEL_NAME, EmbeddedEngine
 from backend.store.database import Store
+from bench.cores import describe, pin_apart
 from bench.streaming import PROMPTS, SYSTEM, direct, interleaved, report
 from tests.support.app_process import ADMIN_PASSWORD, AppProcess
 
@@ -74,17 +73,6 @@ def with_sdk(client: openai.OpenAI, prompt: str, tokens: int, count: int) -> tup
     return (first - start) * 1000, (count - 1) / (last - first)
 
 
-def pin_apart() -> list[str]:
-    """On a machine of 2+ cores, this process (the client and the direct engine) on core 0 and
-    the app on core 1, as a client on another machine would be: the client's own parsing (the
-    SDK builds objects per chunk) then does not take CPU from the engine it measures. Both
-    engines run one llama.cpp thread (cores - 1 on a 2-core box) either way."""
-    if (os.cpu_count() or 1) < 2 or shutil.which("taskset") is None:
-        return []
-    os.sched_setaffinity(0, {0})
-    return ["taskset", "-c", "1"]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -120,8 +108,7 @@ def main() -> None:
             http.close()
             client.close()
         engine.close()
-    cores = "app on core 1, client and direct engine on core 0" if prefix else "not pinned"
-    print(f"cores: {cores}")
+    print(f"cores: {describe(prefix)}")
     print(
         f"runs: {len(sse_rows)} per phase ({args.rounds} rounds x {len(PROMPTS)} prompts, "
         f"{args.tokens} tokens each, greedy; tokens/s = decode rate, first to last token)"

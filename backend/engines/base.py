@@ -158,6 +158,7 @@ class InstalledModel:
     parameter_size: str = ""
     quantization: str = ""
     modified_at: str = ""  # ISO 8601
+    digest: str = ""  # the file's content address ("sha256:..."), where the engine says it
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,12 @@ one turn asks the engine and the turns that arrive while it asks, or within `ttl
 its answer (backend.shared_reads). A failure is not kept: the next turn asks again. An admin's
 pull, load, unload or delete calls `forget()`, so the lists follow those at once; a swapped
 engine (Admin → Engines) is asked afresh.
+
+A model's description (`show`: its tensors, for admission's estimate) is kept per installed
+file, by the digest the engine lists: a file's tensors never change, and Ollama's verbose
+/api/show reads the GGUF again each time (about 0.2 s for the bundled model in the load bench,
+waited by the first turn of every second). A model the engine lists without a digest is
+described afresh each time.
 """
 
 from __future__ import annotations
@@ -13,10 +19,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from backend.engines.base import ChatEngine, InstalledModel, LoadedModel
+from backend.engines.base import ChatEngine, EngineError, InstalledModel, LoadedModel, model_key
+from backend.estimate.spec import ModelSpec
 from backend.shared_reads import SharedReads
 
 DEFAULT_TTL_S = 1.0
+SPEC_TTL_S = 3600.0  # a digest's tensors do not change; this bounds what a gone engine keeps
 
 
 class ModelListings:
@@ -32,6 +40,7 @@ class ModelListings:
         self._engine = engine
         self._installed: SharedReads[int, tuple[InstalledModel, ...]] = SharedReads(ttl_s, clock)
         self._loaded: SharedReads[int, tuple[LoadedModel, ...]] = SharedReads(ttl_s, clock)
+        self._specs: SharedReads[tuple[int, str, str], ModelSpec] = SharedReads(SPEC_TTL_S, clock)
 
     def installed(self) -> list[InstalledModel]:
         """The engine's list_models(), shared by the callers of one interval."""
@@ -43,7 +52,21 @@ class ModelListings:
         engine = self._engine()
         return list(self._loaded.get(id(engine), lambda: tuple(engine.loaded_models())))
 
+    def spec(self, model: str) -> ModelSpec:
+        """The engine's show(model), read once per installed file (the digest it lists)."""
+        engine = self._engine()
+        try:
+            listed = self.installed()
+        except EngineError:
+            listed = []
+        key = model_key(model)
+        digest = next((m.digest for m in listed if model_key(m.name) == key and m.digest), "")
+        if not digest:
+            return engine.show(model)
+        return self._specs.get((id(engine), key, digest), lambda: engine.show(model))
+
     def forget(self) -> None:
-        """Read both afresh next time (a model was pulled, loaded, unloaded or deleted)."""
+        """Read everything afresh next time (a model was pulled, loaded, unloaded or deleted)."""
         self._installed.forget()
         self._loaded.forget()
+        self._specs.forget()

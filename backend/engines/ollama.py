@@ -117,6 +117,7 @@ class OllamaEngine:
                     parameter_size=(details.parameter_size or "") if details else "",
                     quantization=(details.quantization_level or "") if details else "",
                     modified_at=entry.modified_at.isoformat() if entry.modified_at else "",
+                    digest=entry.digest or "",
                 )
             )
         return models

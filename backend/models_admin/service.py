@@ -178,7 +178,7 @@ class ModelService:
         settings = settings or self.admission_settings()
         model = inputs.model_name(model, "Name a model first.")
         num_ctx, kv_cache_type = inputs.num_ctx(num_ctx), inputs.kv_cache_type(kv_cache_type)
-        spec, others = resolve_spec(model, self._catalog, lambda m: self._engine().show(m))
+        spec, others = resolve_spec(model, self._catalog, self._listings.spec)
         fa = settings.flash_attention or kv_cache_type != "f16"
         return LoadRequest(
             model, spec, int(num_ctx), kv_cache_type, others, settings.num_parallel, fa

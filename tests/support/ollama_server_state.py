@@ -54,7 +54,9 @@ class FakeModel:
 
     @property
     def digest(self) -> str:
-        return hashlib.sha256(f"manifest/{self.name}".encode()).hexdigest()
+        """Content-addressed, as Ollama's are: other metadata is another file."""
+        info = json.dumps(self.model_info, sort_keys=True, default=str)
+        return hashlib.sha256(f"manifest/{self.name}/{info}".encode()).hexdigest()
 
 
 @dataclass(frozen=True)

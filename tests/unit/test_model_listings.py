@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 
@@ -119,3 +119,49 @@ def test_a_read_that_straddles_forget_is_not_kept() -> None:
     engine.models = ()
     engine.list_models = lambda: ScriptedEngine.list_models(engine)  # type: ignore[method-assign]
     assert listings.installed() == []
+
+
+@dataclass
+class DescribingEngine(CountingEngine):
+    """Lists its models with digests (the file each name is now) and counts show calls."""
+
+    digests: dict[str, str] | None = None
+    show_calls: int = 0
+
+    def list_models(self) -> list[InstalledModel]:
+        digests = self.digests or {}
+        return [replace(m, digest=digests.get(m.name, "")) for m in super().list_models()]
+
+    def show(self, model: str) -> object:
+        self.show_calls += 1
+        return ("spec of", model, (self.digests or {}).get(model, ""))
+
+
+def test_a_models_description_is_read_once_per_installed_file() -> None:
+    engine = DescribingEngine(models=("a:1b", "b:2b"), digests={"a:1b": "sha256:1"})
+    clock = Clock()
+    listings = ModelListings(lambda: engine, ttl_s=1.0, clock=clock)
+    first = listings.spec("a:1b")
+    clock.now += 600  # long after the lists' interval: the file is the same
+    assert listings.spec("A:1B") == first and engine.show_calls == 1
+    engine.digests = {"a:1b": "sha256:2"}  # pulled again: another file
+    clock.now += 2
+    assert listings.spec("a:1b") == ("spec of", "a:1b", "sha256:2") and engine.show_calls == 2
+
+
+def test_a_model_listed_without_a_digest_is_described_every_time() -> None:
+    engine = DescribingEngine(models=("b:2b",))
+    listings = ModelListings(lambda: engine, ttl_s=60.0, clock=Clock())
+    listings.spec("b:2b")
+    listings.spec("b:2b")
+    listings.spec("not-installed:1b")  # the engine answers (here: a spec; Ollama: 404)
+    assert engine.show_calls == 3
+
+
+def test_forget_drops_the_descriptions_too() -> None:
+    engine = DescribingEngine(models=("a:1b",), digests={"a:1b": "sha256:1"})
+    listings = ModelListings(lambda: engine, ttl_s=60.0, clock=Clock())
+    listings.spec("a:1b")
+    listings.forget()
+    listings.spec("a:1b")
+    assert engine.show_calls == 2
