@@ -56,6 +56,7 @@ def stream_turn(services, kind, text, current, history, raw_settings, request, c
     """
     history = list(history) if isinstance(history, list) else []
     shown = list(history)  # what the chat showed before this turn
+    view: _TurnView | None = None
     try:
         user = acting_user(services, request)
         settings = turn_settings(*raw_settings)
@@ -69,17 +70,24 @@ def stream_turn(services, kind, text, current, history, raw_settings, request, c
         for event in coalesce_deltas(events):
             yield view.update(event)
         if not view.started:  # Stop while waiting: the line was left, nothing stored
-            box = text if kind != "regenerate" else gr.Textbox()
+            box = text if kind != "regenerate" else gr.skip()
             yield shown, box, current, notice_lines("ℹ", LEFT_LINE), *_idle()
     except TurnRefused as exc:  # say so now rather than fail in the middle of the reply
         gr.Warning("This model cannot be loaded at this context length now.")
-        yield gr.Chatbot(), gr.Textbox(), current, notice_lines("⛔", str(exc)), *_idle()
+        yield _refused(current, notice_lines("⛔", str(exc)), view)
     except (LineBusy, LimitReached) as exc:
         gr.Warning(html.escape(str(exc)))
-        yield gr.Chatbot(), gr.Textbox(), current, notice_lines("⏳", str(exc)), *_idle()
+        yield _refused(current, notice_lines("⏳", str(exc)), view)
     except USER_ERRORS as exc:
         gr.Warning(html.escape(str(exc)))
-        yield gr.Chatbot(), gr.Textbox(), current, notice_lines("⚠", str(exc)), *_idle()
+        yield _refused(current, notice_lines("⚠", str(exc)), view)
+
+
+def _refused(current: int | None, notice: str, view: _TurnView | None) -> tuple:
+    """Only the notice changes (the question stays in the box), and Send and Stop if the
+    turn had swapped them. A busy line refuses many turns at once: each costs no rebuild."""
+    buttons = _idle() if view is not None and view.busy_shown else (gr.skip(), gr.skip())
+    return gr.skip(), gr.skip(), current, notice, *buttons
 
 
 def _turn_events(services, kind, user, text, current, settings, cancel):
