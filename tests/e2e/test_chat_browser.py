@@ -4,6 +4,8 @@ import time
 
 import pytest
 
+from tests.support.browser import set_max_reply_tokens
+
 pytestmark = pytest.mark.e2e
 
 
@@ -19,14 +21,9 @@ def _ask(page, text: str) -> None:
     box.press("Enter")
 
 
-def _limit_reply(page, tokens: int) -> None:
-    page.get_by_text("Generation settings").click()
-    page.locator("#max-tokens input").fill(str(tokens))
-
-
 def test_reply_streams_in_and_shows_its_stats(admin_page):
     page = admin_page
-    _limit_reply(page, 60)
+    set_max_reply_tokens(page, 60)
     _ask(page, "Write a short poem about the sea.")
     seen = []
     deadline = time.monotonic() + 60
@@ -72,7 +69,7 @@ def test_shift_enter_adds_a_line_and_enter_sends(staff_page):
     box.type("second line")
     assert box.input_value() == "first line\nsecond line"
     assert page.locator("#chatbot .message.user").count() == 0, "Shift+Enter must not send"
-    _limit_reply(page, 8)
+    set_max_reply_tokens(page, 8)
     box.press("Enter")
     page.locator("#chatbot .message.user").first.wait_for(timeout=15_000)
     assert "second line" in page.locator("#chatbot .message.user").first.inner_text()

@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page
 
+from tests.support.browser import set_max_reply_tokens
+
 pytestmark = pytest.mark.e2e
 
 END = "END-OF-PAYLOADS"
@@ -260,8 +262,7 @@ def test_a_typed_question_with_images_and_fences_loads_nothing(
         f"See ![x]({base}/typed-1) and `<img src={base}/typed-2>`\n"
         f"```\n<img src={base}/typed-3>\n```\n~~~\n<img src={base}/typed-4>"
     )
-    page.get_by_text("Generation settings").click()
-    page.locator("#max-tokens input").fill("4")
+    set_max_reply_tokens(page, 4)
     page.locator("#message textarea").fill(question)
     page.locator("#send").click()
     page.locator("#chatbot .reply-stats").first.wait_for(timeout=60_000)

@@ -5,15 +5,14 @@ import pytest
 from backend.auth import CLI, UserAdmin
 from backend.store.database import Store
 from tests.support.app_process import ADMIN_PASSWORD, AppProcess
-from tests.support.browser import signed_in_page
+from tests.support.browser import set_max_reply_tokens, signed_in_page
 
 pytestmark = pytest.mark.e2e
 QUESTION = "What is the capital of France? Answer in one sentence."
 
 
 def _ask_and_wait(page, text: str, max_tokens: int = 24) -> None:
-    page.get_by_text("Generation settings").click()
-    page.locator("#max-tokens input").fill(str(max_tokens))
+    set_max_reply_tokens(page, max_tokens)
     page.get_by_text("Generation settings").click()
     stats_before = page.locator("#chatbot .reply-stats").count()
     page.locator("#message textarea").fill(text)

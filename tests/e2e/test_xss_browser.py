@@ -14,6 +14,7 @@ import pytest
 from playwright.sync_api import Page
 
 from tests.support.app_process import AppProcess
+from tests.support.browser import set_max_reply_tokens
 
 pytestmark = pytest.mark.e2e
 IMG = '<img src=x onerror="window.__xss=1">'
@@ -29,8 +30,7 @@ def assert_nothing_ran(page: Page) -> None:
 
 def test_a_user_message_with_html_shows_as_text(staff_page: Page) -> None:
     page = staff_page
-    page.get_by_text("Generation settings").click()
-    page.locator("#max-tokens input").fill("4")
+    set_max_reply_tokens(page, 4)
     page.locator("#message textarea").fill(PAYLOAD)
     page.locator("#send").click()
     page.locator("#chatbot .reply-stats").first.wait_for(timeout=60_000)

@@ -6,7 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
-from playwright.sync_api import Browser, Page, Playwright
+from playwright.sync_api import Browser, Page, Playwright, expect
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -47,3 +47,22 @@ def signed_in_page(browser: Browser, url: str, username: str, password: str) -> 
     # before it lands would send with no model chosen. The list's page label marks it done.
     page.locator("#chat-pages", has_text="chats").wait_for()
     return page
+
+
+def set_max_reply_tokens(page: Page, tokens: int) -> None:
+    """Open Generation settings and set Max reply tokens, then check that the page kept it.
+
+    In a CI run the field showed 0 again by the time Enter was pressed, and the reply ran on
+    until the test's time was out; the value is typed again until it holds.
+    """
+    field = page.locator("#max-tokens input")
+    if not field.is_visible():
+        page.get_by_text("Generation settings").click()
+    wanted = str(tokens)
+    for _ in range(20):
+        field.fill(wanted)
+        field.press("Tab")  # leave the field, as a person does before typing the question
+        page.wait_for_timeout(250)
+        if field.input_value() == wanted:
+            break
+    expect(field).to_have_value(wanted)
