@@ -41,8 +41,9 @@ def test_a_staff_quota_set_by_an_admin_stops_the_next_turn_with_its_reset_time(
     admin_page, staff_page, quota_cleared
 ):
     _set_staff_quota(admin_page, 20)
-    table = admin_page.locator("#limits-table").inner_text()
-    assert "role staff" in table and "20" in table
+    table = admin_page.locator("#limits-table")
+    table.filter(has_text="role staff").wait_for()  # the rows draw just after the status line
+    assert "20" in table.inner_text()
 
     _ask(staff_page, STORY)
     staff_page.locator("#chatbot .reply-stats").last.wait_for(timeout=60_000)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from gradio import state_holder
 
 from backend.services import Services
 from backend.settings import Settings
@@ -59,6 +60,7 @@ def test_gradio_does_not_recompute_its_dashboard_summary_after_every_event(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # whatever trim marks is undone after
+    monkeypatch.setattr(state_holder, "SessionState", state_holder.SessionState)  # and switches
     for name in GRADIO_ENV_DEFAULTS:
         monkeypatch.setenv(name, "")  # so that the variables are restored after the test
         monkeypatch.delenv(name)

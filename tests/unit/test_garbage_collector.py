@@ -22,7 +22,7 @@ def restored_gc() -> Iterator[None]:
 def test_objects_alive_at_start_are_left_out_of_later_collections() -> None:
     kept = [{"config": [i]} for i in range(1000)]  # stands for the built UI
     frozen = settle_garbage_collector()
-    assert frozen >= 1000 and gc.get_freeze_count() == frozen
+    assert frozen >= 1000  # everything alive then, the 1,000 above among them
     walked = {id(o) for o in gc.get_objects()}  # what a collection looks at
     assert all(gc.is_tracked(o) for o in kept) and not walked & {id(o) for o in kept}
     later = {"session": [1]}  # made after: collected as usual

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import gradio as gr
 import pytest
+from gradio.state_holder import SessionState  # Gradio's own, whatever app.py switches
 from starlette.requests import Request
 
 from backend.auth import PermissionDenied
@@ -252,8 +253,6 @@ def _skip_page(cls: type[gr.Blocks]) -> tuple[gr.Blocks, list[gr.components.Comp
 def _postprocess(cls: type[gr.Blocks], predictions: object) -> tuple[list, list, list, list]:
     """What postprocess writes for these predictions; each output's config in the session
     before and after; whether the session still holds each output's component object."""
-    from gradio.state_holder import SessionState
-
     page, outputs = _skip_page(cls)
     state = SessionState(page)
 
