@@ -191,7 +191,8 @@ def serve(settings: Settings) -> int:
 def _serve(settings: Settings, services: Services) -> None:
     from backend.chat.conversation_import import MAX_IMPORT_BYTES
     from backend.ops.lifecycle import settle_garbage_collector
-    from ui import build_ui, launch_options, trim_gradio_per_event_work
+    from ui import build_ui, launch_options
+    from ui.gradio_trims import trim_gradio_per_event_work
     from ui.openai_api import with_openai_routes
     from ui.operator_routes import with_operator_routes
 

@@ -131,11 +131,11 @@ class HearthBlocks(gr.Blocks):
             ) from exc
 
     async def postprocess_data(self, block_fn: Any, predictions: Any, state: Any) -> list[Any]:
+        if isinstance(predictions, dict) and predictions == SKIP:  # one for every output
+            predictions = [SKIP] * len(getattr(block_fn, "outputs", None) or ())
         skipped = bare_skips(block_fn, predictions)
         if not skipped:
             return await super().postprocess_data(block_fn, predictions, state)
-        if isinstance(predictions, dict):  # one gr.skip() for every output
-            predictions = [SKIP] * len(block_fn.outputs)
         kept = [
             _Keywords.FINISHED_ITERATING if i in skipped else p for i, p in enumerate(predictions)
         ]
@@ -164,8 +164,6 @@ def bare_skips(block_fn: Any, predictions: Any) -> frozenset[int]:
     outputs = list(getattr(block_fn, "outputs", None) or ())
     if len(outputs) < 2 or getattr(block_fn, "batch", False):
         return frozenset()
-    if isinstance(predictions, dict) and predictions == SKIP:
-        predictions = [SKIP] * len(outputs)
     if not isinstance(predictions, (list, tuple)) or len(predictions) != len(outputs):
         return frozenset()  # Gradio's own validation says what is wrong
     return frozenset(

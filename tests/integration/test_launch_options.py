@@ -12,11 +12,9 @@ from gradio import state_holder
 
 from backend.services import Services
 from backend.settings import Settings
-from ui import (
+from ui import SESSION_CAPACITY, build_ui, launch_options
+from ui.gradio_trims import (
     GRADIO_ENV_DEFAULTS,
-    SESSION_CAPACITY,
-    build_ui,
-    launch_options,
     mark_matplotlib_absent,
     trim_gradio_per_event_work,
 )
