@@ -184,8 +184,9 @@ def load_rig(config: LoadConfig, scenarios: Sequence[Scenario], workdir: Path) -
 
 
 def chat_data(question: str) -> list[object]:
-    """chat_send's inputs: message, conversation (new), history, model, system, temp, ctx, max."""
-    return [question, None, [], BUNDLED_NAME, "", 0.3, 2048, 0]
+    """chat_send's inputs: message, conversation (new), history, model, system, temp, ctx, max,
+    and the sidebar's page (a gr.State: the server keeps it, the page sends null)."""
+    return [question, None, [], BUNDLED_NAME, "", 0.3, 2048, 0, None]
 
 
 def run_all(

@@ -20,7 +20,8 @@ import httpx
 
 from tests.support.gradio_http import GradioHTTP
 
-# Outputs of chat_send, in order: chatbot, message box, conversation id, notice, Send, Stop.
+# Outputs of chat_send, in order: chatbot, message box, conversation id, notice, Send, Stop,
+# then the sidebar (rows, ids, page, label).
 CHATBOT, NOTICE = 0, 3
 STATS_MARK = '\n\n<span class="reply-stats">'
 IN_LINE = " in line · about "

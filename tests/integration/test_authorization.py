@@ -38,7 +38,7 @@ ENDPOINTS: dict[str, str] = {
     "chat_model_advice": SIGNED_IN,  # what admission would say about the picked model
     "chat_model_advice_1": SIGNED_IN,
     "chat_new": SIGNED_IN,
-    **{f"chat_list{suffix}": SIGNED_IN for suffix in ("", "_1", "_2", "_3", "_4", "_5")},
+    **{f"chat_list{suffix}": SIGNED_IN for suffix in ("", "_1", "_2")},
     "chat_open": SIGNED_IN,
     "chat_search": SIGNED_IN,
     "chat_open_hit": SIGNED_IN,

@@ -139,7 +139,7 @@ def test_api_chat_refuses_the_path_of_a_real_gguf_as_model(app_server, staff, fn
      (0, "hi \ud800", "not valid Unicode (U+D800, a lone surrogate")],
 )  # fmt: skip
 def test_the_chat_tab_by_fn_index_says_the_same(app_server, staff, fn, index, value, words):
-    data: list[Any] = ["Hello?", None, [], MODEL, "", 0.3, 4096, 0]
+    data: list[Any] = ["Hello?", None, [], MODEL, "", 0.3, 4096, 0, None]
     data[index] = value
     before = conversations(app_server, "staff")
     output = call(staff, fn["chat_send"], data)

@@ -346,11 +346,12 @@ def test_an_anonymous_request_is_refused(services, handlers, call):
 
 
 def test_an_anonymous_turn_is_refused_in_the_notice(handlers):
-    *_, conversation, notice, send, stop = list(
-        handlers.send("hi", None, [], MODEL, "", 0.3, 2048, 8, ANONYMOUS)
+    _, _, conversation, notice, send, stop, *sidebar = list(
+        handlers.send("hi", None, [], MODEL, "", 0.3, 2048, 8, 1, ANONYMOUS)
     )[-1]
     assert (conversation, notice) == (None, "⚠ Sign in first.")
     assert send == stop == gr.skip()  # never swapped: Send stays shown, Stop hidden
+    assert sidebar == [gr.skip()] * 4  # nothing was saved: the sidebar stays as it was
 
 
 def test_the_tab_opens_empty_for_an_anonymous_request(services, handlers):
@@ -410,8 +411,8 @@ def stored_replies(services: Services, conversation_id: int) -> list[str]:
 
 @pytest.mark.parametrize(("stopped_from", "status"), [(TAB, "stopped"), (OTHER_TAB, "complete")])
 def test_stop_ends_the_turn_of_its_own_session(services, handlers, stopped_from, status):
-    turn = handlers.send("Say hello.", None, [], MODEL, "", 0.0, 2048, 8, ALICE)
-    _, box, conversation, _, send, stop = next(turn)  # the question is saved; no token yet
+    turn = handlers.send("Say hello.", None, [], MODEL, "", 0.0, 2048, 8, 1, ALICE)
+    _, box, conversation, _, send, stop, *_ = next(turn)  # the question is saved; no token yet
     assert (box, shown(send), shown(stop)) == ("", False, True)
     handlers.stop(StubRequest("alice", stopped_from))
     list(turn)
@@ -426,7 +427,7 @@ def test_editing_an_earlier_question_is_refused_and_the_chat_kept(handlers):
         {"role": "assistant", "content": "two"},
     ]
     edit = SimpleNamespace(index=0, value="changed")
-    [update] = handlers.edit(7, history, MODEL, "", 0.3, 2048, 0, edit, ALICE)
+    [update] = handlers.edit(7, history, MODEL, "", 0.3, 2048, 0, 1, edit, ALICE)
     assert update[0] == history and update[2] == 7
 
 
@@ -448,7 +449,8 @@ def test_each_handler_returns_one_value_per_wired_output():
         components = layout()
     assert len(wiring.open_outputs(components)) == len(OpenedChat._fields)
     assert len(wiring.sidebar_outputs(components)) == len(SidebarPage._fields)
-    assert len(wiring.turn_outputs(components)) == 6
+    assert wiring.turn_outputs(components)[6:] == wiring.sidebar_outputs(components)
+    assert len(wiring.turn_inputs(components)) == 9  # send's and regenerate's, request aside
     assert wiring.open_outputs(components)[1] is components.talk.chatbot
     assert wiring.sidebar_outputs(components)[0] is components.sidebar.conv_list
 
@@ -492,7 +494,7 @@ def test_picking_a_row_needs_a_signed_in_user_first(services, handlers):
 @pytest.mark.parametrize("data", [None, [1, 2], "abc", {"index": "2"}, {"index": 2.0}, {}])
 def test_edit_data_that_is_no_edit_of_the_last_question_changes_nothing(handlers, data):
     history = [{"role": "user", "content": "first"}, {"role": "assistant", "content": "one"}]
-    [update] = handlers.edit(7, history, MODEL, "", 0.3, 2048, 0, EditEvent(None, data), ALICE)
+    [update] = handlers.edit(7, history, MODEL, "", 0.3, 2048, 0, 1, EditEvent(None, data), ALICE)
     assert update[0] == history and update[2] == 7
 
 
@@ -555,3 +557,26 @@ def test_a_streaming_turn_sends_the_buttons_once_and_keeps_a_draft_typed_meanwhi
     last = view.update(TurnFinished(reply))  # type: ignore[arg-type]
     assert last[1] == gr.skip() and last[2] == 7
     assert [b.visible for b in last[4:]] == [True, False]  # Send back, Stop hidden
+
+
+def test_a_turn_brings_the_sidebar_with_its_new_chat_and_again_when_the_reply_ends(
+    services, handlers
+):
+    """No second event per turn: the new chat's row appears once its question is saved, and
+    the page comes again when the reply ends (its message count and order changed)."""
+    older = new_chat(services, "alice", "Older", "q")
+    updates = list(handlers.send("Say hello.", None, [], MODEL, "", 0.0, 2048, 4, 1, ALICE))
+    refreshed = [update for update in updates if update[6] != gr.skip()]
+    assert len(refreshed) == 2 and refreshed[-1] is updates[-1]
+    conversation = updates[-1][2]
+    for rows, ids, page, label in (update[6:] for update in refreshed):
+        assert (ids, page, label) == ([conversation, older], 1, "1 / 1 · 2 chats")
+        assert "conv-card selected" in rows["samples"][0][0]
+    assert "2 messages" in refreshed[-1][6]["samples"][0][0]
+
+
+def test_a_turn_to_an_open_chat_brings_the_sidebar_once_when_the_reply_ends(services, handlers):
+    chat = new_chat(services, "alice", "Mine", "q")
+    updates = list(handlers.send("Again?", chat, [], MODEL, "", 0.0, 2048, 4, "x", ALICE))
+    refreshed = [update for update in updates if update[6] != gr.skip()]
+    assert [update[7:9] for update in refreshed] == [([chat], 1)]  # a bad page shows the first

@@ -49,7 +49,7 @@ def _updated(make: type[SessionState], demo: gr.Blocks) -> SessionState:
     state = make(demo)
     send = next(fn for fn in demo.fns.values() if fn.api_name == "chat_send")
     predictions = [[{"role": "user", "content": "hi"}], "", 1, "ⓘ note",
-                   gr.Button(visible=False), gr.Button(visible=True)]  # fmt: skip
+                   gr.Button(visible=False), gr.Button(visible=True), *[gr.skip()] * 4]  # fmt: skip
     run_coroutine(demo.postprocess_data(send, predictions, state))
     return state
 
@@ -61,7 +61,7 @@ def test_what_gradio_reads_of_a_session_is_the_same_as_with_its_eager_copies(
     components = list(lazy.components)  # the deep-link route's list: every config, in order
     assert components == list(eager.components) and len(components) > 100
     send = next(fn for fn in demo.fns.values() if fn.api_name == "chat_send")
-    chatbot, _, conversation, _, _, stop_btn = send.outputs
+    chatbot, _, conversation, _, _, stop_btn, *_ = send.outputs
     assert lazy[stop_btn._id].visible is True and eager[stop_btn._id].visible is True
     assert lazy[conversation._id] == eager[conversation._id] == 1  # gr.State values
     configs = {c["id"]: c for c in components}

@@ -30,12 +30,13 @@ from backend.services import Services
 from ui.chat.layout import CONTEXT_CHOICES, PER_PAGE
 from ui.chat.picks import EditEvent, is_id, is_index, picked
 from ui.chat.render import chat_history, conversation_card, model_choice, search_card
-from ui.chat.turns import model_advice, notice_lines, stream_turn
+from ui.chat.turns import SIDEBAR_KEPT, model_advice, notice_lines, stream_turn
 from ui.common import Caller, CancelRegistry, acting_user, safe_markdown
 
 MAX_QUERY_CHARS = 1_000  # longer searches are refused before they reach the index
 MAX_TITLE_CHARS = 1_000  # the store keeps the first 200
-TurnUpdate = tuple[Any, ...]  # chatbot, message box, conversation id, notice, Send, Stop
+# chatbot, message box, conversation id, notice, Send, Stop, then the sidebar (a SidebarPage)
+TurnUpdate = tuple[Any, ...]
 
 
 class SidebarPage(NamedTuple):
@@ -261,11 +262,12 @@ class ChatHandlers:
         temp: object,
         ctx: object,
         max_new: object,
+        page: object,
         request: gr.Request,
     ) -> Iterator[TurnUpdate]:
         """Stream a new question's turn: the question, then the reply as it grows."""
         raw = (model_name, system, temp, ctx, max_new)
-        yield from self._turn("send", text, current, history, raw, request)
+        yield from self._turn("send", text, current, history, raw, page, request)
 
     def regenerate(
         self,
@@ -277,11 +279,12 @@ class ChatHandlers:
         temp: object,
         ctx: object,
         max_new: object,
+        page: object,
         request: gr.Request,
     ) -> Iterator[TurnUpdate]:
         """Stream a new reply to the last question, in place of the last reply."""
         raw = (model_name, system, temp, ctx, max_new)
-        yield from self._turn("regenerate", text, current, history, raw, request)
+        yield from self._turn("regenerate", text, current, history, raw, page, request)
 
     def edit(
         self,
@@ -292,6 +295,7 @@ class ChatHandlers:
         temp: object,
         ctx: object,
         max_new: object,
+        page: object,
         edit_data: EditEvent,
         request: gr.Request,
     ) -> Iterator[TurnUpdate]:
@@ -303,11 +307,11 @@ class ChatHandlers:
         index = getattr(edit_data, "index", None)
         if not questions or not is_index(index) or index != questions[-1]:
             gr.Warning("Only the last question can be edited and sent again.")
-            yield shown, gr.update(), current, "", gr.update(), gr.update()
+            yield shown, gr.update(), current, "", gr.update(), gr.update(), *SIDEBAR_KEPT
             return
         text = getattr(edit_data, "value", None)
         raw = (model_name, system, temp, ctx, max_new)
-        yield from self._turn("edit", text, current, shown[:index], raw, request)
+        yield from self._turn("edit", text, current, shown[:index], raw, page, request)
 
     def _turn(
         self,
@@ -316,13 +320,20 @@ class ChatHandlers:
         current: object,
         history: object,
         raw: tuple[object, ...],
+        page: object,
         request: gr.Request,
     ) -> Iterator[TurnUpdate]:
         # Every value is checked (and admission consulted) by the chat service, whichever way
-        # the turn arrives; stream_turn turns a refusal into a notice.
+        # the turn arrives; stream_turn turns a refusal into a notice. The sidebar comes with
+        # the turn (no second event per turn): the page the tab shows, refreshed.
+        shown_page = page if is_id(page) else 1
+
+        def sidebar(conversation_id: int | None) -> SidebarPage:
+            return self.list_page(shown_page, conversation_id, request)
+
         with self._running.running(_session(request)) as cancel:
             yield from stream_turn(
-                self._services, kind, text, current, history, raw, request, cancel
+                self._services, kind, text, current, history, raw, request, cancel, sidebar
             )
 
     def stop(self, request: gr.Request) -> None:

@@ -46,13 +46,16 @@ def notice_lines(icon: str, text: str) -> str:
 LEFT_LINE = "You left the line before the reply started: nothing was saved."
 
 
-def stream_turn(services, kind, text, current, history, raw_settings, request, cancel):
-    """Yield (chatbot, textbox, conversation id, notice, send button, stop button) updates.
+def stream_turn(services, kind, text, current, history, raw_settings, request, cancel, sidebar):
+    """Yield (chatbot, textbox, conversation id, notice, send button, stop button, *sidebar).
 
     raw_settings are the form's (model, system prompt, temperature, num_ctx, max tokens) as
     sent: checked here, inside the handler's error net, like everything else the turn takes.
     While the turn waits in the fair line the notice shows its place ("2nd in line · about
     8 s"); Stop there leaves the line, nothing is saved, and the question goes back in the box.
+    sidebar(conversation id) is the page of chats to show: a new chat's row goes in when its
+    question is saved, and the page again when the reply ends (its count and order change).
+    A turn that saved nothing leaves the sidebar as it was.
     """
     history = list(history) if isinstance(history, list) else []
     shown = list(history)  # what the chat showed before this turn
@@ -68,10 +71,14 @@ def stream_turn(services, kind, text, current, history, raw_settings, request, c
             history.append({"role": "user", "content": safe_markdown(text)})
         view = _TurnView(history, current, settings.options.num_ctx)
         for event in coalesce_deltas(events):
-            yield view.update(event)
+            update = view.update(event)
+            saved = isinstance(event, TurnFinished) or (
+                isinstance(event, TurnStarted) and current is None
+            )
+            yield *update, *(sidebar(view.current) if saved else SIDEBAR_KEPT)
         if not view.started:  # Stop while waiting: the line was left, nothing stored
             box = text if kind != "regenerate" else gr.skip()
-            yield shown, box, current, notice_lines("ℹ", LEFT_LINE), *_idle()
+            yield shown, box, current, notice_lines("ℹ", LEFT_LINE), *_idle(), *SIDEBAR_KEPT
     except TurnRefused as exc:  # say so now rather than fail in the middle of the reply
         gr.Warning("This model cannot be loaded at this context length now.")
         yield _refused(current, notice_lines("⛔", str(exc)), view)
@@ -83,11 +90,14 @@ def stream_turn(services, kind, text, current, history, raw_settings, request, c
         yield _refused(current, notice_lines("⚠", str(exc)), view)
 
 
+SIDEBAR_KEPT = (gr.skip(),) * 4  # the sidebar's rows, their ids, page number and label
+
+
 def _refused(current: int | None, notice: str, view: _TurnView | None) -> tuple:
     """Only the notice changes (the question stays in the box), and Send and Stop if the
     turn had swapped them. A busy line refuses many turns at once: each costs no rebuild."""
     buttons = _idle() if view is not None and view.busy_shown else (gr.skip(), gr.skip())
-    return gr.skip(), gr.skip(), current, notice, *buttons
+    return gr.skip(), gr.skip(), current, notice, *buttons, *SIDEBAR_KEPT
 
 
 def _turn_events(services, kind, user, text, current, settings, cancel):

@@ -57,17 +57,21 @@ def sidebar_outputs(layout: ChatLayout) -> list[gr.components.Component]:
 
 
 def turn_inputs(layout: ChatLayout) -> list[gr.components.Component]:
-    """What a turn reads: the message, the open chat, the history shown, then the settings."""
+    """What a turn reads: the message, the open chat, the history shown, the settings, then
+    the sidebar's page (refreshed by the turn itself)."""
     form = layout.settings
     settings = [form.system_prompt, form.temperature, form.num_ctx, form.max_tokens]
-    talk = layout.talk
-    return [talk.message, layout.state.conversation_id, talk.chatbot, talk.model, *settings]
+    talk, state = layout.talk, layout.state
+    return [talk.message, state.conversation_id, talk.chatbot, talk.model, *settings, state.page_no]
 
 
 def turn_outputs(layout: ChatLayout) -> list[gr.components.Component]:
+    """What a turn shows: the chat, the box, the open chat, the notice, the buttons, and the
+    sidebar (a turn brings its own refresh: one event per turn, not two)."""
     talk = layout.talk
     conversation = layout.state.conversation_id
-    return [talk.chatbot, talk.message, conversation, talk.notice, talk.send_btn, talk.stop_btn]
+    chat = [talk.chatbot, talk.message, conversation, talk.notice, talk.send_btn, talk.stop_btn]
+    return [*chat, *sidebar_outputs(layout)]
 
 
 def wire(layout: ChatLayout, handlers: ChatHandlers, demo: gr.Blocks, turns_at_once: int) -> None:
@@ -78,7 +82,7 @@ def wire(layout: ChatLayout, handlers: ChatHandlers, demo: gr.Blocks, turns_at_o
     state = layout.state
     refresh = {"fn": guarded(handlers.list_page), "inputs": [state.page_no, state.conversation_id],
                "outputs": sidebar_outputs(layout), "api_name": "chat_list", **PRIVATE}  # fmt: skip
-    _wire_turns(layout, handlers, refresh, turn_options(turns_at_once))
+    _wire_turns(layout, handlers, turn_options(turns_at_once))
     _wire_sidebar(layout, handlers, refresh)
     _wire_this_chat(layout, handlers, refresh)
     demo.load(
@@ -90,16 +94,14 @@ def wire(layout: ChatLayout, handlers: ChatHandlers, demo: gr.Blocks, turns_at_o
     )
 
 
-def _wire_turns(
-    layout: ChatLayout, handlers: ChatHandlers, refresh: dict[str, Any], turns: dict[str, Any]
-) -> None:
+def _wire_turns(layout: ChatLayout, handlers: ChatHandlers, turns: dict[str, Any]) -> None:
     talk, inputs, outputs = layout.talk, turn_inputs(layout), turn_outputs(layout)
     send = guarded(handlers.send)
-    talk.send_btn.click(send, inputs, outputs, api_name="chat_send", **turns).then(**refresh)
-    talk.message.submit(send, inputs, outputs, api_name="chat_send", **turns).then(**refresh)
+    talk.send_btn.click(send, inputs, outputs, api_name="chat_send", **turns)
+    talk.message.submit(send, inputs, outputs, api_name="chat_send", **turns)
     talk.chatbot.retry(
         guarded(handlers.regenerate), inputs, outputs, api_name="chat_regenerate", **turns
-    ).then(**refresh)
+    )
     edit = guarded(handlers.edit)
     talk.chatbot.edit(edit, inputs[1:], outputs, api_name="chat_edit", **turns)
     talk.stop_btn.click(
