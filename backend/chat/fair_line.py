@@ -185,14 +185,18 @@ class FairLine:
     ) -> Iterator[Waiting]:
         """Yield the ticket's place until it holds a slot (then has_slot is True) or leaves.
 
-        An update comes at once, then at most every ``update_every_s`` (by the line's clock)
-        when the place changed, except that moving into the next round (position <= slots)
-        is reported at once. Each update is a page update for a waiting person: with dozens
-        waiting, reporting every move of every one of them cost more than streaming the replies.
-        A set ``cancel`` (Stop) takes the ticket out of the line, as does closing this generator.
+        The first place comes at once, and so does a move into the next round of starts
+        (position <= slots). Any other change is reported at the ticket's next tick: its own
+        grid of ``update_every_s`` steps, offset by a phase that spreads consecutive tickets
+        evenly over the interval, at least an interval after its last update. So each person
+        gets at most one such update per interval, and the dozens who move up when a turn
+        ends are not all sent a page update in the same instant (that burst held up the first
+        update of everyone arriving then). A set ``cancel`` (Stop) takes the ticket out of
+        the line, as does closing this generator.
         """
         last: Waiting | None = None
         last_at = -math.inf
+        due_at: float | None = None  # when the change seen since the last update is reported
         try:
             while True:
                 with self._cond:
@@ -203,18 +207,27 @@ class FairLine:
                         return
                     now = self._clock()
                     place = self._place(ticket)
-                    due = last is None or (
-                        place.position != last.position and place.position <= self.slots
-                    )
-                    due = due or (place != last and now - last_at >= update_every_s)
-                    if not due:
-                        self._cond.wait(timeout=poll_s if cancel is not None else update_every_s)
-                        continue
-                last, last_at = place, now
+                    if last is not None and not self._next_round(place, last):
+                        if place == last:  # nothing new (or back where it was shown)
+                            due_at, wait_s = None, math.inf
+                        else:
+                            if due_at is None:
+                                moment = max(now, last_at + update_every_s)
+                                due_at = _tick(ticket, moment, update_every_s)
+                            wait_s = due_at - now
+                        if wait_s > 0:  # a change wakes it early (notify_all); Stop is polled
+                            wait_s = min(wait_s, poll_s) if cancel is not None else wait_s
+                            self._cond.wait(timeout=None if math.isinf(wait_s) else wait_s)
+                            continue
+                last, last_at, due_at = place, now, None
                 yield place
         finally:
             if ticket.state is TicketState.WAITING:
                 self.release(ticket)
+
+    def _next_round(self, place: Waiting, last: Waiting) -> bool:
+        """Whether the turn just moved into the next round of starts (reported at once)."""
+        return place.position != last.position and place.position <= self.slots
 
     def place(self, ticket: Ticket) -> Waiting | None:
         """The ticket's place now, or None when it is not waiting."""
@@ -368,6 +381,18 @@ class FairLine:
                 self._on_wait(seconds)
             except Exception:
                 log.exception("the fair line's on_wait callback failed")
+
+
+def _tick(ticket: Ticket, moment: float, every: float) -> float:
+    """The ticket's first update tick at or after `moment`: its grid of `every` steps is
+    offset by a phase that spreads consecutive tickets evenly over the interval."""
+    if every <= 0:
+        return moment
+    offset = ticket.joined_at + (ticket.seq * _GOLDEN_FRACTION) % 1.0 * every
+    return offset + math.ceil((moment - offset) / every) * every
+
+
+_GOLDEN_FRACTION = (math.sqrt(5) - 1) / 2
 
 
 def _check_count(name: str, value: object, least: int) -> None:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import queue
 import threading
 
 import pytest
 
-from backend.chat.fair_line import FairLine
+from backend.chat.fair_line import FairLine, _tick
 from backend.chat.fair_line_values import (
     LineFull,
     NotAdmitted,
@@ -53,6 +54,17 @@ def tickets_of(tickets: list[Ticket], user: str) -> list[Ticket]:
 
 def join_many(line: FairLine, users: str) -> list[Ticket]:
     return [line.join(user) for user in users]
+
+
+def next_update(updates: queue.Queue, clock: FakeClock, step_s: float = 0.25) -> object:
+    """The waiter's next update, moving the line's clock on in steps until its tick comes: an
+    interval (1 s) after its last update at the soonest, then within one more."""
+    for _ in range(int(2.0 / step_s) + 1):
+        try:
+            return updates.get(timeout=0.1)
+        except queue.Empty:
+            clock.now += step_s
+    return updates.get(timeout=JOIN_TIMEOUT_S)
 
 
 def test_a_users_second_request_waits_behind_everyones_first():
@@ -213,9 +225,8 @@ def test_wait_reports_each_new_position_then_ends_with_a_slot():
     waiter.start()
     seen = [updates.get(timeout=JOIN_TIMEOUT_S)]
     for running in tickets[:3]:
-        clock.now += 1.0  # the update interval passes between moves
         running.release()
-        seen.append(updates.get(timeout=JOIN_TIMEOUT_S))
+        seen.append(next_update(updates, clock))
     waiter.join(JOIN_TIMEOUT_S)
     assert not waiter.is_alive()
     assert [place.position if place else None for place in seen] == [3, 2, 1, None]
@@ -242,7 +253,7 @@ def test_moves_within_the_update_interval_are_reported_once_but_the_next_round_a
     tickets[1].release()
     with pytest.raises(queue.Empty):
         updates.get(timeout=0.2)
-    clock.now += 1.0  # the interval passed: the latest place, once
+    clock.now += 2.0  # the interval passed and H's tick came: the latest place, once
     assert updates.get(timeout=JOIN_TIMEOUT_S).position == 4
     tickets[2].release()
     tickets[3].release()  # H at 2: the next round (2 slots), reported at once
@@ -252,6 +263,18 @@ def test_moves_within_the_update_interval_are_reported_once_but_the_next_round_a
     cancel.set()
     waiter.join(JOIN_TIMEOUT_S)
     assert not waiter.is_alive()
+
+
+def test_the_many_who_move_when_a_turn_ends_are_updated_spread_over_the_interval():
+    """Not all in one instant: each waiting turn reports a change at its own tick."""
+    line = make_line(slots=1, cap=1)
+    tickets = join_many(line, "ABCDEFGHIJKL")  # A runs; 11 joined in the same instant wait
+    ended_at = 1000.0 + 1.5  # a turn ends: everyone moves up one place
+    delays = sorted(_tick(t, ended_at, 1.0) - ended_at for t in tickets[1:])
+    assert all(0.0 <= d < 1.0 for d in delays)  # each within an interval of the change
+    gaps = [b - a for a, b in itertools.pairwise(delays)]
+    assert min(gaps) > 0 and max(gaps) < 0.25  # spread over the interval, not bunched
+    assert _tick(tickets[1], ended_at, 0.0) == ended_at  # no interval: at once
 
 
 def test_a_new_expected_wait_is_reported_once_the_update_interval_passed():
@@ -271,8 +294,7 @@ def test_a_new_expected_wait_is_reported_once_the_update_interval_passed():
     assert updates.get(timeout=JOIN_TIMEOUT_S) == Waiting(1, 0, 30.0)
     clock.now += 6.0
     other.release()  # B's 6 s turn: the estimate changes, the position does not
-    clock.now += 1.0
-    assert updates.get(timeout=JOIN_TIMEOUT_S) == Waiting(1, 0, 6.0)
+    assert next_update(updates, clock) == Waiting(1, 0, 6.0)
     cancel.set()
     waiter.join(JOIN_TIMEOUT_S)
     assert not waiter.is_alive() and mine_running.has_slot
