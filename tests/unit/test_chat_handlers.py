@@ -559,20 +559,15 @@ def test_a_streaming_turn_sends_the_buttons_once_and_keeps_a_draft_typed_meanwhi
     assert [b.visible for b in last[4:]] == [True, False]  # Send back, Stop hidden
 
 
-def test_a_turn_brings_the_sidebar_with_its_new_chat_and_again_when_the_reply_ends(
-    services, handlers
-):
-    """No second event per turn: the new chat's row appears once its question is saved, and
-    the page comes again when the reply ends (its message count and order changed)."""
+def test_a_turn_brings_the_sidebar_with_its_new_chat_when_the_reply_ends(services, handlers):
+    """No second event per turn: the page of chats comes with the turn's last update."""
     older = new_chat(services, "alice", "Older", "q")
     updates = list(handlers.send("Say hello.", None, [], MODEL, "", 0.0, 2048, 4, 1, ALICE))
     refreshed = [update for update in updates if update[6] != gr.skip()]
-    assert len(refreshed) == 2 and refreshed[-1] is updates[-1]
-    conversation = updates[-1][2]
-    for rows, ids, page, label in (update[6:] for update in refreshed):
-        assert (ids, page, label) == ([conversation, older], 1, "1 / 1 · 2 chats")
-        assert "conv-card selected" in rows["samples"][0][0]
-    assert "2 messages" in refreshed[-1][6]["samples"][0][0]
+    assert refreshed == [updates[-1]]
+    rows, ids, page, label = updates[-1][6:]
+    assert (ids, page, label) == ([updates[-1][2], older], 1, "1 / 1 · 2 chats")
+    assert "conv-card selected" in rows["samples"][0][0] and "2 messages" in rows["samples"][0][0]
 
 
 def test_a_turn_to_an_open_chat_brings_the_sidebar_once_when_the_reply_ends(services, handlers):

@@ -53,9 +53,8 @@ def stream_turn(services, kind, text, current, history, raw_settings, request, c
     sent: checked here, inside the handler's error net, like everything else the turn takes.
     While the turn waits in the fair line the notice shows its place ("2nd in line · about
     8 s"); Stop there leaves the line, nothing is saved, and the question goes back in the box.
-    sidebar(conversation id) is the page of chats to show: a new chat's row goes in when its
-    question is saved, and the page again when the reply ends (its count and order change).
-    A turn that saved nothing leaves the sidebar as it was.
+    sidebar(conversation id) is the page of chats to show when the reply ends (a new chat's
+    row, a changed count and order); a turn that saved nothing leaves the sidebar as it was.
     """
     history = list(history) if isinstance(history, list) else []
     shown = list(history)  # what the chat showed before this turn
@@ -72,10 +71,8 @@ def stream_turn(services, kind, text, current, history, raw_settings, request, c
         view = _TurnView(history, current, settings.options.num_ctx)
         for event in coalesce_deltas(events):
             update = view.update(event)
-            saved = isinstance(event, TurnFinished) or (
-                isinstance(event, TurnStarted) and current is None
-            )
-            yield *update, *(sidebar(view.current) if saved else SIDEBAR_KEPT)
+            ended = isinstance(event, TurnFinished)
+            yield *update, *(sidebar(view.current) if ended else SIDEBAR_KEPT)
         if not view.started:  # Stop while waiting: the line was left, nothing stored
             box = text if kind != "regenerate" else gr.skip()
             yield shown, box, current, notice_lines("ℹ", LEFT_LINE), *_idle(), *SIDEBAR_KEPT
