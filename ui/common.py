@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import gradio as gr
 
 from backend.auth import PermissionDenied, User
+from backend.chat.fair_line_values import StopFlag
 from backend.services import EngineError, StoreError
 from ui.chat_markdown import chat_markdown
 from ui.errors import OUR_PACKAGES, raised_by_our_code, server_error, shorten
@@ -136,8 +137,9 @@ class CancelRegistry:
 
     @contextmanager
     def running(self, session: str | None) -> Iterator[threading.Event]:
-        """A fresh flag for this session's new work; forgotten when that work ends."""
-        flag = threading.Event()
+        """A fresh flag for this session's new work; forgotten when that work ends. It is a
+        StopFlag: a turn waiting in the fair line leaves as soon as it is set."""
+        flag = StopFlag()
         with self._lock:
             self._flags[session] = flag  # Stop reaches the session's newest work
         try:

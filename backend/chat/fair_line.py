@@ -48,12 +48,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 from backend.chat.fair_line_values import (
     LineFull,
     LineStats,
     NotAdmitted,
+    StopFlag,
     Ticket,
     TicketState,
     TooManyWaiting,
@@ -65,7 +66,7 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_WAITING_PER_USER = 4
 DEFAULT_PRIOR_TURN_S = 20.0  # a few hundred tokens at 20-40 tok/s, before any turn finished
 DEFAULT_EWMA_ALPHA = 0.2  # weight of the newest turn; about the last ten turns count
-DEFAULT_POLL_S = 0.1  # how often a waiter looks at its cancel Event (Stop's latency)
+DEFAULT_POLL_S = 0.1  # how often a waiter looks at a plain Event (a StopFlag wakes it)
 DEFAULT_UPDATE_INTERVAL_S = 1.0  # at most one update this often, bar the move into the next round
 
 
@@ -192,38 +193,55 @@ class FairLine:
         gets at most one such update per interval, and the dozens who move up when a turn
         ends are not all sent a page update in the same instant (that burst held up the first
         update of everyone arriving then). A set ``cancel`` (Stop) takes the ticket out of
-        the line, as does closing this generator.
+        the line, as does closing this generator: a StopFlag wakes the line when set, any
+        other Event is looked at every ``poll_s``.
         """
         last: Waiting | None = None
         last_at = -math.inf
         due_at: float | None = None  # when the change seen since the last update is reported
-        try:
-            while True:
-                with self._cond:
-                    if ticket.state is not TicketState.WAITING:
-                        return
-                    if cancel is not None and cancel.is_set():
-                        self._leave_locked(ticket)
-                        return
-                    now = self._clock()
-                    place = self._place(ticket)
-                    if last is not None and not self._next_round(place, last):
-                        if place == last:  # nothing new (or back where it was shown)
-                            due_at, wait_s = None, math.inf
-                        else:
-                            if due_at is None:
-                                moment = max(now, last_at + update_every_s)
-                                due_at = _tick(ticket, moment, update_every_s)
-                            wait_s = due_at - now
-                        if wait_s > 0:  # a change wakes it early (notify_all); Stop is polled
-                            wait_s = min(wait_s, poll_s) if cancel is not None else wait_s
+        woken = cancel.waking(self._wake) if isinstance(cancel, StopFlag) else nullcontext()
+        polled = cancel is not None and not isinstance(cancel, StopFlag)
+        with woken:
+            try:
+                while True:
+                    with self._cond:
+                        if ticket.state is not TicketState.WAITING:
+                            return
+                        if cancel is not None and cancel.is_set():
+                            self._leave_locked(ticket)
+                            return
+                        now = self._clock()
+                        place = self._place(ticket)
+                        wait_s, due_at = self._until_due(
+                            ticket, place, last, last_at, due_at, now, update_every_s
+                        )
+                        if wait_s > 0:  # a change wakes it (notify_all), and so does a StopFlag
+                            wait_s = min(wait_s, poll_s) if polled else wait_s
                             self._cond.wait(timeout=None if math.isinf(wait_s) else wait_s)
                             continue
-                last, last_at, due_at = place, now, None
-                yield place
-        finally:
-            if ticket.state is TicketState.WAITING:
-                self.release(ticket)
+                    last, last_at, due_at = place, now, None
+                    yield place
+            finally:
+                if ticket.state is TicketState.WAITING:
+                    self.release(ticket)
+
+    def _until_due(
+        self, ticket: Ticket, place: Waiting, last: Waiting | None, last_at: float,
+        due_at: float | None, now: float, every: float,
+    ) -> tuple[float, float | None]:  # fmt: skip
+        """Seconds until `place` is reported (0: now; inf: not before it changes), and the
+        due time of the change seen since the last update (kept until it is reported)."""
+        if last is None or self._next_round(place, last):
+            return 0.0, None
+        if place == last:  # nothing new (or back where it was shown)
+            return math.inf, None
+        if due_at is None:  # the ticket's next tick, and at least an interval after the last
+            due_at = _tick(ticket, max(now, last_at + every), every)
+        return due_at - now, due_at
+
+    def _wake(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
 
     def _next_round(self, place: Waiting, last: Waiting) -> bool:
         """Whether the turn just moved into the next round of starts (reported at once)."""

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
 from types import TracebackType
@@ -13,6 +16,34 @@ class _Line(Protocol):
     def release(
         self, ticket: Ticket, *, engine_s: float | None = ..., record: bool = ...
     ) -> None: ...
+
+
+class StopFlag(threading.Event):
+    """A turn's Stop flag that also wakes what waits for it: a turn waiting in the fair line
+    leaves at once, without looking at the flag every few hundredths of a second."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._wakers: list[Callable[[], None]] = []
+        self._wakers_lock = threading.Lock()
+
+    def set(self) -> None:
+        super().set()
+        with self._wakers_lock:
+            wakers = list(self._wakers)
+        for wake in wakers:
+            wake()
+
+    @contextmanager
+    def waking(self, wake: Callable[[], None]) -> Iterator[None]:
+        """Call `wake` when the flag is set, for the duration of the block."""
+        with self._wakers_lock:
+            self._wakers.append(wake)
+        try:
+            yield
+        finally:
+            with self._wakers_lock:
+                self._wakers.remove(wake)
 
 
 def whole_seconds(seconds: float) -> int:

@@ -13,6 +13,7 @@ from backend.chat.fair_line import FairLine, _tick
 from backend.chat.fair_line_values import (
     LineFull,
     NotAdmitted,
+    StopFlag,
     Ticket,
     TicketState,
     TooManyWaiting,
@@ -473,3 +474,32 @@ def test_resize_starts_waiting_turns_in_the_new_slots_and_keeps_running_ones():
     assert third.has_slot
     with pytest.raises(ValueError):
         line.resize(0)
+
+
+def test_a_stop_flag_wakes_a_waiting_turn_that_never_polls():
+    """Stop takes a waiting turn out at once: the flag wakes the line (no 60 s poll here)."""
+    line = make_line()
+    running, waiting = join_many(line, "AB")
+    stop = StopFlag()
+    seen: queue.Queue[Waiting] = queue.Queue()
+
+    def wait_for_b() -> None:
+        for place in line.wait(waiting, stop, poll_s=60.0, update_every_s=60.0):
+            seen.put(place)
+
+    waiter = threading.Thread(target=wait_for_b)
+    waiter.start()
+    assert seen.get(timeout=JOIN_TIMEOUT_S).position == 1
+    stop.set()
+    waiter.join(JOIN_TIMEOUT_S)
+    assert not waiter.is_alive() and waiting.state is TicketState.LEFT
+    stop.set()  # once the wait is over, setting it again wakes nothing
+    assert stop._wakers == [] and running.has_slot
+
+
+def test_a_stop_flag_calls_its_wakers_only_while_they_are_registered():
+    stop, calls = StopFlag(), []
+    with stop.waking(lambda: calls.append("woken")):
+        stop.set()
+    stop.set()
+    assert calls == ["woken"] and stop.is_set()

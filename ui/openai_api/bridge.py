@@ -18,6 +18,8 @@ from typing import Generic, TypeVar
 
 from starlette.requests import Request
 
+from backend.chat.fair_line_values import StopFlag
+
 T = TypeVar("T")
 
 
@@ -33,7 +35,7 @@ class TurnBridge(Generic[T]):
     """Runs `start(cancel)` on a daemon thread; iterate the instance (async) for its items."""
 
     def __init__(self, start: Callable[[threading.Event], Iterator[T]]) -> None:
-        self.cancel = threading.Event()
+        self.cancel = StopFlag()  # a turn waiting in the fair line leaves when it is set
         self._start = start
         self._loop = asyncio.get_running_loop()
         self._queue: asyncio.Queue[object] = asyncio.Queue()
