@@ -1,12 +1,17 @@
-"""Gradio page sessions that copy a component's config only when the session changes it.
+"""Gradio page sessions that keep no copies of component configs, nor the values shown.
 
 Gradio (6.31) gives every page session its own copy of every component's config at the
-session's first event: ~1,400 Python objects and 25-55 ms of CPU with Hearth's UI, for each
-tab ever opened (up to ui.SESSION_CAPACITY). The copies serve two things: a component a handler
-updates (its config is rebuilt then anyway) and Gradio's deep-link route, which Hearth does not
-offer but which still answers here, with every config, built when asked. Until then a session
-holds only the configs it changed, so opening a page costs little, and a full garbage
-collection no longer walks every open page's copy of the UI.
+session's first event, and writes each value sent or shown into that session's copy at every
+event: the chat's whole history, the sidebar's rows. Gradio reads those copies only in its
+deep-link route (a page's state saved to a file for a shareable link), which Hearth does not
+offer. Kept for every tab until Gradio's session store is full (ui.SESSION_CAPACITY), they
+made opening a page cost 25-55 ms of CPU, each first use of a component a config build, and
+every full garbage collection walk tens of thousands of objects per few hundred tabs.
+
+A session here keeps what Gradio's handlers read: its gr.State values and the component
+instances a handler changed (a button hidden). The deep-link route still answers, with the
+session's components as they are configured, and none of the values shown: no chat text
+goes into a link file.
 """
 
 from __future__ import annotations
@@ -27,23 +32,27 @@ class _WithoutConfigs:
 
 
 class LazySessionState(SessionState):
-    """A SessionState whose config copies are made per component, when first needed."""
+    """A SessionState without config copies: each is built when the deep-link route asks."""
 
     def __init__(self, blocks: Any) -> None:
         super().__init__(_WithoutConfigs(blocks))  # type: ignore[arg-type]
         # The components Gradio would have copied, in its order (the deep-link route's list).
         self._config_ids = [k for k in self.blocks_config.blocks if k in blocks.blocks]
 
+    def __setitem__(self, key: int, value: Any) -> None:
+        super().__setitem__(key, value)  # a State's value, or a changed component
+        self.config_values.pop(key, None)
+
+    def _update_config(self, key: int) -> None:
+        """No copy of the changed component's config: it is built from it when asked."""
+
+    def _update_value_in_config(self, key: int, value: Any) -> None:
+        """No copy of a value sent or shown (Gradio writes every one here, every event)."""
+
     @property
     def components(self) -> Iterator[dict]:
         for key in self._config_ids:
-            if key not in self.config_values:
-                self.config_values[key] = self.blocks_config.config_for_block(
-                    key, [], self.blocks_config.blocks[key]
-                )
-        ordered = {key: None for key in [*self._config_ids, *self.config_values]}
-        for key in ordered:
-            config = self.config_values.get(key)
+            config = self.blocks_config.config_for_block(key, [], self.blocks_config.blocks[key])
             if config:
                 yield config
 
