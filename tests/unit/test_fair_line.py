@@ -172,14 +172,19 @@ def test_leaving_shifts_everyone_behind_by_one_and_never_starts():
     assert line.stats().left_total == 1 and line.stats().completed_total == 4
 
 
-def test_stop_while_waiting_leaves_the_line_and_the_others_move_up():
+@pytest.mark.parametrize(
+    ("flag", "poll_s"),
+    [(threading.Event, 0.01), (StopFlag, 60.0)],
+    ids=["a plain event, polled", "a stop flag, which wakes the line (no 60 s poll)"],
+)
+def test_stop_while_waiting_leaves_the_line_and_the_others_move_up(flag, poll_s):
     line = make_line()
     joined = join_many(line, "ABCD")
-    cancel = threading.Event()
+    cancel = flag()
     updates: queue.Queue[Waiting] = queue.Queue()
 
     def wait_for_c() -> None:
-        for place in line.wait(joined[2], cancel, poll_s=0.01):
+        for place in line.wait(joined[2], cancel, poll_s=poll_s, update_every_s=60.0):
             updates.put(place)
 
     waiter = threading.Thread(target=wait_for_c)
@@ -191,6 +196,7 @@ def test_stop_while_waiting_leaves_the_line_and_the_others_move_up():
     assert joined[2].state is TicketState.LEFT and not joined[2].has_slot
     assert line.place(joined[1]).position == 1 and line.place(joined[3]).position == 2
     assert line.stats().waiting == 2
+    assert getattr(cancel, "_wakers", []) == []  # the ended wait no longer listens to it
 
 
 def test_closing_the_wait_generator_leaves_the_line():
@@ -474,27 +480,6 @@ def test_resize_starts_waiting_turns_in_the_new_slots_and_keeps_running_ones():
     assert third.has_slot
     with pytest.raises(ValueError):
         line.resize(0)
-
-
-def test_a_stop_flag_wakes_a_waiting_turn_that_never_polls():
-    """Stop takes a waiting turn out at once: the flag wakes the line (no 60 s poll here)."""
-    line = make_line()
-    running, waiting = join_many(line, "AB")
-    stop = StopFlag()
-    seen: queue.Queue[Waiting] = queue.Queue()
-
-    def wait_for_b() -> None:
-        for place in line.wait(waiting, stop, poll_s=60.0, update_every_s=60.0):
-            seen.put(place)
-
-    waiter = threading.Thread(target=wait_for_b)
-    waiter.start()
-    assert seen.get(timeout=JOIN_TIMEOUT_S).position == 1
-    stop.set()
-    waiter.join(JOIN_TIMEOUT_S)
-    assert not waiter.is_alive() and waiting.state is TicketState.LEFT
-    stop.set()  # once the wait is over, setting it again wakes nothing
-    assert stop._wakers == [] and running.has_slot
 
 
 def test_a_stop_flag_calls_its_wakers_only_while_they_are_registered():
