@@ -50,6 +50,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 
+from backend.chat.fair_line_updates import UpdateSchedule
 from backend.chat.fair_line_values import (
     LineFull,
     LineStats,
@@ -187,18 +188,13 @@ class FairLine:
         """Yield the ticket's place until it holds a slot (then has_slot is True) or leaves.
 
         The first place comes at once, and so does a move into the next round of starts
-        (position <= slots). Any other change is reported at the ticket's next tick: its own
-        grid of ``update_every_s`` steps, offset by a phase that spreads consecutive tickets
-        evenly over the interval, at least an interval after its last update. So each person
-        gets at most one such update per interval, and the dozens who move up when a turn
-        ends are not all sent a page update in the same instant (that burst held up the first
-        update of everyone arriving then). A set ``cancel`` (Stop) takes the ticket out of
-        the line, as does closing this generator: a StopFlag wakes the line when set, any
-        other Event is looked at every ``poll_s``.
+        (position <= slots); any other change at the ticket's own tick, at most one per
+        ``update_every_s`` (backend.chat.fair_line_updates: the dozens who move up when a turn
+        ends are not all sent a page update in the same instant). A set ``cancel`` (Stop)
+        takes the ticket out of the line, as does closing this generator: a StopFlag wakes the
+        line when set, any other Event is looked at every ``poll_s``.
         """
-        last: Waiting | None = None
-        last_at = -math.inf
-        due_at: float | None = None  # when the change seen since the last update is reported
+        schedule = UpdateSchedule(ticket, update_every_s)
         woken = cancel.waking(self._wake) if isinstance(cancel, StopFlag) else nullcontext()
         polled = cancel is not None and not isinstance(cancel, StopFlag)
         with woken:
@@ -212,40 +208,20 @@ class FairLine:
                             return
                         now = self._clock()
                         place = self._place(ticket)
-                        wait_s, due_at = self._until_due(
-                            ticket, place, last, last_at, due_at, now, update_every_s
-                        )
+                        wait_s = schedule.wait_s(place, now, self.slots)
                         if wait_s > 0:  # a change wakes it (notify_all), and so does a StopFlag
                             wait_s = min(wait_s, poll_s) if polled else wait_s
                             self._cond.wait(timeout=None if math.isinf(wait_s) else wait_s)
                             continue
-                    last, last_at, due_at = place, now, None
+                    schedule.reported(place, now)
                     yield place
             finally:
                 if ticket.state is TicketState.WAITING:
                     self.release(ticket)
 
-    def _until_due(
-        self, ticket: Ticket, place: Waiting, last: Waiting | None, last_at: float,
-        due_at: float | None, now: float, every: float,
-    ) -> tuple[float, float | None]:  # fmt: skip
-        """Seconds until `place` is reported (0: now; inf: not before it changes), and the
-        due time of the change seen since the last update (kept until it is reported)."""
-        if last is None or self._next_round(place, last):
-            return 0.0, None
-        if place == last:  # nothing new (or back where it was shown)
-            return math.inf, None
-        if due_at is None:  # the ticket's next tick, and at least an interval after the last
-            due_at = _tick(ticket, max(now, last_at + every), every)
-        return due_at - now, due_at
-
     def _wake(self) -> None:
         with self._cond:
             self._cond.notify_all()
-
-    def _next_round(self, place: Waiting, last: Waiting) -> bool:
-        """Whether the turn just moved into the next round of starts (reported at once)."""
-        return place.position != last.position and place.position <= self.slots
 
     def place(self, ticket: Ticket) -> Waiting | None:
         """The ticket's place now, or None when it is not waiting."""
@@ -399,18 +375,6 @@ class FairLine:
                 self._on_wait(seconds)
             except Exception:
                 log.exception("the fair line's on_wait callback failed")
-
-
-def _tick(ticket: Ticket, moment: float, every: float) -> float:
-    """The ticket's first update tick at or after `moment`: its grid of `every` steps is
-    offset by a phase that spreads consecutive tickets evenly over the interval."""
-    if every <= 0:
-        return moment
-    offset = ticket.joined_at + (ticket.seq * _GOLDEN_FRACTION) % 1.0 * every
-    return offset + math.ceil((moment - offset) / every) * every
-
-
-_GOLDEN_FRACTION = (math.sqrt(5) - 1) / 2
 
 
 def _check_count(name: str, value: object, least: int) -> None:

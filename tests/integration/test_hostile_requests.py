@@ -148,6 +148,18 @@ def requests_to_send(header_fn: int) -> Iterator[tuple[str, str, Callable[[httpx
                     "/gradio_api/queue/data", params={"session_hash": v}, timeout=5
                 ),
             )
+            # Gradio's deep-link route builds a session's components when asked (ui.gradio_sessions)
+            yield (
+                "/gradio_api/deep_link",
+                f"session_hash={name}",
+                lambda c, v=value: c.get(
+                    "/gradio_api/deep_link", params={"session_hash": v}, headers=CLOSE
+                ),
+            )
+    link = "/gradio_api/deep_link"
+    yield link, "no session_hash", lambda c: c.get(link, headers=CLOSE)
+    yield link, "session_hash twice", lambda c: c.get(f"{link}?session_hash=a&session_hash=b")
+    yield link, "60 KB session_hash", lambda c: c.get(link, params={"session_hash": "x" * 60_000})
 
 
 def _send(client: httpx.Client, entry: str, what: str, request: Callable) -> Answer:

@@ -9,7 +9,8 @@ import threading
 
 import pytest
 
-from backend.chat.fair_line import FairLine, _tick
+from backend.chat.fair_line import FairLine
+from backend.chat.fair_line_updates import update_tick
 from backend.chat.fair_line_values import (
     LineFull,
     NotAdmitted,
@@ -277,11 +278,11 @@ def test_the_many_who_move_when_a_turn_ends_are_updated_spread_over_the_interval
     line = make_line(slots=1, cap=1)
     tickets = join_many(line, "ABCDEFGHIJKL")  # A runs; 11 joined in the same instant wait
     ended_at = 1000.0 + 1.5  # a turn ends: everyone moves up one place
-    delays = sorted(_tick(t, ended_at, 1.0) - ended_at for t in tickets[1:])
+    delays = sorted(update_tick(t, ended_at, 1.0) - ended_at for t in tickets[1:])
     assert all(0.0 <= d < 1.0 for d in delays)  # each within an interval of the change
     gaps = [b - a for a, b in itertools.pairwise(delays)]
     assert min(gaps) > 0 and max(gaps) < 0.25  # spread over the interval, not bunched
-    assert _tick(tickets[1], ended_at, 0.0) == ended_at  # no interval: at once
+    assert update_tick(tickets[1], ended_at, 0.0) == ended_at  # no interval: at once
 
 
 def test_a_new_expected_wait_is_reported_once_the_update_interval_passed():
