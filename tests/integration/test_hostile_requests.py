@@ -139,6 +139,12 @@ def requests_to_send(header_fn: int) -> Iterator[tuple[str, str, Callable[[httpx
     for name, value in (HOSTILE | ROW_ONLY).items():
         yield call, f"data={name}", post(call, json.dumps({"data": value}).encode())
     yield call, "nested 100,000 deep", post(call, deep)
+    yield from _session_hash_requests()
+
+
+def _session_hash_requests() -> Iterator[tuple[str, str, Callable[[httpx.Client], Any]]]:
+    """GETs that name a page session: the queue's stream, and Gradio's deep-link route, which
+    builds a session's components when asked (ui.gradio_sessions)."""
     for name, value in TEXT_VALUES.items():
         if name != "1e6 chars":  # a URL cannot carry it
             yield (
@@ -148,7 +154,6 @@ def requests_to_send(header_fn: int) -> Iterator[tuple[str, str, Callable[[httpx
                     "/gradio_api/queue/data", params={"session_hash": v}, timeout=5
                 ),
             )
-            # Gradio's deep-link route builds a session's components when asked (ui.gradio_sessions)
             yield (
                 "/gradio_api/deep_link",
                 f"session_hash={name}",
