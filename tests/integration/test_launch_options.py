@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+import gradio.utils
 import pytest
 from gradio import state_holder
 
@@ -15,6 +16,7 @@ from backend.settings import Settings
 from ui import SESSION_CAPACITY, build_ui, launch_options
 from ui.gradio_trims import (
     GRADIO_ENV_DEFAULTS,
+    diff_without_cycles,
     mark_matplotlib_absent,
     trim_gradio_per_event_work,
 )
@@ -59,10 +61,12 @@ def test_gradio_does_not_recompute_its_dashboard_summary_after_every_event(
 ) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # whatever trim marks is undone after
     monkeypatch.setattr(state_holder, "SessionState", state_holder.SessionState)  # and switches
+    monkeypatch.setattr(gradio.utils, "diff", gradio.utils.diff)
     for name in GRADIO_ENV_DEFAULTS:
         monkeypatch.setenv(name, "")  # so that the variables are restored after the test
         monkeypatch.delenv(name)
     trim_gradio_per_event_work()
+    assert gradio.utils.diff is diff_without_cycles
     services = Services.build(Settings(data_dir=tmp_path, engine="embedded"))
     try:
         demo = build_ui(services)
