@@ -31,7 +31,7 @@ def trim_gradio_per_event_work() -> None:
         os.environ.setdefault(name, value)
     mark_matplotlib_absent()
     use_lazy_session_configs()
-    gradio.utils.diff = diff_without_cycles  # type: ignore[assignment]
+    gradio.utils.diff = diff_without_cycles
 
 
 def mark_matplotlib_absent() -> bool:
