@@ -30,6 +30,7 @@ from backend.engines.base import (
     close_stream,
     same_model,
 )
+from backend.engines.http_hooks import response_hooks
 from backend.engines.retry import is_busy_message
 from backend.estimate.model_info import spec_from_model_info
 from backend.estimate.spec import ModelFactsError, TensorInfo
@@ -59,10 +60,14 @@ class OllamaEngine:
         self.host = host
         self._timeout_s = timeout_s
         timeout = httpx.Timeout(timeout_s, connect=min(CONNECT_TIMEOUT_S, timeout_s))
-        self._client = ollama.Client(host=host, timeout=timeout)
+        self._client = ollama.Client(host=host, timeout=timeout, event_hooks=response_hooks())
         # For the two requests the client has no public call for (version, verbose show).
         self._http = httpx.Client(
-            base_url=host, timeout=timeout, follow_redirects=True, headers=_plain_headers()
+            base_url=host,
+            timeout=timeout,
+            follow_redirects=True,
+            headers=_plain_headers(),
+            event_hooks=response_hooks(),
         )
 
     def close(self) -> None:

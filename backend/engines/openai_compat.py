@@ -26,6 +26,7 @@ from backend.engines.base import (
     ModelNotFound,
     ModelSpec,
 )
+from backend.engines.http_hooks import response_hooks
 from backend.engines.openai_wire import (
     DONE,
     ReplyTally,
@@ -73,13 +74,16 @@ class OpenAICompatEngine:
         self._stall_timeout_s = stall_timeout_s
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         timeout = httpx.Timeout(timeout_s, connect=min(CONNECT_TIMEOUT_S, timeout_s))
-        self._client = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+        self._client = httpx.Client(
+            base_url=self.url, headers=headers, timeout=timeout, event_hooks=response_hooks()
+        )
         # Chats get a fresh connection each: the stream guard needs the socket from its connect.
         self._chat_client = httpx.Client(
             base_url=self.url,
             headers=headers,
             timeout=timeout,
             limits=httpx.Limits(max_keepalive_connections=0),
+            event_hooks=response_hooks(),
         )
 
     def __repr__(self) -> str:
