@@ -12,15 +12,23 @@ A session here keeps what Gradio's handlers read: its gr.State values and the co
 instances a handler changed (a button hidden). The deep-link route still answers, with the
 session's components as they are configured, and none of the values shown: no chat text
 goes into a link file.
+
+Gradio also keeps the session of a closed tab until its store is full, and walks every
+session's State values every second to find expired ones. Here a session is dropped an hour
+after its tab closed (when Gradio drops its State values too), and an open session's values,
+which never expire in Hearth, are not walked.
 """
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterator
 from typing import Any
 
+import gradio.routes
 from gradio import state_holder
-from gradio.state_holder import SessionState
+from gradio.components import State
+from gradio.state_holder import SessionState, StateHolder
 
 
 class _WithoutConfigs:
@@ -38,10 +46,21 @@ class LazySessionState(SessionState):
         super().__init__(_WithoutConfigs(blocks))  # type: ignore[arg-type]
         # The components Gradio would have copied, in its order (the deep-link route's list).
         self._config_ids = [k for k in self.blocks_config.blocks if k in blocks.blocks]
+        self._expiring = False  # a State with a time to live was set
 
     def __setitem__(self, key: int, value: Any) -> None:
         super().__setitem__(key, value)  # a State's value, or a changed component
         self.config_values.pop(key, None)
+        block = self.blocks_config.blocks.get(key)
+        if isinstance(block, State) and block.time_to_live != float("inf"):
+            self._expiring = True
+
+    @property
+    def state_components(self) -> Iterator[tuple[State, Any, bool]]:
+        """Gradio's walk for expired values (every second), only where one can expire: a
+        closed tab's session, or one with a State given a time to live."""
+        if self.is_closed or self._expiring:
+            yield from super().state_components
 
     def _update_config(self, key: int) -> None:
         """No copy of the changed component's config: it is built from it when asked."""
@@ -57,9 +76,38 @@ class LazySessionState(SessionState):
                 yield config
 
 
+class SweptStateHolder(StateHolder):
+    """Gradio's store of page sessions, which drops a session an hour after its tab closed."""
+
+    def delete_all_expired_state(self) -> None:
+        """What Gradio calls every second on the event loop."""
+        self.drop_closed_sessions(datetime.datetime.now())
+        super().delete_all_expired_state()
+
+    def drop_closed_sessions(self, now: datetime.datetime) -> list[str]:
+        """Drop the sessions whose tab closed and that had no event for the hour Gradio keeps a
+        closed tab's values (their State values are handed to their delete callbacks first,
+        as Gradio does when they expire); return their ids."""
+        with self.lock:
+            gone = [
+                session_id
+                for session_id, session in self.session_data.items()
+                if session.is_closed
+                and (now - self.time_last_used.get(session_id, now)).total_seconds()
+                > session.STATE_TTL_WHEN_CLOSED
+            ]
+        for session_id in gone:
+            self.delete_state(session_id)
+            with self.lock:
+                self.session_data.pop(session_id, None)
+                self.time_last_used.pop(session_id, None)
+        return gone
+
+
 def use_lazy_session_configs() -> bool:
-    """Make Gradio's session store create LazySessionState; True if it was switched now."""
+    """Make Gradio create LazySessionStates in a SweptStateHolder; True if switched now."""
     if state_holder.SessionState is LazySessionState:
         return False
     state_holder.SessionState = LazySessionState  # type: ignore[misc]
+    gradio.routes.StateHolder = SweptStateHolder  # type: ignore[misc]
     return True

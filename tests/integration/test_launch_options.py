@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+import gradio.routes
 import gradio.utils
 import pytest
 from gradio import state_holder
@@ -61,6 +62,7 @@ def test_gradio_does_not_recompute_its_dashboard_summary_after_every_event(
 ) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # whatever trim marks is undone after
     monkeypatch.setattr(state_holder, "SessionState", state_holder.SessionState)  # and switches
+    monkeypatch.setattr(gradio.routes, "StateHolder", gradio.routes.StateHolder)
     monkeypatch.setattr(gradio.utils, "diff", gradio.utils.diff)
     for name in GRADIO_ENV_DEFAULTS:
         monkeypatch.setenv(name, "")  # so that the variables are restored after the test

@@ -3,10 +3,12 @@ session (its State values, the components a handler changed) is the same as with
 
 from __future__ import annotations
 
+import datetime
 import gc
 from collections.abc import Iterator
 
 import gradio as gr
+import gradio.routes
 import pytest
 from gradio import state_holder
 from gradio.state_holder import SessionState
@@ -15,7 +17,7 @@ from backend.services import Services
 from backend.settings import Settings
 from tests.support.asyncio_run import run_coroutine
 from ui import build_ui
-from ui.gradio_sessions import LazySessionState, use_lazy_session_configs
+from ui.gradio_sessions import LazySessionState, SweptStateHolder, use_lazy_session_configs
 
 
 @pytest.fixture(scope="module")
@@ -83,8 +85,52 @@ def test_gradios_session_store_makes_lazy_sessions_once_switched(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(state_holder, "SessionState", SessionState)
+    monkeypatch.setattr(gradio.routes, "StateHolder", state_holder.StateHolder)
     assert use_lazy_session_configs() is True
     assert use_lazy_session_configs() is False
-    holder = state_holder.StateHolder()
+    holder = gradio.routes.App().state_holder  # what launch() makes
+    assert isinstance(holder, SweptStateHolder)
     holder.blocks = gr.Blocks()
     assert isinstance(holder["a-page"], LazySessionState)
+
+
+def _holder_with_a_state() -> tuple[SweptStateHolder, gr.State, list[object]]:
+    deleted: list[object] = []
+    with gr.Blocks() as blocks:
+        kept = gr.State(delete_callback=deleted.append)
+    holder = SweptStateHolder()
+    holder.blocks = blocks
+    return holder, kept, deleted
+
+
+def test_a_closed_tabs_session_is_dropped_an_hour_after_its_last_event(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(state_holder, "SessionState", LazySessionState)
+    holder, kept, deleted = _holder_with_a_state()
+    now = datetime.datetime.now()
+    for session_id, closed, idle_min in [("open", False, 120), ("closed-recent", True, 10),
+                                         ("closed-old", True, 61)]:  # fmt: skip
+        session = holder[session_id]
+        session[kept._id] = f"value of {session_id}"
+        session.is_closed = closed
+        holder.time_last_used[session_id] = now - datetime.timedelta(minutes=idle_min)
+    assert holder.drop_closed_sessions(now) == ["closed-old"]
+    assert list(holder.session_data) == ["open", "closed-recent"]
+    assert "closed-old" not in holder.time_last_used
+    assert deleted == ["value of closed-old"]  # handed to its delete callback, as on expiry
+    assert holder.drop_closed_sessions(now) == []
+    assert holder["open"][kept._id] == "value of open"  # an idle open tab keeps its values
+
+
+def test_only_sessions_whose_values_can_expire_are_walked_every_second() -> None:
+    holder, kept, _ = _holder_with_a_state()
+    with holder.blocks:
+        short = gr.State(time_to_live=5)
+    open_tab, short_lived = LazySessionState(holder.blocks), LazySessionState(holder.blocks)
+    open_tab[kept._id] = "never expires while the tab is open"
+    short_lived[short._id] = "expires in 5 s"
+    assert list(open_tab.state_components) == []
+    assert [block for block, _, _ in short_lived.state_components] == [short]
+    open_tab.is_closed = True  # Gradio's hour for a closed tab's values applies
+    assert [(block, expired) for block, _, expired in open_tab.state_components] == [(kept, False)]
