@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Iterator
+from types import MappingProxyType
 from typing import Any
 
 import gradio.routes
@@ -40,18 +41,26 @@ class _WithoutConfigs:
 
 
 class LazySessionState(SessionState):
-    """A SessionState without config copies: each is built when the deep-link route asks."""
+    """A SessionState without config copies: each is built when the deep-link route asks.
+
+    Its components and events are the UI's own, shared read-only (Gradio copies both dicts
+    into every session: ~750 references per tab for every full garbage collection to walk);
+    the session takes its own copy of the components the first time a handler changes one.
+    """
 
     def __init__(self, blocks: Any) -> None:
         super().__init__(_WithoutConfigs(blocks))  # type: ignore[arg-type]
-        # The components Gradio would have copied, in its order (the deep-link route's list).
-        self._config_ids = [k for k in self.blocks_config.blocks if k in blocks.blocks]
+        self._root = blocks
+        self.blocks_config.blocks = MappingProxyType(blocks.default_config.blocks)  # type: ignore[assignment]
+        self.blocks_config.fns = MappingProxyType(blocks.default_config.fns)  # type: ignore[assignment]
         self._expiring = False  # a State with a time to live was set
 
     def __setitem__(self, key: int, value: Any) -> None:
+        block = self.blocks_config.blocks.get(key)
+        if not isinstance(block, State) and isinstance(self.blocks_config.blocks, MappingProxyType):
+            self.blocks_config.blocks = dict(self.blocks_config.blocks)  # a component changed
         super().__setitem__(key, value)  # a State's value, or a changed component
         self.config_values.pop(key, None)
-        block = self.blocks_config.blocks.get(key)
         if isinstance(block, State) and block.time_to_live != float("inf"):
             self._expiring = True
 
@@ -70,7 +79,8 @@ class LazySessionState(SessionState):
 
     @property
     def components(self) -> Iterator[dict]:
-        for key in self._config_ids:
+        """The components Gradio would have copied, in its order (the deep-link route's list)."""
+        for key in [k for k in self.blocks_config.blocks if k in self._root.blocks]:
             config = self.blocks_config.config_for_block(key, [], self.blocks_config.blocks[key])
             if config:
                 yield config

@@ -29,21 +29,42 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[gr.Blocks]:
         services.close()
 
 
-def _objects_per_session(make: type[SessionState], demo: gr.Blocks) -> float:
+def _per_session(make: type[SessionState], demo: gr.Blocks) -> tuple[float, float]:
+    """Objects a new session adds for the collector to track, and references for it to walk."""
     gc.collect()
-    before = len(gc.get_objects())
+    before = {id(o) for o in gc.get_objects()}
     sessions = [make(demo) for _ in range(20)]
     gc.collect()
-    after = len(gc.get_objects())
+    new = [o for o in gc.get_objects() if id(o) not in before and o is not before]
+    references = sum(len(gc.get_referents(o)) for o in new)
     assert len(sessions) == 20
-    return (after - before) / 20
+    return len(new) / 20, references / 20
 
 
 def test_a_new_page_session_holds_a_few_objects_not_a_copy_of_the_ui(demo: gr.Blocks) -> None:
-    eager = _objects_per_session(SessionState, demo)
-    lazy = _objects_per_session(LazySessionState, demo)
-    assert eager > 500  # Gradio's own: a copy of every component's config
-    assert lazy < 50
+    eager_objects, eager_references = _per_session(SessionState, demo)
+    lazy_objects, lazy_references = _per_session(LazySessionState, demo)
+    assert eager_objects > 500  # Gradio's own: a copy of every component's config
+    assert lazy_objects < 50
+    assert eager_references > 2 * len(demo.blocks)  # and of the components and events dicts
+    assert lazy_references < 100
+
+
+def test_a_session_shares_the_uis_components_until_a_handler_changes_one(
+    demo: gr.Blocks,
+) -> None:
+    first, second = LazySessionState(demo), LazySessionState(demo)
+    send = next(fn for fn in demo.fns.values() if fn.api_name == "chat_send")
+    send_btn = send.outputs[4]
+    assert first[send_btn._id] is send_btn is second[send_btn._id]
+    with pytest.raises(TypeError):  # shared read-only: no write can reach the other tabs
+        first.blocks_config.blocks[send_btn._id] = None  # type: ignore[index]
+    hidden = gr.Button(visible=False, render=False)
+    first[send_btn._id] = hidden  # what Gradio does with a handler's gr.Button(...)
+    assert first[send_btn._id] is hidden
+    assert second[send_btn._id] is send_btn and demo.default_config.blocks[send_btn._id] is send_btn
+    assert send_btn._id in first and len(first.blocks_config.blocks) == len(demo.blocks)
+    assert first.blocks_config.fns[send._id] is send is second.blocks_config.fns[send._id]
 
 
 def _updated(make: type[SessionState], demo: gr.Blocks) -> SessionState:
