@@ -175,3 +175,12 @@ def targets(results: dict[str, dict[str, float]], emit: Callable[[str], object] 
     ok = all(f["app_path_p95_ms"] <= 50 for f in results.values())
     emit(f"target.app_path_p95_le_50ms: {verdict(ok)}  (worst {worst[1]['app_path_p95_ms']:.1f} ms"
          f" in {worst[0]})")  # fmt: skip
+    steady = {n: f["app_path_p95_ms"] for n, f in results.items() if "_over_" in n}
+    if steady:
+        name = max(steady, key=steady.__getitem__)
+        emit(f"  arriving one after another: {verdict(steady[name] <= 50)}  (worst"
+             f" {steady[name]:.1f} ms in {name})")  # fmt: skip
+    for name, f in results.items():
+        if "floor_first_event_p95_ms" in f:
+            emit(f"  {name}, all at once: app path p95 {f['app_path_p95_ms']:.1f} ms; a bare"
+                 f" server's first event p95 {f['floor_first_event_p95_ms']:.1f} ms")  # fmt: skip
