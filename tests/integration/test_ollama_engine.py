@@ -25,7 +25,6 @@ from backend.engines.ollama import OllamaEngine
 from backend.estimate.gguf_spec import spec_from_gguf
 from backend.estimate.memory import estimate_memory
 from backend.estimate.tensors import tensor_bytes
-from tests.support.cyclic_garbage import left_in_cycles
 from tests.support.ollama_server import BUNDLED_NAME, OOM_ERROR, STREAM_ERROR, OllamaTestServer
 from tests.support.tiny_gguf import smollm2_path
 
@@ -399,17 +398,3 @@ def test_server_runs_as_a_script_and_prints_its_url() -> None:
         finally:
             process.send_signal(signal.SIGINT)
     assert process.returncode == 0
-
-
-def test_finished_requests_leave_no_response_for_the_cycle_collector(
-    ollama_engine: OllamaEngine,
-) -> None:
-    """httpx ties each response to its body stream in a cycle; the engine's clients unbind it,
-    so a turn's responses are freed at once instead of by the app-pausing full collections."""
-
-    def turn() -> None:
-        list(ollama_engine.chat(BUNDLED_NAME, FRANCE, GREEDY))
-        ollama_engine.list_models()
-
-    turn()  # connections opened first
-    assert left_in_cycles(turn, httpx.Response) == 0
