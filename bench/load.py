@@ -44,7 +44,6 @@ import math
 import os
 import statistics
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -60,13 +59,16 @@ from bench.load_report import (
     Stored,
     app_limits,
     app_paths_ms,
+    baseline_figures,
     check_store,
     fairness,
     fmt,
     metrics_delta,
     print_ceiling,
     quantiles,
+    stream_rates,
     targets,
+    ttfts,
 )
 from bench.load_rig import (
     EngineDouble,
@@ -77,7 +79,7 @@ from bench.load_rig import (
     read_metrics,
     sign_in,
 )
-from bench.load_turns import TurnResult, direct_turn, page_turn
+from bench.load_turns import TurnResult, direct_turn, page_turn, run_all
 from tests.support.app_process import AppProcess
 from tests.support.gradio_http import GradioHTTP
 from tests.support.ollama_server import BUNDLED_NAME
@@ -192,30 +194,6 @@ def chat_data(question: str) -> list[object]:
     return [question, None, [], BUNDLED_NAME, "", 0.3, 2048, 0, None]
 
 
-def run_all(
-    jobs: Sequence[tuple[str, str]], turn: Callable[[str, str], TurnResult], bound_s: float
-) -> tuple[TurnResult, ...]:
-    """Every job in its own thread, all at once; a job past the time bound is an error."""
-    results: list[TurnResult | None] = [None] * len(jobs)
-
-    def work(index: int, person: str, question: str) -> None:
-        results[index] = turn(person, question)
-
-    threads = [
-        threading.Thread(target=work, args=(i, *job), daemon=True) for i, job in enumerate(jobs)
-    ]
-    for thread in threads:
-        thread.start()
-    deadline = time.monotonic() + bound_s
-    for thread in threads:
-        thread.join(max(deadline - time.monotonic(), 0))
-    late = "no result within the run's time bound"
-    return tuple(
-        r if r is not None else TurnResult(p, q, "error", late)
-        for r, (p, q) in zip(results, jobs, strict=True)
-    )
-
-
 def open_tabs(rig: Rig, tabs: dict[tuple[str, str], str]) -> None:
     """Open each tab's page before the run, as a browser does before anyone types: Gradio
     sets up a session's state on its first event (tens of ms of CPU with this UI), which
@@ -275,19 +253,6 @@ def run_baseline(rig: Rig, jobs: Sequence[tuple[str, str]], bound_s: float) -> t
     return run_all(jobs, turn, bound_s)
 
 
-def stream_rates(turns: Sequence[TurnResult]) -> list[float]:
-    """Each person's mean reply tokens/s over their served turns."""
-    rates: dict[str, list[float]] = {}
-    for turn in turns:
-        if turn.outcome == "served" and turn.tokens_per_s is not None:
-            rates.setdefault(turn.user, []).append(turn.tokens_per_s)
-    return [statistics.fmean(values) for values in rates.values()]
-
-
-def ttfts(turns: Sequence[TurnResult]) -> list[float]:
-    return [t.ttft_s for t in turns if t.outcome == "served" and t.ttft_s is not None]
-
-
 def report(rep: ScenarioReport, emit: Callable[[str], object] = print) -> dict[str, float]:
     """Print a scenario's figures; returns them for the targets."""
     s, turns = rep.scenario, rep.turns
@@ -331,38 +296,13 @@ def report(rep: ScenarioReport, emit: Callable[[str], object] = print) -> dict[s
     if s.burst:
         figures["jain_fairness"], figures["greedy_token_share"] = fairness(turns, GREEDY)
     if rep.baseline:
-        figures |= baseline_figures(rep, figures)
+        figures |= baseline_figures(rep.baseline, GREEDY if s.burst else None, figures)
     for name, value in figures.items():
         shown = f"{value:.0f}" if name in COUNTS else fmt(value)
         emit(f"{s.name}.{name}: {shown}")
     for label, group in (("error", turns), ("baseline error", rep.baseline)):
         for detail in sorted({t.detail for t in group if t.outcome == "error"})[:3]:
             emit(f"# {s.name} {label}: {detail}")
-    return figures
-
-
-def baseline_figures(rep: ScenarioReport, app: dict[str, float]) -> dict[str, float]:
-    base = rep.baseline
-    b_p50, b_p95 = quantiles(ttfts(base))
-    rates = stream_rates(base)
-    rate = statistics.median(rates) if rates else math.nan
-    figures = {
-        "baseline_requests": len(base),
-        "baseline_errors": sum(t.outcome == "error" for t in base),
-        "baseline_ttft_p50_s": b_p50,
-        "baseline_ttft_p95_s": b_p95,
-        "baseline_tokens_per_s_per_user_p50": rate,
-        "ratio_ttft_p50_app_over_baseline": app["ttft_p50_s"] / b_p50 if b_p50 else math.nan,
-        "ratio_ttft_p95_app_over_baseline": app["ttft_p95_s"] / b_p95 if b_p95 else math.nan,
-        "ratio_tokens_per_s_app_over_baseline": app["tokens_per_s_per_user_p50"] / rate
-        if rate
-        else math.nan,
-    }
-    if rep.scenario.burst:
-        jain_base, share = fairness(base, GREEDY)
-        figures["baseline_jain_fairness"] = jain_base
-        figures["baseline_greedy_token_share"] = share
-        figures["ratio_jain_app_over_baseline"] = app["jain_fairness"] / jain_base
     return figures
 
 

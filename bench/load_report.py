@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import re
 import sqlite3
+import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,3 +185,43 @@ def targets(results: dict[str, dict[str, float]], emit: Callable[[str], object] 
         if "floor_first_event_p95_ms" in f:
             emit(f"  {name}, all at once: app path p95 {f['app_path_p95_ms']:.1f} ms; a bare"
                  f" server's first event p95 {f['floor_first_event_p95_ms']:.1f} ms")  # fmt: skip
+
+
+def stream_rates(turns: Sequence[TurnResult]) -> list[float]:
+    """Each person's mean reply tokens/s over their served turns."""
+    rates: dict[str, list[float]] = {}
+    for turn in turns:
+        if turn.outcome == "served" and turn.tokens_per_s is not None:
+            rates.setdefault(turn.user, []).append(turn.tokens_per_s)
+    return [statistics.fmean(values) for values in rates.values()]
+
+
+def ttfts(turns: Sequence[TurnResult]) -> list[float]:
+    return [t.ttft_s for t in turns if t.outcome == "served" and t.ttft_s is not None]
+
+
+def baseline_figures(
+    base: Sequence[TurnResult], greedy: str | None, app: dict[str, float]
+) -> dict[str, float]:
+    """The baseline's figures and the app/baseline ratios (fairness too with a greedy person)."""
+    b_p50, b_p95 = quantiles(ttfts(base))
+    rates = stream_rates(base)
+    rate = statistics.median(rates) if rates else math.nan
+    figures = {
+        "baseline_requests": len(base),
+        "baseline_errors": sum(t.outcome == "error" for t in base),
+        "baseline_ttft_p50_s": b_p50,
+        "baseline_ttft_p95_s": b_p95,
+        "baseline_tokens_per_s_per_user_p50": rate,
+        "ratio_ttft_p50_app_over_baseline": app["ttft_p50_s"] / b_p50 if b_p50 else math.nan,
+        "ratio_ttft_p95_app_over_baseline": app["ttft_p95_s"] / b_p95 if b_p95 else math.nan,
+        "ratio_tokens_per_s_app_over_baseline": app["tokens_per_s_per_user_p50"] / rate
+        if rate
+        else math.nan,
+    }
+    if greedy is not None:
+        jain_base, share = fairness(base, greedy)
+        figures["baseline_jain_fairness"] = jain_base
+        figures["baseline_greedy_token_share"] = share
+        figures["ratio_jain_app_over_baseline"] = app["jain_fairness"] / jain_base
+    return figures

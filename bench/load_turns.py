@@ -12,7 +12,9 @@ is acknowledged), the first token, and each later piece of the reply.
 from __future__ import annotations
 
 import json
+import threading
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -231,3 +233,27 @@ def direct_turn(
     except (httpx.HTTPError, ValueError) as exc:
         return turn.result("error", f"{type(exc).__name__}: {exc}"[:300])
     return turn.result("served" if done else "error", "" if done else "no final chunk")
+
+
+def run_all(
+    jobs: Sequence[tuple[str, str]], turn: Callable[[str, str], TurnResult], bound_s: float
+) -> tuple[TurnResult, ...]:
+    """Every job in its own thread, all at once; a job past the time bound is an error."""
+    results: list[TurnResult | None] = [None] * len(jobs)
+
+    def work(index: int, person: str, question: str) -> None:
+        results[index] = turn(person, question)
+
+    threads = [
+        threading.Thread(target=work, args=(i, *job), daemon=True) for i, job in enumerate(jobs)
+    ]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + bound_s
+    for thread in threads:
+        thread.join(max(deadline - time.monotonic(), 0))
+    late = "no result within the run's time bound"
+    return tuple(
+        r if r is not None else TurnResult(p, q, "error", late)
+        for r, (p, q) in zip(results, jobs, strict=True)
+    )
