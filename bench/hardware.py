@@ -14,26 +14,15 @@ where there is one. Prints `name: value` lines.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import psutil
 
 from backend.hardware.monitor import HardwareMonitor
-
-
-def per_call_ms(fn: Callable[[], object], repeat: int) -> float:
-    """Median over `repeat` calls, in milliseconds."""
-    timings = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        timings.append((time.perf_counter() - start) * 1000)
-    return statistics.median(timings)
+from bench.timing import median_ms
 
 
 def cpu_pct_of_one_core(seconds: float) -> float:
@@ -53,9 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         monitor = HardwareMonitor(Path(tmp), Path(tmp) / "models", interval_s=args.interval)
         first = monitor.snapshot()  # NVML init and the static facts, once
-        baseline_ms = per_call_ms(psutil.virtual_memory, args.repeat)
-        snapshot_ms = per_call_ms(monitor.snapshot, args.repeat)
-        sample_ms = per_call_ms(monitor.sample_now, args.repeat)
+        baseline_ms = median_ms(psutil.virtual_memory, args.repeat)
+        snapshot_ms = median_ms(monitor.snapshot, args.repeat)
+        sample_ms = median_ms(monitor.sample_now, args.repeat)
         idle_pct = cpu_pct_of_one_core(args.seconds)
         monitor.start()
         sampling_pct = cpu_pct_of_one_core(args.seconds)

@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import argparse
 import gc
-import statistics
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 from gradio import state_holder
@@ -26,19 +23,11 @@ from gradio.state_holder import SessionState, StateHolder
 
 from backend.services import Services
 from backend.settings import Settings
+from bench.timing import median_ms
 from ui import SESSION_CAPACITY, build_ui
 from ui.gradio_sessions import LazySessionState, SweptStateHolder
 
 KINDS = {"gradio": (StateHolder, SessionState), "hearth": (SweptStateHolder, LazySessionState)}
-
-
-def median_ms(work: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        work()
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
 
 
 def measure(demo: object, kind: str, tabs: int) -> dict[str, float]:

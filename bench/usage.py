@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import random
 import sqlite3
-import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from pathlib import Path
 
 from backend.store.connections import connect
 from backend.store.database import Store
+from bench.timing import median_ms
 
 MODELS = ("llama3.1:8b", "qwen2.5:7b", "gemma2:9b", "smollm2:135m")
 SUMS = "sum(requests), sum(prompt_tokens), sum(reply_tokens), sum(engine_ms), sum(errors)"
@@ -51,16 +51,6 @@ def fill(store: Store, users: int, days: int, models_per_day: int, seed: int) ->
     conn.execute("COMMIT")  # no ANALYZE: the app never runs it, so its plans are these
     conn.close()
     return len(rows)
-
-
-def timed(call: Callable[[], object], repeat: int) -> float:
-    """Median milliseconds of `repeat` calls."""
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        call()
-        samples.append((time.perf_counter() - start) * 1000)
-    return statistics.median(samples)
 
 
 def query(conn: sqlite3.Connection, sql: str, table: str, params: tuple) -> list[tuple]:
@@ -122,9 +112,11 @@ def main(argv: list[str] | None = None) -> None:
         print(f"db_mib: {store.path.stat().st_size / 2**20:.1f}")
         raw = connect(store.path)
         for name, (call, sql, params) in views(store, args.users, args.days).items():
-            hearth = timed(call, args.repeat)
-            scan = timed(lambda s=sql, p=params: query(raw, s, "usage_flat", p), args.repeat)
-            indexed = timed(lambda s=sql, p=params: query(raw, s, "usage_daily", p), args.repeat)
+            hearth = median_ms(call, args.repeat)
+            scan = median_ms(lambda s=sql, p=params: query(raw, s, "usage_flat", p), args.repeat)
+            indexed = median_ms(
+                lambda s=sql, p=params: query(raw, s, "usage_daily", p), args.repeat
+            )
             print(f"{name}_ms: {hearth:.2f}")
             print(f"{name}_same_sql_indexed_ms: {indexed:.2f}")
             print(f"{name}_full_scan_ms: {scan:.2f}")
