@@ -16,3 +16,19 @@
   window.addEventListener("keydown", onKey, true);
   window.addEventListener("keypress", onKey, true);
 })();
+
+// Send and Stop swap the moment a turn is sent and when its event ends (ui/chat/wiring.py calls
+// these from each turn event's js), not by the server's updates. A count, not a flag: a turn
+// the chatbot's own retry or edit started while another ran ends on its own.
+(() => {
+  let turns = 0;
+  const show = () => document.body.classList.toggle("hearth-turn-busy", turns > 0);
+  window.hearthTurnStarts = () => {
+    turns += 1;
+    show();
+  };
+  window.hearthTurnEnds = () => {
+    turns = Math.max(0, turns - 1);
+    show();
+  };
+})();

@@ -84,11 +84,6 @@ def poison_options(services: Services, conversation_id: int, options_json: str) 
         )
 
 
-def shown(button: gr.Button) -> bool:
-    """Whether a button update (as stream_turn yields them) shows the button."""
-    return button.constructor_args["visible"]
-
-
 def title_of(services: Services, owner: str, conversation_id: int) -> str:
     return services.store.get_conversation(user_id(services, owner), conversation_id).title
 
@@ -346,11 +341,11 @@ def test_an_anonymous_request_is_refused(services, handlers, call):
 
 
 def test_an_anonymous_turn_is_refused_in_the_notice(handlers):
-    _, _, conversation, notice, send, stop, *sidebar = list(
+    chat, box, conversation, notice, *sidebar = list(
         handlers.send("hi", None, [], MODEL, "", 0.3, 2048, 8, 1, ANONYMOUS)
     )[-1]
     assert (conversation, notice) == (None, "⚠ Sign in first.")
-    assert send == stop == gr.skip()  # never swapped: Send stays shown, Stop hidden
+    assert chat == box == gr.skip()  # the question stays in the box, the chat as it was
     assert sidebar == [gr.skip()] * 4  # nothing was saved: the sidebar stays as it was
 
 
@@ -412,8 +407,8 @@ def stored_replies(services: Services, conversation_id: int) -> list[str]:
 @pytest.mark.parametrize(("stopped_from", "status"), [(TAB, "stopped"), (OTHER_TAB, "complete")])
 def test_stop_ends_the_turn_of_its_own_session(services, handlers, stopped_from, status):
     turn = handlers.send("Say hello.", None, [], MODEL, "", 0.0, 2048, 8, 1, ALICE)
-    _, box, conversation, _, send, stop, *_ = next(turn)  # the question is saved; no token yet
-    assert (box, shown(send), shown(stop)) == ("", False, True)
+    _, box, conversation, *_ = next(turn)  # the question is saved; no token yet
+    assert box == ""
     handlers.stop(StubRequest("alice", stopped_from))
     list(turn)
     assert stored_replies(services, conversation) == [status]
@@ -449,7 +444,7 @@ def test_each_handler_returns_one_value_per_wired_output():
         components = layout()
     assert len(wiring.open_outputs(components)) == len(OpenedChat._fields)
     assert len(wiring.sidebar_outputs(components)) == len(SidebarPage._fields)
-    assert wiring.turn_outputs(components)[6:] == wiring.sidebar_outputs(components)
+    assert wiring.turn_outputs(components)[4:] == wiring.sidebar_outputs(components)
     assert len(wiring.turn_inputs(components)) == 9  # send's and regenerate's, request aside
     assert wiring.open_outputs(components)[1] is components.talk.chatbot
     assert wiring.sidebar_outputs(components)[0] is components.sidebar.conv_list
@@ -526,8 +521,8 @@ def test_a_title_that_is_not_text_is_refused_and_the_title_kept(services, handle
 
 
 def test_a_waiting_turn_sends_the_question_once_then_only_its_place() -> None:
-    """Each later place-in-line update leaves the chat, the box and the buttons as they are:
-    with many people waiting, each such update is cheap for the server and the page."""
+    """Each later place-in-line update leaves the chat and the box as they are: with many
+    people waiting, each such update is cheap for the server and the page."""
     from ui.chat.turns import _TurnView
 
     view = _TurnView([{"role": "user", "content": "hello"}], None, 2048)
@@ -536,12 +531,14 @@ def test_a_waiting_turn_sends_the_question_once_then_only_its_place() -> None:
     later = view.update(TurnWaiting(1, 0, 4.0))
     assert "1st in line" in later[3]
     skipped = [i for i, value in enumerate(later) if isinstance(value, dict) and value == gr.skip()]
-    assert skipped == [0, 1, 2, 4, 5]
+    assert skipped == [0, 1, 2]
+    same = view.update(TurnWaiting(1, 0, 4.0))  # the same place and wait: nothing to send
+    assert all(isinstance(value, dict) and value == gr.skip() for value in same)
 
 
-def test_a_streaming_turn_sends_the_buttons_once_and_keeps_a_draft_typed_meanwhile() -> None:
-    """Stop and Send change at the first update and at the end only; the conversation id goes
-    when the turn starts; the box is emptied once, so a next question typed meanwhile stays."""
+def test_a_streaming_turn_sends_what_changed_and_keeps_a_draft_typed_meanwhile() -> None:
+    """The conversation id goes when the turn starts, the notice when it changes; the box is
+    emptied once, so a next question typed meanwhile stays. Send and Stop are the page's."""
     from backend.chat.turns import TurnFinished, TurnStarted
     from backend.services import ChatDelta, Message
     from ui.chat.turns import _TurnView
@@ -550,22 +547,22 @@ def test_a_streaming_turn_sends_the_buttons_once_and_keeps_a_draft_typed_meanwhi
     reply = Message(2, 7, "assistant", "Hi there", "smollm2:135m", "2026-11-30T16:00:00Z")
     view = _TurnView([{"role": "user", "content": "hello"}], None, 2048)
     first = view.update(TurnStarted(conversation, None, 0, ""))  # type: ignore[arg-type]
-    assert first[1] == "" and first[2] == 7 and isinstance(first[4], gr.Button)
+    assert (first[1], first[2], len(first)) == ("", 7, 4)
     middle = view.update(ChatDelta("Hi"))
     assert middle[0][-1]["content"] == "Hi"
-    assert [middle[i] == gr.skip() for i in (1, 2, 4, 5)] == [True] * 4
+    assert [middle[i] == gr.skip() for i in (1, 2, 3)] == [True] * 3  # the notice too
     last = view.update(TurnFinished(reply))  # type: ignore[arg-type]
-    assert last[1] == gr.skip() and last[2] == 7
-    assert [b.visible for b in last[4:]] == [True, False]  # Send back, Stop hidden
+    assert (last[1], last[2], last[3]) == (gr.skip(), 7, "")
+    assert not any(isinstance(value, gr.Button) for value in (*first, *middle, *last))
 
 
 def test_a_turn_brings_the_sidebar_with_its_new_chat_when_the_reply_ends(services, handlers):
     """No second event per turn: the page of chats comes with the turn's last update."""
     older = new_chat(services, "alice", "Older", "q")
     updates = list(handlers.send("Say hello.", None, [], MODEL, "", 0.0, 2048, 4, 1, ALICE))
-    refreshed = [update for update in updates if update[6] != gr.skip()]
+    refreshed = [update for update in updates if update[4] != gr.skip()]
     assert refreshed == [updates[-1]]
-    rows, ids, page, label = updates[-1][6:]
+    rows, ids, page, label = updates[-1][4:]
     assert (ids, page, label) == ([updates[-1][2], older], 1, "1 / 1 · 2 chats")
     assert "conv-card selected" in rows["samples"][0][0] and "2 messages" in rows["samples"][0][0]
 
@@ -573,5 +570,5 @@ def test_a_turn_brings_the_sidebar_with_its_new_chat_when_the_reply_ends(service
 def test_a_turn_to_an_open_chat_brings_the_sidebar_once_when_the_reply_ends(services, handlers):
     chat = new_chat(services, "alice", "Mine", "q")
     updates = list(handlers.send("Again?", chat, [], MODEL, "", 0.0, 2048, 4, "x", ALICE))
-    refreshed = [update for update in updates if update[6] != gr.skip()]
-    assert [update[7:9] for update in refreshed] == [([chat], 1)]  # a bad page shows the first
+    refreshed = [update for update in updates if update[4] != gr.skip()]
+    assert [update[5:7] for update in refreshed] == [([chat], 1)]  # a bad page shows the first

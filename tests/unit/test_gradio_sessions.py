@@ -47,24 +47,24 @@ def test_a_session_shares_the_uis_components_until_a_handler_changes_one(
 ) -> None:
     first, second = LazySessionState(demo), LazySessionState(demo)
     send = next(fn for fn in demo.fns.values() if fn.api_name == "chat_send")
-    send_btn = send.outputs[4]
-    assert first[send_btn._id] is send_btn is second[send_btn._id]
+    rows = send.outputs[4]  # the sidebar's chats, a gr.Dataset
+    assert first[rows._id] is rows is second[rows._id]
     with pytest.raises(TypeError):  # shared read-only: no write can reach the other tabs
-        first.blocks_config.blocks[send_btn._id] = None  # type: ignore[index]
-    hidden = gr.Button(visible=False, render=False)
-    first[send_btn._id] = hidden  # what Gradio does with a handler's gr.Button(...)
-    assert first[send_btn._id] is hidden
-    assert second[send_btn._id] is send_btn and demo.default_config.blocks[send_btn._id] is send_btn
-    assert send_btn._id in first and len(first.blocks_config.blocks) == len(demo.blocks)
+        first.blocks_config.blocks[rows._id] = None  # type: ignore[index]
+    changed = gr.Dataset(components=["html"], samples=[["mine"]], render=False)
+    first[rows._id] = changed  # what Gradio does with a handler's gr.update(samples=...)
+    assert first[rows._id] is changed
+    assert second[rows._id] is rows and demo.default_config.blocks[rows._id] is rows
+    assert rows._id in first and len(first.blocks_config.blocks) == len(demo.blocks)
     assert first.blocks_config.fns[send._id] is send is second.blocks_config.fns[send._id]
 
 
 def _updated(make: type[SessionState], demo: gr.Blocks) -> SessionState:
-    """A session after what a chat turn does to it: a value, a button shown, a skip."""
+    """A session after what a chat turn does to it: values, the sidebar's chats, a skip."""
     state = make(demo)
     send = next(fn for fn in demo.fns.values() if fn.api_name == "chat_send")
     predictions = [[{"role": "user", "content": "hi"}], "", 1, "ⓘ note",
-                   gr.Button(visible=False), gr.Button(visible=True), *[gr.skip()] * 4]  # fmt: skip
+                   gr.update(samples=[["<b>hi</b>"]]), [1], 1, gr.skip()]  # fmt: skip
     run_coroutine(demo.postprocess_data(send, predictions, state))
     return state
 
@@ -74,22 +74,22 @@ def test_what_handlers_read_of_a_session_is_the_same_as_with_gradios_own(
 ) -> None:
     eager, lazy = _updated(SessionState, demo), _updated(LazySessionState, demo)
     send = next(fn for fn in demo.fns.values() if fn.api_name == "chat_send")
-    _, _, conversation, _, _, stop_btn, *_ = send.outputs
-    assert lazy[stop_btn._id].visible is True and eager[stop_btn._id].visible is True
+    _, _, conversation, _, rows, *_ = send.outputs
+    assert lazy[rows._id].samples == eager[rows._id].samples == [["<b>hi</b>"]]
     assert lazy[conversation._id] == eager[conversation._id] == 1  # gr.State values
     assert lazy.config_values == {}  # no copies kept, of configs or of the values shown
 
 
 def test_the_deep_link_list_has_gradios_components_but_no_chat_text(demo: gr.Blocks) -> None:
     """Gradio's deep-link route writes a session's components to a file: here they come as
-    configured (the Stop button shown), with none of the values the page showed."""
+    configured (the sidebar's new chats), with none of the values the page showed."""
     eager, lazy = _updated(SessionState, demo), _updated(LazySessionState, demo)
     send = next(fn for fn in demo.fns.values() if fn.api_name == "chat_send")
-    chatbot, _, _, _, _, stop_btn, *_ = send.outputs
+    chatbot, _, _, _, rows, *_ = send.outputs
     components = list(lazy.components)
     assert [c["id"] for c in components] == [c["id"] for c in eager.components]
     configs = {c["id"]: c for c in components}
-    assert configs[stop_btn._id]["props"]["visible"] is True
+    assert configs[rows._id]["props"]["samples"] == [["<b>hi</b>"]]
     assert "hi" in str({c["id"]: c for c in eager.components}[chatbot._id]["props"]["value"])
     assert "hi" not in str(configs[chatbot._id]["props"].get("value"))
 

@@ -35,7 +35,7 @@ from ui.common import Caller, CancelRegistry, acting_user, safe_markdown
 
 MAX_QUERY_CHARS = 1_000  # longer searches are refused before they reach the index
 MAX_TITLE_CHARS = 1_000  # the store keeps the first 200
-# chatbot, message box, conversation id, notice, Send, Stop, then the sidebar (a SidebarPage)
+# chatbot, message box, conversation id, notice, then the sidebar (a SidebarPage)
 TurnUpdate = tuple[Any, ...]
 
 
@@ -307,7 +307,7 @@ class ChatHandlers:
         index = getattr(edit_data, "index", None)
         if not questions or not is_index(index) or index != questions[-1]:
             gr.Warning("Only the last question can be edited and sent again.")
-            yield shown, gr.update(), current, "", gr.update(), gr.update(), *SIDEBAR_KEPT
+            yield shown, gr.update(), current, "", *SIDEBAR_KEPT
             return
         text = getattr(edit_data, "value", None)
         raw = (model_name, system, temp, ctx, max_new)

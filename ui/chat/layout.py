@@ -179,7 +179,8 @@ def _talk() -> Talk:
             elem_id="message",
         )
         send_btn = gr.Button("Send", variant="primary", scale=1, elem_id="send")
-        stop_btn = gr.Button("Stop", variant="stop", scale=1, visible=False, elem_id="stop")
+        # Both are shown to Gradio; the page hides the one that does not apply (hearth.css).
+        stop_btn = gr.Button("Stop", variant="stop", scale=1, elem_id="stop")
     return Talk(model, chatbot, notice, message, send_btn, stop_btn)
 
 

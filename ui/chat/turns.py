@@ -47,12 +47,13 @@ LEFT_LINE = "You left the line before the reply started: nothing was saved."
 
 
 def stream_turn(services, kind, text, current, history, raw_settings, request, cancel, sidebar):
-    """Yield (chatbot, textbox, conversation id, notice, send button, stop button, *sidebar).
+    """Yield (chatbot, textbox, conversation id, notice, *sidebar).
 
     raw_settings are the form's (model, system prompt, temperature, num_ctx, max tokens) as
     sent: checked here, inside the handler's error net, like everything else the turn takes.
     While the turn waits in the fair line the notice shows its place ("2nd in line · about
     8 s"); Stop there leaves the line, nothing is saved, and the question goes back in the box.
+    Send and Stop swap on the page itself (chat_keys.js), not by these updates.
     sidebar(conversation id) is the page of chats to show when the reply ends (a new chat's
     row, a changed count and order); a turn that saved nothing leaves the sidebar as it was.
     """
@@ -75,26 +76,25 @@ def stream_turn(services, kind, text, current, history, raw_settings, request, c
             yield *update, *(sidebar(view.current) if ended else SIDEBAR_KEPT)
         if not view.started:  # Stop while waiting: the line was left, nothing stored
             box = text if kind != "regenerate" else gr.skip()
-            yield shown, box, current, notice_lines("ℹ", LEFT_LINE), *_idle(), *SIDEBAR_KEPT
+            yield shown, box, current, notice_lines("ℹ", LEFT_LINE), *SIDEBAR_KEPT
     except TurnRefused as exc:  # say so now rather than fail in the middle of the reply
         gr.Warning("This model cannot be loaded at this context length now.")
-        yield _refused(current, notice_lines("⛔", str(exc)), view)
+        yield _refused(current, notice_lines("⛔", str(exc)))
     except (LineBusy, LimitReached) as exc:
         gr.Warning(html.escape(str(exc)))
-        yield _refused(current, notice_lines("⏳", str(exc)), view)
+        yield _refused(current, notice_lines("⏳", str(exc)))
     except USER_ERRORS as exc:
         gr.Warning(html.escape(str(exc)))
-        yield _refused(current, notice_lines("⚠", str(exc)), view)
+        yield _refused(current, notice_lines("⚠", str(exc)))
 
 
 SIDEBAR_KEPT = (gr.skip(),) * 4  # the sidebar's rows, their ids, page number and label
 
 
-def _refused(current: int | None, notice: str, view: _TurnView | None) -> tuple:
-    """Only the notice changes (the question stays in the box), and Send and Stop if the
-    turn had swapped them. A busy line refuses many turns at once: each costs no rebuild."""
-    buttons = _idle() if view is not None and view.busy_shown else (gr.skip(), gr.skip())
-    return gr.skip(), gr.skip(), current, notice, *buttons, *SIDEBAR_KEPT
+def _refused(current: int | None, notice: str) -> tuple:
+    """Only the notice changes (the question stays in the box). A busy line refuses many
+    turns at once: each costs no rebuild."""
+    return gr.skip(), gr.skip(), current, notice, *SIDEBAR_KEPT
 
 
 def _turn_events(services, kind, user, text, current, settings, cancel):
@@ -110,14 +110,6 @@ def _turn_events(services, kind, user, text, current, settings, cancel):
     return services.chat.edit_last(user, current, text, settings, cancel), text
 
 
-def _busy() -> tuple[gr.Button, gr.Button]:
-    return gr.Button(visible=False), gr.Button(visible=True)
-
-
-def _idle() -> tuple[gr.Button, gr.Button]:
-    return gr.Button(visible=True), gr.Button(visible=False)
-
-
 class _TurnView:
     """Turns the chat service's events into the Chat tab's updates, one at a time."""
 
@@ -128,15 +120,16 @@ class _TurnView:
         self.reply = ""
         self.notice = ""
         self.started = False
-        # The question, the emptied box and Stop were sent: later updates carry what changes
-        # (the reply, the notice; the conversation id once, when the turn starts).
-        self.busy_shown = False
+        # The question and the emptied box were sent: later updates carry what changes (the
+        # reply, the notice; the conversation id once, when the turn starts).
+        self.question_shown = False
+        self.notice_shown: str | None = None  # the notice as last sent, None before the first
 
     def update(self, event: object) -> tuple:
         if isinstance(event, TurnWaiting):
             self.notice = notice_lines("⏳", event.describe())
-            if self.busy_shown:  # the page shows the question already: only the place changes
-                return gr.skip(), gr.skip(), gr.skip(), self.notice, gr.skip(), gr.skip()
+            if self.question_shown:  # the page shows it already: only the place changes
+                return gr.skip(), gr.skip(), gr.skip(), self._notice()
         elif isinstance(event, TurnStarted):
             self.started = True
             self.current = event.conversation.id
@@ -155,15 +148,23 @@ class _TurnView:
             self.history[-1] = {"role": "assistant", "content": reply_markdown(event.reply)}
             if event.reply.status == "error":
                 self.notice = notice_lines("⚠", event.reply.error)
-            box = gr.skip() if self.busy_shown else ""  # keep what was typed meanwhile
-            return self.history, box, self.current, self.notice, *_idle()
-        if not self.busy_shown:
-            self.busy_shown = True
-            return self.history, "", self.current, self.notice, *_busy()
-        # A component in an update costs Gradio a config rebuild (its JSON schema): the buttons
-        # went once; the conversation id goes when the turn starts.
+            box = gr.skip() if self.question_shown else ""  # keep what was typed meanwhile
+            return self.history, box, self.current, self.notice
+        if not self.question_shown:
+            self.question_shown = True
+            return self.history, "", self.current, self._notice()
+        # Each output sent costs the server a step of Gradio's own: the conversation id goes
+        # when the turn starts, the notice when it changes.
         current = self.current if isinstance(event, TurnStarted) else gr.skip()
-        return self.history, gr.skip(), current, self.notice, gr.skip(), gr.skip()
+        return self.history, gr.skip(), current, self._notice()
+
+    def _notice(self) -> object:
+        """The notice if it changed since the last update, else a skip: a reply's tokens leave
+        it as it is."""
+        if self.notice == self.notice_shown:
+            return gr.skip()
+        self.notice_shown = self.notice
+        return self.notice
 
 
 def _role(message: object) -> object:

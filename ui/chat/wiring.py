@@ -66,12 +66,20 @@ def turn_inputs(layout: ChatLayout) -> list[gr.components.Component]:
 
 
 def turn_outputs(layout: ChatLayout) -> list[gr.components.Component]:
-    """What a turn shows: the chat, the box, the open chat, the notice, the buttons, and the
-    sidebar (a turn brings its own refresh: one event per turn, not two)."""
+    """What a turn shows: the chat, the box, the open chat, the notice, and the sidebar (a turn
+    brings its own refresh: one event per turn, not two). Not Send and Stop: the page swaps
+    them itself (_TURN_STARTS, _TURN_ENDS)."""
     talk = layout.talk
-    conversation = layout.state.conversation_id
-    chat = [talk.chatbot, talk.message, conversation, talk.notice, talk.send_btn, talk.stop_btn]
+    chat = [talk.chatbot, talk.message, layout.state.conversation_id, talk.notice]
     return [*chat, *sidebar_outputs(layout)]
+
+
+# Stop replaces Send the moment a turn is sent, and Send comes back when its event ends, on the
+# page (chat_keys.js): at once for the person even when a burst of turns keeps the server
+# busy, and without an update that costs the server a rebuild of both buttons twice a turn.
+# The values pass through: the handler gets what the page sent.
+_TURN_STARTS = "(...values) => { window.hearthTurnStarts(); return values; }"
+_TURN_ENDS = "() => { window.hearthTurnEnds(); }"
 
 
 def wire(layout: ChatLayout, handlers: ChatHandlers, demo: gr.Blocks, turns_at_once: int) -> None:
@@ -96,14 +104,19 @@ def wire(layout: ChatLayout, handlers: ChatHandlers, demo: gr.Blocks, turns_at_o
 
 def _wire_turns(layout: ChatLayout, handlers: ChatHandlers, turns: dict[str, Any]) -> None:
     talk, inputs, outputs = layout.talk, turn_inputs(layout), turn_outputs(layout)
+    turns = {**turns, "js": _TURN_STARTS}
     send = guarded(handlers.send)
-    talk.send_btn.click(send, inputs, outputs, api_name="chat_send", **turns)
-    talk.message.submit(send, inputs, outputs, api_name="chat_send", **turns)
-    talk.chatbot.retry(
-        guarded(handlers.regenerate), inputs, outputs, api_name="chat_regenerate", **turns
-    )
-    edit = guarded(handlers.edit)
-    talk.chatbot.edit(edit, inputs[1:], outputs, api_name="chat_edit", **turns)
+    for event in (
+        talk.send_btn.click(send, inputs, outputs, api_name="chat_send", **turns),
+        talk.message.submit(send, inputs, outputs, api_name="chat_send", **turns),
+        talk.chatbot.retry(
+            guarded(handlers.regenerate), inputs, outputs, api_name="chat_regenerate", **turns
+        ),
+        talk.chatbot.edit(
+            guarded(handlers.edit), inputs[1:], outputs, api_name="chat_edit", **turns
+        ),
+    ):
+        event.then(None, None, None, js=_TURN_ENDS)
     talk.stop_btn.click(
         guarded(handlers.stop), None, None, api_name="chat_stop", concurrency_limit=None, **PRIVATE
     )
