@@ -67,3 +67,17 @@ def test_rename_and_delete_from_the_sidebar(admin_page):
     page.get_by_role("button", name="Yes, delete it").click()
     page.locator(".conv-title", has_text="Rivers of the world").wait_for(state="detached")
     assert page.locator("#chatbot .message").count() == 0
+
+
+def test_the_chat_opened_from_the_sidebar_is_the_card_marked(admin_page):
+    page = admin_page
+    _ask_and_wait(page, "Name a mountain in Chile.")
+    page.locator("#new-chat").click()
+    page.locator("#chatbot .message").first.wait_for(state="detached")
+    _ask_and_wait(page, "Name a lake in Peru.")
+    selected = page.locator(".conv-card.selected .conv-title")
+    selected.filter(has_text="Name a lake in Peru.").wait_for()  # the new chat, as it ends
+    page.locator(".conv-title", has_text="Name a mountain in Chile.").click()
+    page.locator("#chatbot .message.user", has_text="mountain in Chile").wait_for()
+    selected.filter(has_text="Name a mountain in Chile.").wait_for()
+    assert selected.count() == 1

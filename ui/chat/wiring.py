@@ -143,7 +143,7 @@ def _wire_sidebar(layout: ChatLayout, handlers: ChatHandlers, refresh: dict[str,
         opened,
         api_name="chat_open",
         **PRIVATE,
-    )
+    ).success(**refresh)  # the card of the chat now open is the one marked
     sidebar.search_box.submit(
         guarded(handlers.search),
         [sidebar.search_box],
@@ -157,7 +157,7 @@ def _wire_sidebar(layout: ChatLayout, handlers: ChatHandlers, refresh: dict[str,
         [*opened, state.position],
         api_name="chat_open_hit",
         **PRIVATE,
-    ).then(None, [state.position], None, js=_SCROLL_TO_MESSAGE)
+    ).success(**refresh).then(None, [state.position], None, js=_SCROLL_TO_MESSAGE)
     pager = [state.page_no, state.conversation_id]
     for button, handler, name in (
         (sidebar.prev_btn, handlers.newer, "chat_newer"),
