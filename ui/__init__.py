@@ -58,6 +58,9 @@ def launch_options(services: Services) -> dict[str, object]:
         "theme": theme(),
         "css": css,
         "head": f"<script>{keys}</script>",
+        # Gradio's own "Use via API" and "Built with Gradio" links are not Hearth's: its API is
+        # the API tab (/v1) and /chat, documented in README.
+        "footer_links": [],
         "app_kwargs": app_kwargs,
     }
 

@@ -212,7 +212,7 @@ def decide(
         reasons += usage_lines(machine, loaded)
     decision = Decision(
         request.model, verdict, policy, ctx, kv, estimate, judged.placement, judged.speed,
-        budget.vram, budget.ram, tuple(reasons), evicts=evicts,
+        budget.vram, budget.ram, tuple(reasons), evicts=evicts, summary=judged.note,
     )  # fmt: skip
     if suggest and verdict != "admit":
         found = suggestions(request, machine, loaded, reserved, settings, verdict, learned)

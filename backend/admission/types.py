@@ -111,18 +111,31 @@ class Decision:
     evicts: tuple[str, ...] = ()  # loaded models Ollama would unload to make room
     already_loaded: bool = False
     host: str = ""  # the engine of a pool this decision is about ("" on a single engine)
+    summary: str = ""  # the one sentence of reasons that decided the verdict
 
     @property
     def admitted(self) -> bool:
         return self.verdict != "refuse"
 
     def message(self) -> str:
-        head = {"admit": "Admitted", "warn": "Admitted with a warning", "refuse": "Refused"}
-        where = f" on {self.host}" if self.host else ""
-        lines = [f"{head[self.verdict]}: {self.model} at num_ctx {self.num_ctx}{where}.",
-                 *self.reasons]  # fmt: skip
+        lines = [self._headline(), *self.reasons]
         lines += [f"Instead: {s.describe()}" for s in self.suggestions]
         return "\n".join(lines)
+
+    def brief(self) -> str:
+        """The verdict and why, without the numbers of a load that goes ahead: the chat's
+        notice, where message()'s every line would push the message box off the screen."""
+        if self.verdict == "refuse" or not self.summary:
+            return self.message()
+        lines = [self._headline(), self.summary]
+        if self.evicts:
+            lines.append(f"To make room the engine would unload {', '.join(self.evicts)}.")
+        return "\n".join(lines)
+
+    def _headline(self) -> str:
+        head = {"admit": "Admitted", "warn": "Admitted with a warning", "refuse": "Refused"}
+        where = f" on {self.host}" if self.host else ""
+        return f"{head[self.verdict]}: {self.model} at num_ctx {self.num_ctx}{where}."
 
 
 @dataclass(frozen=True)

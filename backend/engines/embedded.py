@@ -266,7 +266,7 @@ class EmbeddedEngine:
                 stop=list(options.stop) or None,
             )
         except ValueError as exc:  # e.g. prompt longer than the context
-            raise EngineError(str(exc)) from exc
+            raise EngineError(_generation_error(exc)) from exc
         try:
             for chunk in stream:
                 choice = chunk["choices"][0]
@@ -281,7 +281,7 @@ class EmbeddedEngine:
                     done_reason = "cancelled"
                     break
         except ValueError as exc:
-            raise EngineError(f"llama.cpp failed while generating: {exc}") from exc
+            raise EngineError(_generation_error(exc)) from exc
         finally:
             stream.close()
         yield _stats(llama, done_reason, ttft_ms, started, load_ms)
@@ -337,4 +337,21 @@ def _stats(
         tokens_per_s=perf.n_eval / eval_s if eval_s > 0 else None,
         total_ms=_ms_since(started),
         load_ms=load_ms,
+    )
+
+
+# llama-cpp-python's words when a prompt and its reply budget do not fit the context.
+_OVER_CONTEXT = re.compile(r"Requested tokens \((\d+)\) exceed context window of (\d+)")
+
+
+def _generation_error(exc: ValueError) -> str:
+    """llama.cpp's refusal as a sentence that says what to do; other failures as they came."""
+    found = _OVER_CONTEXT.search(str(exc))
+    if found is None:
+        return f"llama.cpp failed while generating: {exc}"
+    tokens, context = (int(group) for group in found.groups())
+    return (
+        f"This chat's prompt is {tokens:,} tokens, more than the model's context of "
+        f"{context:,} tokens. Shorten the question (edit it and send it again), or choose a "
+        "longer context length in Generation settings."
     )

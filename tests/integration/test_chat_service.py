@@ -97,7 +97,8 @@ def test_engine_failure_is_saved_as_an_error_reply(chat, store, alice):
     events = list(chat.send(alice, None, "word " * 600, settings))
     reply = events[-1].reply
     assert reply.status == "error"
-    assert "exceed context window of 256" in reply.error
+    assert "more than the model's context of 256 tokens" in reply.error
+    assert "Generation settings" in reply.error  # says what to do about it
     assert [m.role for m in store.messages(alice.id, reply.conversation_id)] == [
         "user",
         "assistant",

@@ -87,6 +87,23 @@ def test_partial_offload_warning_gives_the_expected_speed() -> None:
     assert any(f"{decision.tokens_per_s_bound:.1f} tokens/s" in r for r in decision.reasons)
 
 
+def test_the_brief_of_a_warning_is_its_verdict_and_why_and_a_refusal_keeps_its_numbers() -> None:
+    """What the chat tab shows: two lines for a load that goes ahead, every number otherwise."""
+    balanced = AdmissionSettings(policy="balanced")
+    warned = decide(request(), MACHINES["cpu only"], [], [], balanced)
+    assert warned.brief().splitlines() == [
+        "Admitted with a warning: llama3.1:8b at num_ctx 4096.",
+        warned.summary,
+    ]
+    assert warned.summary.startswith("It runs on the CPU only") and "tokens/s" in warned.summary
+    assert len(warned.message().splitlines()) > 2
+    refused = decide(request(), MACHINES["not at all"], [], [], balanced)
+    assert refused.brief() == refused.message()
+    loaded = [LoadedModel("qwen2.5:14b", 12 * GIB, 12 * GIB, 4096, "2030-01-01T00:00:00+00:00")]
+    evicting = decide(request(num_ctx=32768), gpu_box(6), loaded, [], AdmissionSettings("strict"))
+    assert evicting.brief().splitlines()[2] == "To make room the engine would unload qwen2.5:14b."
+
+
 def test_refusal_says_what_it_needs_and_what_is_free() -> None:
     decision = decide(request(), MACHINES["not at all"], [], [], AdmissionSettings(margin=256))
     text = decision.message()

@@ -208,7 +208,7 @@ def test_search_finds_only_the_users_own_messages(services, handlers):
     assert isinstance(found, SearchResults)
     assert [conversation for conversation, _ in found.refs] == [mine]
     assert found.hits["visible"] is True
-    assert found.note == "1 match(es) for “treasure”"
+    assert found.note == "1 match for “treasure”"
 
 
 def test_an_empty_search_hides_the_results(handlers):
@@ -428,7 +428,7 @@ def test_editing_an_earlier_question_is_refused_and_the_chat_kept(handlers):
 
 def test_advice_is_empty_without_a_model_and_no_refusal_for_the_bundled_one(handlers):
     assert handlers.advise("", 2048, ALICE) == ""
-    assert not handlers.advise(MODEL, 2048, ALICE).startswith("⛔")  # 135M fits any test box
+    assert not handlers.advise(MODEL, 2048, ALICE).startswith("✖")  # 135M fits any test box
 
 
 def test_advice_names_a_context_length_out_of_range(handlers):

@@ -51,4 +51,4 @@ def test_an_interrupted_reply_is_marked_with_its_reason_under_its_text():
                     "Hearth was shut down before this reply was finished.")  # fmt: skip
     shown = reply_markdown(reply)
     assert shown.startswith("w0 w1 w2")
-    assert "⏸ Interrupted: Hearth was shut down before this reply was finished." in shown
+    assert "‖ Interrupted: Hearth was shut down before this reply was finished." in shown

@@ -103,7 +103,7 @@ def listing(config: EngineConfig, user: User, picked: Any = None) -> tuple[Any, 
     names = [r.name for r in rows]
     shown = {"value": picked if picked in names else None} if picked is not False else {}
     return (engine_rows(rows), gr.update(choices=names, **shown),
-            f"Engines {inline_markdown(config.source())}.")  # fmt: skip
+            f"Engines: {inline_markdown(config.source())}.")  # fmt: skip
 
 
 def changed(config: EngineConfig, user: User, sentence: str, picked: Any) -> tuple[Any, ...]:

@@ -112,7 +112,8 @@ class ChatHandlers:
         query = check_text("The search", query, MAX_QUERY_CHARS)
         found = self._services.conversations.search(user, query)
         refs = [(h.conversation_id, h.message_id) for h in found]
-        note = f"{len(found)} match(es) for “{safe_markdown(query)}”" if query.strip() else ""
+        count = f"{len(found)} match" + ("" if len(found) == 1 else "es")
+        note = f"{count} for “{safe_markdown(query)}”" if query.strip() else ""
         hits = gr.update(samples=[[search_card(h)] for h in found], visible=bool(query.strip()))
         return SearchResults(hits, refs, note)
 

@@ -10,7 +10,9 @@ from backend.services import Conversation, Message, SearchHit
 from backend.units import format_ms
 from ui.common import inline_markdown, safe_markdown
 
-STATUS_MARKERS = {"stopped": "⏹ Stopped", "error": "⚠ Failed", "interrupted": "⏸ Interrupted"}
+# Signs every desktop's fonts have (DejaVu, Arial, Segoe UI), as the notices' ℹ ⚠ ✖ ◷: the
+# emoji ⏹ ⏸ ⏳ ⛔ showed as empty boxes in a browser without an emoji font.
+STATUS_MARKERS = {"stopped": "■ Stopped", "error": "⚠ Failed", "interrupted": "‖ Interrupted"}
 
 
 def stats_line(message: Message) -> str:

@@ -79,10 +79,10 @@ def stream_turn(services, kind, text, current, history, raw_settings, request, c
             yield shown, box, current, notice_lines("ℹ", LEFT_LINE), *SIDEBAR_KEPT
     except TurnRefused as exc:  # say so now rather than fail in the middle of the reply
         gr.Warning("This model cannot be loaded at this context length now.")
-        yield _refused(current, notice_lines("⛔", str(exc)))
+        yield _refused(current, notice_lines("✖", str(exc)))
     except (LineBusy, LimitReached) as exc:
         gr.Warning(html.escape(str(exc)))
-        yield _refused(current, notice_lines("⏳", str(exc)))
+        yield _refused(current, notice_lines("◷", str(exc)))
     except USER_ERRORS as exc:
         gr.Warning(html.escape(str(exc)))
         yield _refused(current, notice_lines("⚠", str(exc)))
@@ -127,7 +127,7 @@ class _TurnView:
 
     def update(self, event: object) -> tuple:
         if isinstance(event, TurnWaiting):
-            self.notice = notice_lines("⏳", event.describe())
+            self.notice = notice_lines("◷", event.describe())
             if self.question_shown:  # the page shows it already: only the place changes
                 return gr.skip(), gr.skip(), gr.skip(), self._notice()
         elif isinstance(event, TurnStarted):
@@ -180,8 +180,8 @@ def model_advice(services: Services, user, model: object, num_ctx: object) -> tu
     decision = services.models.chat.chat_model_check(user, name, ctx)
     if decision is None or decision.verdict == "admit":
         return "", False
-    icon = "⛔" if decision.verdict == "refuse" else "ℹ"
-    return notice_lines(icon, decision.message()), decision.verdict == "refuse"
+    icon = "✖" if decision.verdict == "refuse" else "ℹ"
+    return notice_lines(icon, decision.brief()), decision.verdict == "refuse"
 
 
 def register_api(services: Services) -> None:

@@ -44,9 +44,11 @@ def _kv(rows: Sequence[tuple[str, str]]) -> str:
     return f'<div class="hh-kv">{cells}</div>'
 
 
-def _card(title: str, body: str, sub: str = "") -> str:
+def _card(title: str, body: str, sub: str = "", *, wide: bool = False) -> str:
+    """A card of the grid; a wide one (an engine's, with its table of models) takes two."""
     sub_html = f'<div class="hh-sub">{escape(sub)}</div>' if sub else ""
-    return f'<div class="hh-card"><h3>{escape(title)}</h3>{sub_html}{body}</div>'
+    css = "hh-card hh-wide" if wide else "hh-card"
+    return f'<div class="{css}"><h3>{escape(title)}</h3>{sub_html}{body}</div>'
 
 
 def gpu_card(gpu: GpuInfo, snapshot: HardwareSnapshot) -> str:
@@ -150,7 +152,7 @@ def engine_card(status: EngineStatus | str, loaded: Sequence[LoadedModel] | str)
         body += html_table(headers, rows, css_class=TABLE)
     else:
         body += '<p class="hh-sub">No model is loaded.</p>'
-    return _card(title, body)
+    return _card(title, body, wide=True)
 
 
 def local_gpus(snapshot: HardwareSnapshot | None) -> str:
@@ -187,7 +189,7 @@ def pool_engine_card(card: EngineCard, snapshot: HardwareSnapshot | None = None)
         body += html_table(("Loaded model", "Size", "On GPU", "Context"), loaded, css_class=TABLE)
     elif card.up:
         body += '<p class="hh-sub">No model is loaded.</p>'
-    return _card(title, body)
+    return _card(title, body, wide=True)
 
 
 def pool_engine_cards(cards: Sequence[EngineCard], snapshot: HardwareSnapshot | None = None) -> str:
