@@ -24,8 +24,11 @@ from typing import Any
 
 import gradio as gr
 from gradio.components import _Keywords
+from gradio.utils import deep_hash
 from starlette.requests import Request
 from starlette.responses import JSONResponse
+
+from ui.gradio_sessions import LazySessionState
 
 log = logging.getLogger("hearth.ui")
 
@@ -143,6 +146,15 @@ class HearthBlocks(gr.Blocks):
         for index in skipped:
             output[index] = dict(SKIP)  # what Gradio itself sends for a skip, without the rebuild
         return output
+
+    def get_state_ids_to_track(self, block_fn: Any, state: Any) -> tuple[list[int], list]:
+        """The States among an event's outputs that a "change" listener watches, with their
+        values' hashes. Gradio looks through every event of the UI for each output of every
+        update (a streamed reply's too); a Hearth session knows the watched ones already."""
+        if not isinstance(state, LazySessionState):
+            return super().get_state_ids_to_track(block_fn, state)
+        ids = [b._id for b in block_fn.outputs if b.stateful and b._id in state.change_watched]
+        return ids, [deep_hash(state[block_id]) for block_id in ids]
 
     async def process_api(self, block_fn: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
         # What fails outside our handlers and outside reading the values: Gradio building an

@@ -54,6 +54,13 @@ class LazySessionState(SessionState):
         self.blocks_config.blocks = MappingProxyType(blocks.default_config.blocks)  # type: ignore[assignment]
         self.blocks_config.fns = MappingProxyType(blocks.default_config.fns)  # type: ignore[assignment]
         self._expiring = False  # a State with a time to live was set
+        # The components some event listens to for "change": fixed with the UI's events.
+        self.change_watched = frozenset(
+            block_id
+            for fn in blocks.default_config.fns.values()
+            for block_id, event in fn.targets
+            if event == "change"
+        )
 
     def __setitem__(self, key: int, value: Any) -> None:
         block = self.blocks_config.blocks.get(key)

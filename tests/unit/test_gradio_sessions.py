@@ -147,3 +147,37 @@ def test_only_sessions_whose_values_can_expire_are_walked_every_second() -> None
     assert [block for block, _, _ in short_lived.state_components] == [short]
     open_tab.is_closed = True  # Gradio's hour for a closed tab's values applies
     assert [(block, expired) for block, _, expired in open_tab.state_components] == [(kept, False)]
+
+
+def _tracked_both_ways(demo: gr.Blocks, make_state) -> None:
+    """For every event of `demo`, Hearth's answer on a lazy session is Gradio's own on an
+    eager one, both holding the same values."""
+    eager, lazy = SessionState(demo), LazySessionState(demo)
+    for state in (eager, lazy):
+        make_state(state)
+    for fn in demo.fns.values():
+        expected = gr.Blocks.get_state_ids_to_track(demo, fn, eager)
+        assert demo.get_state_ids_to_track(fn, lazy) == expected, fn.api_name
+
+
+def test_the_states_a_change_listener_watches_are_gradios_own(demo: gr.Blocks) -> None:
+    """Hearth's UI, and a small one whose State has a .change listener (so some are tracked)."""
+    _tracked_both_ways(demo, lambda state: None)
+    from ui.errors import HearthBlocks
+
+    with HearthBlocks() as small:
+        count, other = gr.State(1), gr.State("x")
+        shown = gr.Number()
+        button = gr.Button()
+        button.click(lambda n: (n + 1, "y"), count, [count, other], api_name="bump")
+        count.change(lambda n: n, count, shown)
+
+    def fill(state: SessionState) -> None:
+        state[count._id], state[other._id] = 5, "z"
+
+    _tracked_both_ways(small, fill)
+    bump = next(fn for fn in small.fns.values() if fn.api_name == "bump")
+    lazy = LazySessionState(small)
+    fill(lazy)
+    ids, hashes = small.get_state_ids_to_track(bump, lazy)
+    assert ids == [count._id] and len(hashes) == 1  # watched; `other` has no listener
