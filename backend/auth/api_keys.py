@@ -72,6 +72,12 @@ def _stale(last_used_at: str | None) -> bool:
     return age.total_seconds() >= TOUCH_EVERY_S
 
 
+def _sent(value: object) -> str:
+    """A value a caller sent, as an audit row and a message name it: cut short, with a lone
+    surrogate escaped (SQLite cannot store one; the page refuses them, a direct call may not)."""
+    return cut(str(value).encode("utf-8", "backslashreplace").decode("utf-8"))
+
+
 def key_hash(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
@@ -105,7 +111,7 @@ class ApiKeys:
             if not self.role_access().get(user.role, True):
                 raise PermissionDenied(f"API access is switched off for role {user.role}.")
         except (AccountError, PermissionDenied) as refused:
-            self._audit(user, "api_key.create", cut(str(name)), "refused", str(refused))
+            self._audit(user, "api_key.create", _sent(name), "refused", str(refused))
             raise
         for _ in range(3):  # a clash of 48 random bits: practically never; try again if so
             secret = KEY_PREFIX + secrets.token_urlsafe(32)
@@ -140,8 +146,8 @@ class ApiKeys:
         record = self._find(key_id)
         if record is None or (record.user_id != user.id and not user.is_admin):
             # Another person's key looks exactly like a missing one.
-            self._audit(user, "api_key.revoke", cut(str(key_id)), "refused", "no such key")
-            raise AccountError(f"There is no API key {cut(str(key_id))!r} of yours.")
+            self._audit(user, "api_key.revoke", _sent(key_id), "refused", "no such key")
+            raise AccountError(f"There is no API key {_sent(key_id)!r} of yours.")
         revoked = self._store.revoke_api_key(record.id)
         self._audit(user, "api_key.revoke", record.prefix, "ok",
                     f"name={record.name}; owner={record.user}")  # fmt: skip

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import Browser, Page
+from playwright.sync_api import Browser, Page, expect
 
 from backend.store.database import Store
 from tests.support.app_process import AppProcess
@@ -117,3 +117,30 @@ def test_staff_does_not_see_the_admin_tab(staff_page: Page) -> None:
     assert page.get_by_role("tab", name="Chat").is_visible()
     assert page.get_by_role("tab", name="Admin").count() == 0
     assert page.locator("#users-table").is_hidden()
+
+
+def test_the_pickers_have_their_choices_on_first_view(
+    admin_page: Page, app_server: AppProcess
+) -> None:
+    with Store(app_server.data_dir / "hearth.db") as store:
+        store.set_limits(role="staff", values={"requests_per_minute": 600}, updated_by="test")
+    try:
+        page = admin_page
+        page.reload()  # the panel's load reads the limit just set
+        page.locator("#chat-pages", has_text="chats").wait_for()
+        open_admin_tab(page)
+        picker = page.locator("#manage-user input")
+        assert picker.input_value() == "", "nobody is picked: changing a user is deliberate"
+        picker.click()
+        names = page.locator("ul[role=listbox] [role=option]").all_inner_texts()
+        assert {"admin", "staff"} <= {n.strip() for n in names}
+        page.get_by_role("option", name="admin", exact=True).click()
+        page.locator("#manage-role input[value=admin]:checked").wait_for()  # their role shows
+
+        page.get_by_text("Limits and quotas").first.click()
+        assert page.locator("#limits-for input").input_value() == "Role: staff"
+        expect(page.locator("#limits-requests_per_minute textarea")).to_have_value("600")
+        expect(page.locator("#limits-reply_tokens_per_day textarea")).to_have_value("")
+    finally:
+        with Store(app_server.data_dir / "hearth.db") as store:
+            store.set_limits(role="staff", values={}, updated_by="test")

@@ -90,8 +90,21 @@ def pick(page, selector: str, value: str) -> None:
     box.press("Enter")
 
 
+def load_pick(page) -> str:
+    return page.locator("#load-model input").input_value()
+
+
+def wait_for_load_pick(page, name: str) -> None:
+    page.wait_for_function(
+        "n => document.querySelector('#load-model input')?.value === n", arg=name
+    )
+
+
 def test_admin_pulls_loads_and_unloads_a_model(browser, app, server) -> None:
     page = models_tab(browser, app, "admin", ADMIN_PASSWORD)
+    first = sorted(server.installed_names())
+    page.wait_for_function("() => !!document.querySelector('#load-model input')?.value")
+    assert load_pick(page) in first, "the Load picker shows an installed model at first view"
     page.locator("#pull-tag textarea").fill(PULLED)
     page.locator("#pull-btn").click()
     bar = page.locator("#pull-progress .mm-pull")
@@ -111,8 +124,8 @@ def test_admin_pulls_loads_and_unloads_a_model(browser, app, server) -> None:
     assert f"✓ {PULLED} pulled" in bar.inner_text()
     page.locator("#models-installed", has_text=PULLED).wait_for()
     assert PULLED in server.installed_names()
+    wait_for_load_pick(page, PULLED)  # the model just pulled, ready to load
 
-    pick(page, "#load-model", PULLED)
     page.locator("#load-btn").click()
     decision = page.locator("#load-decision .mm-decision")
     decision.wait_for()
@@ -136,6 +149,12 @@ def test_admin_pulls_loads_and_unloads_a_model(browser, app, server) -> None:
         "t => !document.querySelector('#models-installed').innerText.includes(t)", arg=PULLED
     )
     assert PULLED not in server.installed_names()
+    page.wait_for_function(
+        "t => { const v = document.querySelector('#load-model input')?.value;"
+        " return !!v && v !== t; }",
+        arg=PULLED,
+    )
+    assert load_pick(page) in server.installed_names(), "a deleted model leaves the picker"
     page.context.close()
 
 

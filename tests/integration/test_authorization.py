@@ -57,7 +57,9 @@ ENDPOINTS: dict[str, str] = {
     # Models tab (ui/models/): everyone sees the catalog and fit; admins change models.
     "models_tab_load": SIGNED_IN,
     **{f"models_catalog{s}": SIGNED_IN for s in ("", "_1", "_2", "_3", "_4", "_5", "_6", "_7")},
-    **{f"models_refresh{suffix}": SIGNED_IN for suffix in ("", "_1", "_2", "_3", "_4", "_5", "_6")},
+    **{f"models_refresh{suffix}": SIGNED_IN for suffix in ("", "_1", "_2", "_3", "_4")},
+    "models_pulled": SIGNED_IN,  # the lists after a pull (button), picking the model pulled
+    "models_pulled_1": SIGNED_IN,  # (Enter)
     "models_select": SIGNED_IN,
     "models_check": SIGNED_IN,  # what admission would say; loads nothing
     "models_cancel_pull": SIGNED_IN,  # only the caller's own session's pull
@@ -102,6 +104,7 @@ ENDPOINTS: dict[str, str] = {
     # Admin tab (ui/admin.py): the load shows the tab (and its data) to admins only.
     "admin_tab_load": SIGNED_IN,
     "admin_add_user": ADMIN,
+    "admin_pick_user": ADMIN,  # the picked user's role, for the Role choice
     "admin_set_role": ADMIN,
     "admin_disable_user": ADMIN,
     "admin_enable_user": ADMIN,

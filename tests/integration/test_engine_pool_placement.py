@@ -254,7 +254,7 @@ def test_the_models_tab_picks_the_host_and_says_where_a_load_went(mixed_pool, tm
     assert "GPU memory not known" in taken.machine_html and "vLLM" in taken.machine_html
     with pytest.raises(ModelInputError, match="Host must be one of the engines"):
         handlers.catalog(admin, 4096, "f16", ANY_FAMILY, ANY_SIZE, False, ["b"])
-    html, tag = handlers.select(admin, 0, page.tags, 4096, "f16", "a")
+    html, tag, _ = handlers.select(admin, 0, page.tags, 4096, "f16", "a")
     assert tag == page.tags[0] and "estimate on host a" in html
     outcome = handlers.load(admin, BUNDLED_NAME, CTX, False)
     assert not outcome.refused and outcome.notice == f"{BUNDLED_NAME} is loaded on b."

@@ -14,6 +14,7 @@ from backend.services import Services
 from backend.settings import Settings
 from tests.support.ui_services import StubRequest
 from ui.admin.handlers import AdminHandlers, AuditQuery, audit_query
+from ui.admin.limits_panel import FIRST_TARGET, fields_for
 
 ADMIN, STAFF = StubRequest("root"), StubRequest("sam")
 EVERYTHING = AuditQuery()
@@ -48,6 +49,7 @@ def _refusals(services: Services, action: str) -> list[tuple[str, str]]:
         (lambda h, r: h.set_password(r, "root", "new-pass-123", EVERYTHING), "user.passwd",
          "root"),
         (lambda h, r: h.audit_page(r, EVERYTHING), "audit.read", ""),
+        (lambda h, r: h.user_role(r, "sam"), "user.list", "sam"),
         (lambda h, r: h.export_audit(r, AuditFilter()), "audit.export", ""),
     ],
 )  # fmt: skip
@@ -187,3 +189,49 @@ def test_export_writes_the_filtered_log_and_is_audited(
     assert [(r[1], r[3]) for r in rows[1:]] == [("root", "carol"), ("cli", "sam"), ("cli", "root")]
     [entry] = services.store.list_audit(action="audit.export")
     assert (entry.actor, entry.detail) == ("root", "3 entries; action=user.add")
+
+
+# -- the pickers: "Change a user" and the limits' "For" ---------------------------------------
+
+
+def test_picking_a_user_shows_their_role_and_nobody_picked_leaves_it(
+    handlers: AdminHandlers,
+) -> None:
+    assert handlers.user_role(ADMIN, "sam") == "staff"
+    assert handlers.user_role(ADMIN, " ROOT ") == "admin"
+    assert handlers.user_role(ADMIN, None) is None
+    assert handlers.user_role(ADMIN, "") is None
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [("nobody", "There is no user 'nobody'"), ("\ud800", "There is no user '\\ud800'"),
+     ("x" * 100_000, "There is no user '" + "x" * 60 + "'"),
+     ("sam\x00", "There is no user 'sam\\x00'"), (10**30, "of type int"),
+     (["sam"], "of type list"), ({"name": "sam"}, "of type dict"),
+     (float("inf"), "of type float")],
+)  # fmt: skip
+def test_a_picked_value_that_is_no_user_is_named_and_changes_nothing(
+    services: Services, handlers: AdminHandlers, value: object, shown: str
+) -> None:
+    users_before, audit_before = services.store.list_users(), services.store.list_audit()
+    with pytest.raises(ValueError) as raised:
+        handlers.user_role(ADMIN, value)
+    assert shown in str(raised.value) and "from the list" in str(raised.value)
+    assert services.store.list_users() == users_before
+    assert services.store.list_audit() == audit_before
+
+
+def test_limits_for_starts_on_the_staff_role_with_what_is_set_for_it(services: Services) -> None:
+    root = services.auth.resolve("root")
+    assert FIRST_TARGET == "role:staff"
+    assert fields_for(services.limits.table(root), FIRST_TARGET) == ("", "", "")
+    services.limits.set_for(root, "role:staff", {"reply_tokens_per_day": "20,000"})
+    services.limits.set_for(root, "user:sam", {"turns_in_flight": "2"})
+    records = services.limits.table(root)
+    assert fields_for(records, FIRST_TARGET) == ("", "", "20000")
+    assert fields_for(records, "user:SAM") == ("2", "", "")
+    assert fields_for(records, "role:admin") == ("", "", "")
+    for hostile in (None, "", 5, ["role:staff"]):
+        with pytest.raises(AccountError, match="Pick a role or a user"):
+            fields_for(records, hostile)

@@ -130,6 +130,20 @@ class AdminHandlers:
         self.services.users.set_password(admin, _chosen(name), _text(password))
         return Done(self.view(admin, query), f"Password set for '{name}'.")
 
+    def user_role(self, request: Caller | None, name: Any) -> str | None:
+        """The picked user's role, for the Role choice to start from (None: nobody is picked,
+        the choice stays as it is). A name that is not a user's is a sentence naming it."""
+        admin = self.admin(request, "list users", "user.list", name)
+        if name is None or name == "":
+            return None
+        if not isinstance(name, str):
+            kind = type(name).__name__
+            raise ValueError(f"Pick a user from the list, by name (got a value of type {kind}).")
+        for record in self.services.users.list_users(admin):
+            if record.name.lower() == name.strip().lower():
+                return record.role
+        raise ValueError(f"There is no user {name[:60]!r}; pick one from the list.")
+
     def audit_page(self, request: Caller | None, query: AuditQuery) -> AdminView:
         admin = self.admin(request, "read the audit log", "audit.read")
         return self.view(admin, query)

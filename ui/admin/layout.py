@@ -112,10 +112,13 @@ def _user_forms() -> UserForms:
                 )
                 add = gr.Button("Add user", variant="primary", elem_id="add-user")
             with gr.Accordion("Change a user", open=True):
-                who = gr.Dropdown(
-                    label="User", choices=[], allow_custom_value=True, elem_id="manage-user"
-                )
-                role = gr.Radio(list(ROLES), value="staff", label="Role")
+                # Nobody is picked at first: each button here changes an account, and a name
+                # chosen for the admin (the first user is often themself) invites changing the
+                # wrong one. The choices arrive with the tab's load; picking shows their role.
+                who = gr.Dropdown(label="User", choices=[], value=None, allow_custom_value=True,
+                                  info="Pick whose account to change.",
+                                  elem_id="manage-user")  # fmt: skip
+                role = gr.Radio(list(ROLES), value="staff", label="Role", elem_id="manage-role")
                 with gr.Row():
                     set_role = gr.Button("Change role", elem_id="change-role")
                     disable = gr.Button("Disable", variant="stop", elem_id="disable-user")

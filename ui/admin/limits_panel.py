@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 HEADERS = ["For", *LABELS.values(), "Set by", "When (UTC)"]
 ROLE_TARGETS = [("Role: staff", "role:staff"), ("Role: admin", "role:admin")]
+FIRST_TARGET = ROLE_TARGETS[0][1]  # what "For" shows at first: the role most people have
 HELP = (
     "Turns in flight: a person's turns waiting or running at once. "
     "Requests per minute: turns accepted in the last 60 s. Reply tokens per day: until "
@@ -37,13 +38,26 @@ def limit_rows(records: list[Any]) -> list[list[Any]]:
     return rows
 
 
+def fields_for(records: list[Any], picked: object) -> tuple[str, str, str]:
+    """The three fields as set now for the picked role or user ("" where nothing is set)."""
+    kind, name = parse_target(picked)
+    for r in records:
+        if (kind == "role" and r.role == name) or (
+            kind == "user" and (r.user or "").lower() == name.lower()
+        ):
+            values = (r.turns_in_flight, r.requests_per_minute, r.reply_tokens_per_day)
+            turns, rate, tokens = ("" if v is None else str(v) for v in values)
+            return turns, rate, tokens
+    return "", "", ""
+
+
 def build(services: Services, demo: gr.Blocks) -> None:
     """The limits panel's components and events, inside whatever block the caller opened."""
     gr.Markdown(HELP)
     table = gr.Dataframe(headers=HEADERS, value=[], interactive=False, elem_id="limits-table")
     with gr.Row(equal_height=True):
-        target = gr.Dropdown(ROLE_TARGETS, value=None, label="For", allow_custom_value=True,
-                             elem_id="limits-for")  # fmt: skip
+        target = gr.Dropdown(ROLE_TARGETS, value=FIRST_TARGET, label="For",
+                             allow_custom_value=True, elem_id="limits-for")  # fmt: skip
         # Text, not gr.Number: a Number shows an unset value as 0, and 0 switches chat off.
         inputs = [
             gr.Textbox(label=label, value="", placeholder="no limit", elem_id=f"limits-{name}")
@@ -59,24 +73,20 @@ def build(services: Services, demo: gr.Blocks) -> None:
 
     @guarded
     def limits_panel_load(request: gr.Request):
+        """The table, "For" on the first role with its choices, and that role's values: a Save
+        straight away keeps what is set rather than clearing it."""
         user = acting_user(services, request)
         if not user.is_admin:  # the Admin tab is hidden from staff; show them nothing here
-            return [], gr.Dropdown(choices=[])
-        return limit_rows(services.limits.table(user)), gr.Dropdown(choices=choices(user))
+            return [], gr.Dropdown(choices=[]), "", "", ""
+        records = services.limits.table(user)
+        picker = gr.Dropdown(choices=choices(user), value=FIRST_TARGET)
+        return limit_rows(records), picker, *fields_for(records, FIRST_TARGET)
 
     @guarded
     def limits_pick(picked, request: gr.Request):
         """Fill the fields with what is set now for the picked role or user."""
         user = acting_user(services, request)
-        records = services.limits.table(user)
-        kind, name = parse_target(picked)
-        for r in records:
-            if (kind == "role" and r.role == name) or (
-                kind == "user" and (r.user or "").lower() == name.lower()
-            ):
-                values = (r.turns_in_flight, r.requests_per_minute, r.reply_tokens_per_day)
-                return tuple("" if v is None else str(v) for v in values)
-        return "", "", ""
+        return fields_for(services.limits.table(user), picked)
 
     @guarded
     def limits_save(picked, turns, rate, tokens, request: gr.Request):
@@ -87,7 +97,7 @@ def build(services: Services, demo: gr.Blocks) -> None:
         name = parse_target(picked)[1]
         return limit_rows(services.limits.table(user)), f"Saved for {name}: {_describe(values)}."
 
-    demo.load(limits_panel_load, None, [table, target], **PRIVATE)
+    demo.load(limits_panel_load, None, [table, target, *inputs], **PRIVATE)
     target.input(limits_pick, [target], inputs, **PRIVATE)
     save.click(limits_save, [target, *inputs], [table, status], **PRIVATE)
 

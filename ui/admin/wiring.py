@@ -16,7 +16,8 @@ from ui.common import PRIVATE, guarded
 
 
 def view_outputs(view: AdminView) -> tuple[Any, ...]:
-    """(users table, user picker, audit table, page label, page) as Gradio takes them."""
+    """(users table, user picker, audit table, page label, page) as Gradio takes them. The
+    picker gets its choices and keeps its value: nobody is picked for the admin (see layout)."""
     picker = gr.Dropdown(choices=view.user_names)
     return (view.user_rows, picker, view.audit_rows, view.page_label, view.page)
 
@@ -81,6 +82,12 @@ def _wire_users(handlers: AdminHandlers, view: AdminLayout) -> None:
         done = handlers.set_password(request, name, secret, query)
         return ("", *done_outputs(done))
 
+    @guarded
+    def admin_pick_user(name, request: gr.Request):
+        role = handlers.user_role(request, name)
+        return gr.skip() if role is None else role
+
+    users.who.input(admin_pick_user, [users.who], [users.role], **PRIVATE)
     forms = [users.new_name, users.new_password, users.new_role]
     users.add.click(add, [*forms, *query_inputs], [users.new_name, users.new_password, *outputs],
                     api_name="admin_add_user", **PRIVATE)  # fmt: skip

@@ -9,13 +9,13 @@ sentence naming it.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from backend.chat.validation import MIN_NUM_CTX, parse_int
 from backend.models_admin import AdmissionRefused, inputs
-from backend.services import EngineError
+from backend.services import EngineError, model_key
 from ui.common import Caller, CancelRegistry, acting_user, inline_markdown
 from ui.models.render import (
     ANY_FAMILY,
@@ -32,6 +32,7 @@ from ui.models.render import (
 )
 
 if TYPE_CHECKING:
+    from backend.auth import User
     from backend.services import Services
 
 PULL_UPDATE_EVERY_S = 0.1
@@ -69,6 +70,27 @@ class ModelLists:
     loaded_names: list[str]
     records_html: str
     note: str
+    picked: str | None  # the model the Load picker shows (None: nothing installed)
+
+
+def installed_as(value: object, names: Sequence[str]) -> str | None:
+    """The installed name `value` stands for (the engine's spelling: case and ":latest" as it
+    resolves names), or None when it is not installed or not a name at all."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    wanted = model_key(value)
+    return next((name for name in names if model_key(name) == wanted), None)
+
+
+def preselect(names: Sequence[str], wanted: Sequence[object]) -> str | None:
+    """What the Load picker shows: the first of `wanted` that is installed, else the first
+    installed model, else nothing. `wanted` is only a preference (what the picker showed, a
+    pulled tag): a value that is not installed is passed over, never an error."""
+    for value in wanted:
+        found = installed_as(value, names)
+        if found is not None:
+            return found
+    return names[0] if names else None
 
 
 @dataclass(frozen=True)
@@ -107,8 +129,9 @@ class ModelsHandlers:
         self.families = [ANY_FAMILY, *services.catalog.families()]
         self.pulls = CancelRegistry()  # each page session's pull in flight
 
-    def lists(self, request: Caller | None) -> ModelLists:
-        """Installed, loaded and records; an engine that is down shows its error, not a crash."""
+    def lists(self, request: Caller | None, *wanted: object) -> ModelLists:
+        """Installed, loaded and records; an engine that is down shows its error, not a crash.
+        The Load picker shows the first of `wanted` that is installed (see preselect)."""
         user = acting_user(self.services, request)
         note = ""
         try:
@@ -120,8 +143,10 @@ class ModelsHandlers:
             self.models.load_error_summaries(),
             self.models.learned_margin(),
         )
-        return ModelLists(installed_html(have), [m.name for m in have], loaded_html(running),
-                          [m.name for m in running], records, note)  # fmt: skip
+        names = [m.name for m in have]
+        return ModelLists(installed_html(have), names, loaded_html(running),
+                          [m.name for m in running], records, note,
+                          preselect(names, wanted))  # fmt: skip
 
     def tab_load(self, request: Caller | None) -> tuple[bool, ModelLists]:
         """Whether the admin controls are shown, and the lists."""
@@ -159,8 +184,9 @@ class ModelsHandlers:
         num_ctx: Any,
         kv_type: Any,
         host: Any = None,
-    ) -> tuple[str, str]:
-        """The estimate of the catalog row clicked (on the catalog's host), and its tag."""
+    ) -> tuple[str, str, str | None]:
+        """The estimate of the catalog row clicked (on the catalog's host), its tag (for Pull),
+        and its installed name when it is installed (for the Load picker), else None."""
         user = acting_user(self.services, request)
         if not isinstance(index, int) or not 0 <= index < len(shown or []):
             raise ValueError("Pick a row of the catalog.")
@@ -170,7 +196,15 @@ class ModelsHandlers:
         kv = inputs.kv_cache_type(kv_type)
         found = self.models.check(user, tag, context_length(num_ctx), kv, host_choice(host))
         where = f"host {found.host}" if found.host else "this machine"
-        return decision_html(found, f"{tag} — estimate on {where}"), tag
+        return decision_html(found, f"{tag} — estimate on {where}"), tag, self._installed(user, tag)
+
+    def _installed(self, user: User, tag: str) -> str | None:
+        """`tag`'s installed name, or None (not installed, or the engine cannot say now)."""
+        try:
+            names = [m.name for m in self.models.installed(user)]
+        except EngineError:
+            return None
+        return installed_as(tag, names)
 
     def pull(self, request: Session, tag: Any) -> Iterator[PullStep]:
         """The pull's progress; the session's Cancel stops it."""

@@ -1,7 +1,12 @@
 """The Models tab's events, all private, each through ModelsHandlers. The function names are the
 events' api_names (models_tab_load, models_catalog, models_select, models_refresh, models_pull,
-models_cancel_pull, models_check, models_delete_ask, models_delete, models_unload; the load
-buttons and Keep name theirs). Pulls and loads run two at a time at most; Cancel is never queued.
+models_pulled, models_cancel_pull, models_check, models_delete_ask, models_delete, models_unload;
+the load buttons and Keep name theirs). Pulls and loads run two at a time at most; Cancel is never
+queued.
+
+The Load picker always shows a model when one is installed: the tab's load picks the first; a
+refresh keeps what it showed while that is installed; a pull that ends picks the model pulled; a
+catalog row that is installed picks itself.
 
 Event functions take what Gradio sends, positionally (the request is injected only into a
 positional parameter annotated gr.Request); ModelsHandlers checks the values."""
@@ -24,7 +29,7 @@ def list_outputs(lists: ModelLists) -> tuple[Any, ...]:
     up = lists.loaded_names
     return (
         lists.installed_html,
-        gr.Dropdown(choices=lists.installed_names),
+        gr.Dropdown(choices=lists.installed_names, value=lists.picked),
         lists.loaded_html,
         gr.Dropdown(choices=up, value=up[0] if up else None),
         lists.records_html,
@@ -39,7 +44,7 @@ def catalog_outputs(page: CatalogPage) -> tuple[Any, ...]:
 
 def wire(handlers: ModelsHandlers, view: ModelsLayout, demo: gr.Blocks) -> None:
     after = _wire_catalog(handlers, view, demo)
-    _wire_pull(handlers, view, after)
+    _wire_pull(handlers, view)
     _wire_manage(handlers, view, after)
 
 
@@ -62,12 +67,13 @@ def _wire_catalog(handlers: ModelsHandlers, view: ModelsLayout, demo: gr.Blocks)
         return shown, shown, shown, host, *list_outputs(lists)
 
     @guarded
-    def models_refresh(request: gr.Request):
-        return list_outputs(handlers.lists(request))
+    def models_refresh(picked, request: gr.Request):
+        return list_outputs(handlers.lists(request, picked))
 
     @guarded
     def models_select(index, shown, num_ctx, kv_type, host, request: gr.Request):
-        return handlers.select(request, index, shown, num_ctx, kv_type, host)
+        html, tag, installed = handlers.select(request, index, shown, num_ctx, kv_type, host)
+        return html, tag, gr.skip() if installed is None else installed
 
     to_catalog = {"fn": models_catalog, "inputs": cat.inputs, "outputs": cat.outputs, **PRIVATE}
     loaded = [*view.admin_groups, cat.host, *view.list_outputs]
@@ -75,13 +81,22 @@ def _wire_catalog(handlers: ModelsHandlers, view: ModelsLayout, demo: gr.Blocks)
     for control in cat.inputs:
         control.change(**to_catalog)
     cat.table.click(models_select, [cat.table, cat.tags, cat.ctx, cat.kv, cat.host],
-                    [cat.detail, view.pull.tag], **PRIVATE)  # fmt: skip
-    view.refresh.click(models_refresh, None, view.list_outputs, **PRIVATE).then(**to_catalog)
-    return {"fn": models_refresh, "inputs": None, "outputs": view.list_outputs, **PRIVATE}
+                    [cat.detail, view.pull.tag, view.manage.pick], **PRIVATE)  # fmt: skip
+    picked = [view.manage.pick]
+    view.refresh.click(models_refresh, picked, view.list_outputs, **PRIVATE).then(**to_catalog)
+    return {"fn": models_refresh, "inputs": picked, "outputs": view.list_outputs, **PRIVATE}
 
 
-def _wire_pull(handlers: ModelsHandlers, view: ModelsLayout, after: dict[str, Any]) -> None:
+def _wire_pull(handlers: ModelsHandlers, view: ModelsLayout) -> None:
     pull = view.pull
+
+    @guarded
+    def models_pulled(tag, picked, request: gr.Request):
+        """The lists after a pull; the Load picker shows the model pulled once installed."""
+        return list_outputs(handlers.lists(request, tag, picked))
+
+    after = {"fn": models_pulled, "inputs": [pull.tag, view.manage.pick],
+             "outputs": view.list_outputs, **PRIVATE}  # fmt: skip
 
     @guarded
     def models_pull(tag, request: gr.Request, progress=gr.Progress()) -> Iterator[str]:  # noqa: B008
