@@ -1,6 +1,6 @@
 """Limits and quotas per role and per user, for the Admin tab (admins only; every change audited).
 
-Built by one line in ui/admin.py, like ui/admission_panel.py; its handlers check the role in
+Built by one line in ui/admin/__init__.py, like admission_panel.py; its handlers check the role in
 services.limits, whichever way they are called.
 """
 
