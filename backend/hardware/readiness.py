@@ -38,11 +38,12 @@ def readiness(snapshot: HardwareSnapshot) -> list[Check]:
         _os(snapshot),
     ]
     if not snapshot.has_gpu:
+        ram = format_both(snapshot.memory.total_bytes)
         checks.append(
             Check(
                 "CPU-only inference",
                 "warn",
-                f"{snapshot.cpu.logical_cores} CPU threads, {format_both(snapshot.memory.total_bytes)} RAM",
+                f"{snapshot.cpu.logical_cores} CPU threads, {ram} RAM",
                 "an NVIDIA GPU: CPU-only inference runs 7-8B models at about 1-2 tokens/s",
             )
         )
