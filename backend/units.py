@@ -5,6 +5,7 @@ from __future__ import annotations
 KIB = 1024
 MIB = 1024**2
 GIB = 1024**3
+GB = 1000**3  # the decimal gigabyte that GPUs, DIMMs, disks and product specs are sold in
 
 
 def format_size(value: float, *, precise: bool = False) -> str:
@@ -23,6 +24,27 @@ def format_bytes(value: float | None) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{value:.1f} TiB"
+
+
+def format_decimal(value: float) -> str:
+    """Bytes in the largest decimal unit below them: "25.3 GB", "512.0 MB", "2.0 TB"."""
+    for unit in ("B", "kB", "MB", "GB"):
+        if abs(value) < 1000:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} TB"
+
+
+def format_both(value: float) -> str:
+    """A measured amount in the binary units the page reads in, decimal beside it:
+    "23.5 GiB (25.3 GB)", so it compares with both the cards and a spec in GB."""
+    return f"{format_bytes(value)} ({format_decimal(value)})"
+
+
+def format_spec_gb(value: float) -> str:
+    """An amount a spec states in whole decimal GB, binary beside it: "16 GB (14.9 GiB)"."""
+    amount = f"{value / GB:.1f}".removesuffix(".0")
+    return f"{amount} GB ({format_bytes(value)})"
 
 
 def format_ms(value: float | None) -> str:

@@ -24,6 +24,11 @@ if TYPE_CHECKING:
 
 PERIODS = [("Last 7 days", 7), ("Last 30 days", 30), ("Last 90 days", 90), ("Last 365 days", 365)]
 EVERYONE = ("Everyone", "")
+# One date format for every tick of the day axis ("Fri Dec 27"): Vega-Lite's default mixes
+# "Fri 27" with "December" at a month boundary, and they collide. The weekday and month name are
+# long enough that Vega-Lite hides the 12:00 ticks it adds to a short period on a wide plot, which
+# would otherwise repeat the day's label.
+DAY_AXIS_FORMAT = "%a %b %-d"
 
 
 def day_frames(report: UsageReport) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -103,10 +108,11 @@ def layout() -> UsageLayout:
     # Plots start as None: a plot that starts from an empty DataFrame draws no lines later on.
     with gr.Row():
         requests_plot = gr.LinePlot(None, x="day", y="requests", title="Requests per day",
-                                    x_title="", height=240, elem_id="usage-requests")  # fmt: skip
+                                    x_title="", x_axis_format=DAY_AXIS_FORMAT, height=240,
+                                    elem_id="usage-requests")  # fmt: skip
         tokens_plot = gr.LinePlot(None, x="day", y="tokens", color="direction", x_title="",
-                                  title="Tokens per day", height=240,
-                                  elem_id="usage-tokens")  # fmt: skip
+                                  x_axis_format=DAY_AXIS_FORMAT, title="Tokens per day",
+                                  height=240, elem_id="usage-tokens")  # fmt: skip
     with gr.Row():
         users_plot = gr.BarPlot(None, x="user", y="reply tokens", sort="-y", y_lim=[0, None],
                                 visible=False, title="Top users (reply tokens)",

@@ -6,10 +6,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 from backend.hardware.monitor import HardwareSnapshot
+from backend.units import GB, format_both, format_spec_gb
 
 Status = Literal["pass", "warn", "fail"]
 
-GB = 1_000_000_000  # thresholds are in the decimal GB that cards and DIMMs are sold in
+# Thresholds are the product spec's, in the decimal GB that cards and DIMMs are sold in; the page
+# shows them and the readings in GiB too, as the Hardware cards do.
 MIN_VRAM_BYTES = 8 * GB
 MIN_RAM_BYTES = 16 * GB
 RECOMMENDED_RAM_BYTES = 32 * GB
@@ -25,10 +27,6 @@ class Check:
     requirement: str
 
 
-def gb(n_bytes: int) -> str:
-    return f"{n_bytes / GB:.1f} GB"
-
-
 def readiness(snapshot: HardwareSnapshot) -> list[Check]:
     """The checklist rows, in the order the page shows them."""
     checks = [
@@ -40,11 +38,12 @@ def readiness(snapshot: HardwareSnapshot) -> list[Check]:
         _os(snapshot),
     ]
     if not snapshot.has_gpu:
+        ram = format_both(snapshot.memory.total_bytes)
         checks.append(
             Check(
                 "CPU-only inference",
                 "warn",
-                f"{snapshot.cpu.logical_cores} CPU threads, {gb(snapshot.memory.total_bytes)} RAM",
+                f"{snapshot.cpu.logical_cores} CPU threads, {ram} RAM",
                 "an NVIDIA GPU: CPU-only inference runs 7-8B models at about 1-2 tokens/s",
             )
         )
@@ -69,11 +68,11 @@ def _driver(snapshot: HardwareSnapshot) -> Check:
 
 
 def _vram(snapshot: HardwareSnapshot) -> Check:
-    requirement = f">= {gb(MIN_VRAM_BYTES)} of GPU memory"
+    requirement = f">= {format_spec_gb(MIN_VRAM_BYTES)} of GPU memory"
     if not snapshot.has_gpu:
         return Check("GPU memory", "fail", "no GPU", requirement)
     total = snapshot.total_vram_bytes
-    measured = f"{gb(total)} on {len(snapshot.gpus)} GPU(s)"
+    measured = f"{format_both(total)} on {len(snapshot.gpus)} GPU(s)"
     if any(g.vram_total_bytes is None for g in snapshot.gpus):
         measured += " (some GPUs did not report memory)"
     return Check("GPU memory", "pass" if total >= MIN_VRAM_BYTES else "fail", measured, requirement)
@@ -81,25 +80,27 @@ def _vram(snapshot: HardwareSnapshot) -> Check:
 
 def _ram(snapshot: HardwareSnapshot) -> Check:
     total = snapshot.memory.total_bytes
-    requirement = f">= {gb(MIN_RAM_BYTES)} ({gb(RECOMMENDED_RAM_BYTES)} recommended)"
+    requirement = (
+        f">= {format_spec_gb(MIN_RAM_BYTES)}; {format_spec_gb(RECOMMENDED_RAM_BYTES)} recommended"
+    )
     if total < MIN_RAM_BYTES:
         status: Status = "fail"
     elif total < RECOMMENDED_RAM_BYTES:
         status = "warn"
     else:
         status = "pass"
-    return Check("System memory", status, gb(total), requirement)
+    return Check("System memory", status, format_both(total), requirement)
 
 
 def _model_disk(snapshot: HardwareSnapshot) -> Check:
-    requirement = f">= {gb(MIN_MODEL_DISK_FREE_BYTES)} free for models"
+    requirement = f">= {format_spec_gb(MIN_MODEL_DISK_FREE_BYTES)} free for models"
     disk = snapshot.disk("models")
     if disk is not None and disk.path is None:  # the engine keeps them on another machine
         return Check("Disk for models", "warn", f"not measured here: {disk.error}", requirement)
     if disk is None or disk.free_bytes is None:
         why = disk.error if disk is not None else "no model directory configured"
         return Check("Disk for models", "fail", f"unknown: {why}", requirement)
-    measured = f"{gb(disk.free_bytes)} free at {disk.path}"
+    measured = f"{format_both(disk.free_bytes)} free at {disk.path}"
     ok = disk.free_bytes >= MIN_MODEL_DISK_FREE_BYTES
     return Check("Disk for models", "pass" if ok else "fail", measured, requirement)
 

@@ -90,3 +90,26 @@ def test_shift_enter_adds_a_line_and_enter_sends(staff_page):
     assert "second line" in page.locator("#chatbot .message.user").first.inner_text()
     page.locator("#chatbot .reply-stats").last.wait_for(timeout=60_000)
     assert box.input_value() == "", "the box is cleared after sending"
+
+
+_BOXES = """() => {
+  const box = s => { const r = document.querySelector(s).getBoundingClientRect();
+                     return {left: r.left, top: r.top, right: r.right, bottom: r.bottom}; };
+  document.querySelector('#chatbot .bubble-wrap').scrollTop = 0;
+  return {clear: box('#chatbot button[aria-label="Clear"]'), list: box('#chatbot .bubble-wrap'),
+          first: box('#chatbot .message.user')};
+}"""
+
+
+def test_no_message_sits_under_the_chatbots_clear_button(staff_page):
+    """The list scrolls below the Chatbot's own Clear button, so a long question never runs
+    under it, scrolled to the top or not."""
+    page = staff_page
+    set_max_reply_tokens(page, 8)
+    page.set_viewport_size({"width": 480, "height": 900})  # the question wraps and scrolls
+    _ask(page, "Explain, with one example, " + "how attention weighs earlier words, " * 8 + "ok?")
+    page.locator("#chatbot .reply-stats").last.wait_for(timeout=60_000)
+    boxes = page.evaluate(_BOXES)
+    clear, list_, first = boxes["clear"], boxes["list"], boxes["first"]
+    assert list_["top"] >= clear["bottom"], f"the list scrolls under the Clear button: {boxes}"
+    assert first["top"] >= clear["bottom"] and first["right"] > clear["left"], boxes

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
 
-from backend.store.database import Store
+from backend.store.database import Store, UsageEntry
 
 pytestmark = pytest.mark.e2e
 
@@ -79,3 +82,42 @@ def test_admins_see_everyones_usage_with_plots_and_export_it(admin_page):
     text = Path(download.value.path()).read_text(encoding="utf-8")
     assert text.startswith("day,user,model,source,requests,")
     assert ",admin,smollm2:135m,page," in text
+
+
+WEEKDAY = "(Mon|Tue|Wed|Thu|Fri|Sat|Sun)"
+MONTH = "(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
+WEEKDAY_MONTH_DAY = re.compile(rf"{WEEKDAY} {MONTH} [1-9][0-9]?")  # "Fri Dec 27", "Wed Jan 1"
+SHOWN_DAY_LABELS = """labels => labels
+    .filter(t => t.getAttribute('opacity') !== '0' && getComputedStyle(t).opacity !== '0')
+    .map(t => { const r = t.getBoundingClientRect(); return [t.textContent, r.left, r.right]; })"""
+
+
+def _day_labels(page, plot: str) -> list[tuple[str, float, float]]:
+    """The x-axis labels a plot shows (Vega-Lite hides the overlapping ones), left to right."""
+    axis = page.locator(f'{plot} g.role-axis[aria-label^="X-axis"] g.role-axis-label text')
+    axis.first.wait_for()
+    return sorted(axis.evaluate_all(SHOWN_DAY_LABELS), key=lambda label: label[1])
+
+
+def test_the_day_axis_reads_one_date_format_across_a_month_boundary(admin_page, app_server):
+    today = datetime.now(UTC).date()
+    with Store(app_server.data_dir / "hearth.db") as store:
+        user = store.create_user("usage-seed", "staff", "h")
+        for back in range(40):  # any 40 days cross a month boundary
+            day = (today - timedelta(days=back)).isoformat()
+            store.record_usage(user.id, UsageEntry(day, "smollm2:135m", "page", 10, 5 + back))
+    admin_page.get_by_role("tab", name="Usage").click()
+    for period in ("Last 90 days", "Last 30 days"):
+        admin_page.locator("#usage-days input").click()
+        admin_page.get_by_role("option", name=period).click()
+        days = int(period.split()[1])
+        since = (today - timedelta(days=days - 1)).isoformat()
+        admin_page.locator("#usage-summary", has_text=f"{since} to").wait_for()
+        for plot in ("#usage-requests", "#usage-tokens"):
+            labels = _day_labels(admin_page, plot)
+            texts = [text for text, _, _ in labels]
+            assert len(texts) >= 3, texts
+            assert all(WEEKDAY_MONTH_DAY.fullmatch(text) for text in texts), texts
+            assert len(set(texts)) == len(texts), f"a day labelled twice: {texts}"
+            for (_, _, right), (_, left, _) in pairwise(labels):
+                assert right <= left, f"labels overlap in {plot}: {texts}"

@@ -16,7 +16,8 @@ from backend.hardware.monitor import (
     MemoryInfo,
     OsInfo,
 )
-from backend.hardware.readiness import GB, Check, readiness
+from backend.hardware.readiness import Check, readiness
+from backend.units import GB
 
 NO_LIBRARY = "NVIDIA driver library libnvidia-ml.so.1 not found (NVML Shared Library Not Found)"
 
@@ -91,7 +92,7 @@ def test_vram_threshold_counts_every_gpu(vram_per_gpu: int, n_gpus: int, status:
     gpus = tuple(gpu(i, vram_per_gpu) for i in range(n_gpus))
     check = row(readiness(snapshot(gpus=gpus)), "GPU memory")
     assert check.status == status
-    assert f"{n_gpus * vram_per_gpu / GB:.1f} GB" in check.measured
+    assert f"({n_gpus * vram_per_gpu / GB:.1f} GB) on {n_gpus} GPU(s)" in check.measured
 
 
 def test_gpu_that_did_not_report_memory_is_flagged() -> None:
@@ -106,7 +107,21 @@ def test_gpu_that_did_not_report_memory_is_flagged() -> None:
 def test_ram_thresholds(ram_bytes: int, status: str) -> None:
     check = row(readiness(snapshot(ram_bytes=ram_bytes)), "System memory")
     assert check.status == status
-    assert check.measured == f"{ram_bytes / GB:.1f} GB"
+    assert check.measured == f"{ram_bytes / 1024**3:.1f} GiB ({ram_bytes / GB:.1f} GB)"
+
+
+def test_readings_are_in_gib_like_the_cards_and_the_spec_minimums_stay_in_gb() -> None:
+    """The cards read in GiB; the spec says GB: each row gives both, the spec's number first."""
+    checks = readiness(snapshot(ram_bytes=25_300_000_000, model_disk_free_bytes=60 * GB))
+    ram = row(checks, "System memory")
+    assert ram.measured == "23.6 GiB (25.3 GB)"
+    assert ram.requirement == ">= 16 GB (14.9 GiB); 32 GB (29.8 GiB) recommended"
+    assert row(checks, "GPU memory").requirement == ">= 8 GB (7.5 GiB) of GPU memory"
+    disk = row(checks, "Disk for models")
+    assert disk.measured == "55.9 GiB (60.0 GB) free at /srv/models"
+    assert disk.requirement == ">= 50 GB (46.6 GiB) free for models"
+    cpu_only = row(readiness(snapshot(gpus=(), ram_bytes=16 * GB)), "CPU-only inference")
+    assert cpu_only.measured == "16 CPU threads, 14.9 GiB (16.0 GB) RAM"
 
 
 @pytest.mark.parametrize(("free_bytes", "status"), [(50 * GB, "pass"), (49 * GB, "fail")])
