@@ -19,20 +19,20 @@ def format_bytes(value: float | None) -> str:
     """Any byte count in the largest binary unit below it: "512 B", "1.5 KiB", "2.0 TiB"."""
     if value is None:
         return "–"
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(value) < 1024:
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"
+    return _scaled(value, 1024, ("B", "KiB", "MiB", "GiB", "TiB"))
 
 
 def format_decimal(value: float) -> str:
     """Bytes in the largest decimal unit below them: "25.3 GB", "512.0 MB", "2.0 TB"."""
-    for unit in ("B", "kB", "MB", "GB"):
-        if abs(value) < 1000:
+    return _scaled(value, 1000, ("B", "kB", "MB", "GB", "TB"))
+
+
+def _scaled(value: float, step: int, units: tuple[str, ...]) -> str:
+    for unit in units[:-1]:
+        if abs(value) < step:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{value:.1f} TB"
+        value /= step
+    return f"{value:.1f} {units[-1]}"
 
 
 def format_both(value: float) -> str:
