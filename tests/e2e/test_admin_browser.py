@@ -144,3 +144,16 @@ def test_the_pickers_have_their_choices_on_first_view(
     finally:
         with Store(app_server.data_dir / "hearth.db") as store:
             store.set_limits(role="staff", values={}, updated_by="test")
+
+
+def test_a_user_added_is_offered_in_limits_without_a_reload(admin_page: Page) -> None:
+    page = admin_page
+    open_admin_tab(page)
+    text_field(page, "#new-user-name").fill("latecomer")
+    page.locator("#new-user-password input").fill("latecomer-pass-1")
+    page.locator("#add-user").click()
+    wait_for_text(page, "#users-table", "latecomer")
+    page.get_by_text("Limits and quotas").first.click()
+    page.locator("#limits-for input").click()  # opening "For" reads the users again
+    page.get_by_role("option", name="latecomer", exact=True).click()
+    assert page.locator("#limits-for input").input_value() == "latecomer"

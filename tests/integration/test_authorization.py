@@ -77,6 +77,7 @@ ENDPOINTS: dict[str, str] = {
     # Limits and quotas (ui/limits_panel.py, inside the Admin tab): the load shows staff nothing.
     "limits_panel_load": SIGNED_IN,
     "limits_pick": ADMIN,
+    "limits_targets": ADMIN,
     "limits_save": ADMIN,
     # Engines (ui/admin/engines_panel.py, inside the Admin tab): the load shows staff nothing.
     "engines_panel_load": SIGNED_IN,

@@ -14,7 +14,7 @@ from backend.services import Services
 from backend.settings import Settings
 from tests.support.ui_services import StubRequest
 from ui.admin.handlers import AdminHandlers, AuditQuery, audit_query
-from ui.admin.limits_panel import FIRST_TARGET, fields_for
+from ui.admin.limits_panel import FIRST_TARGET, fields_for, table_note
 
 ADMIN, STAFF = StubRequest("root"), StubRequest("sam")
 EVERYTHING = AuditQuery()
@@ -235,3 +235,12 @@ def test_limits_for_starts_on_the_staff_role_with_what_is_set_for_it(services: S
     for hostile in (None, "", 5, ["role:staff"]):
         with pytest.raises(AccountError, match="Pick a role or a user"):
             fields_for(records, hostile)
+
+
+def test_the_limits_table_says_when_nobody_is_limited(services: Services) -> None:
+    root = services.auth.resolve("root")
+    assert table_note(services.limits.table(root)) == "No limits are set: nobody's chat is limited."
+    services.limits.set_for(root, "role:staff", {"turns_in_flight": "3"})
+    assert table_note(services.limits.table(root)) == ""
+    services.limits.set_for(root, "role:staff", {})  # every field empty: the role's limits go
+    assert table_note(services.limits.table(root)).startswith("No limits are set")

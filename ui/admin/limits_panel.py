@@ -77,10 +77,16 @@ def build(services: Services, demo: gr.Blocks) -> None:
         straight away keeps what is set rather than clearing it."""
         user = acting_user(services, request)
         if not user.is_admin:  # the Admin tab is hidden from staff; show them nothing here
-            return [], gr.Dropdown(choices=[]), "", "", ""
+            return [], gr.Dropdown(choices=[]), "", "", "", ""
         records = services.limits.table(user)
         picker = gr.Dropdown(choices=choices(user), value=FIRST_TARGET)
-        return limit_rows(records), picker, *fields_for(records, FIRST_TARGET)
+        return limit_rows(records), picker, *fields_for(records, FIRST_TARGET), table_note(records)
+
+    @guarded
+    def limits_targets(request: gr.Request):
+        """The roles and every user now, as "For" is opened: a user added since the page
+        loaded is there without a reload. What is picked stays."""
+        return gr.Dropdown(choices=choices(acting_user(services, request)))
 
     @guarded
     def limits_pick(picked, request: gr.Request):
@@ -97,9 +103,15 @@ def build(services: Services, demo: gr.Blocks) -> None:
         name = parse_target(picked)[1]
         return limit_rows(services.limits.table(user)), f"Saved for {name}: {_describe(values)}."
 
-    demo.load(limits_panel_load, None, [table, target, *inputs], **PRIVATE)
+    demo.load(limits_panel_load, None, [table, target, *inputs, status], **PRIVATE)
+    target.focus(limits_targets, None, target, **PRIVATE)
     target.input(limits_pick, [target], inputs, **PRIVATE)
     save.click(limits_save, [target, *inputs], [table, status], **PRIVATE)
+
+
+def table_note(records: list[Any]) -> str:
+    """What the table means when it is empty: nobody is limited."""
+    return "" if records else "No limits are set: nobody's chat is limited."
 
 
 def _describe(values: LimitValues) -> str:
