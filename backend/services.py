@@ -25,7 +25,6 @@ from backend.engines.base import (
     EngineStatus,
     InstalledModel,
     LoadedModel,
-    model_key,
 )
 from backend.engines.config import EngineSpec, engine_specs
 from backend.engines.embedded import EmbeddedEngine
@@ -72,7 +71,6 @@ __all__ = [
     "Services",
     "StoreError",
     "UserRecord",
-    "model_key",
 ]
 
 CATALOG_PATH = Path(__file__).resolve().parents[1] / "data" / "catalog.json"

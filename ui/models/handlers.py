@@ -13,9 +13,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from backend.chat.validation import MIN_NUM_CTX, parse_int
+from backend.chat.validation import MIN_NUM_CTX, ChatInputError, installed_model, parse_int
 from backend.models_admin import AdmissionRefused, inputs
-from backend.services import EngineError, model_key
+from backend.services import EngineError
 from ui.common import Caller, CancelRegistry, acting_user, inline_markdown
 from ui.models.render import (
     ANY_FAMILY,
@@ -78,8 +78,10 @@ def installed_as(value: object, names: Sequence[str]) -> str | None:
     resolves names), or None when it is not installed or not a name at all."""
     if not isinstance(value, str) or not value.strip():
         return None
-    wanted = model_key(value)
-    return next((name for name in names if model_key(name) == wanted), None)
+    try:
+        return installed_model(value, names)
+    except ChatInputError:
+        return None
 
 
 def preselect(names: Sequence[str], wanted: Sequence[object]) -> str | None:
