@@ -33,8 +33,9 @@ Figures (`name: value`; seconds since the question was sent, as the client saw t
   scraped every 0.5 s), app CPU % of one core, peak RSS and threads (psutil on the app's pid);
 - the baseline: the turns the app served, sent straight to the double with the same
   concurrency (Ollama's own queueing: first come, first served), and the app/baseline ratios;
-- after each all-at-once run, the floor (bench.load_floor): as many people sending at once to
-  a bare server on the app's core that answers with one event, and the app path's ratio to it.
+- after each all-at-once run, the floors (bench.load_floor): as many people sending at once to
+  a bare server on the app's core that answers with one event, and to a Gradio app there with
+  Hearth's Blocks and trims and one turn-shaped event; the app path's ratio to each.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ from pathlib import Path
 import httpx
 
 from bench.cores import describe, pin_apart
-from bench.load_floor import floor_server, report_floor
+from bench.load_floor import report_floor
 from bench.load_report import (
     Stored,
     app_limits,
@@ -323,7 +324,7 @@ def run_load(
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="hearth-load-") as tmp, load_rig(
         config, scenarios, Path(tmp)
-    ) as rig, floor_server(config.app_prefix) as floor_url:  # fmt: skip
+    ) as rig:  # fmt: skip
         emit(
             f"# engine double: {config.slots} slots x {config.tokens_per_s:g} tok/s, replies of"
             f" {config.reply_tokens} tokens ({config.turn_s:g} s); app: HEARTH_ENGINE_SLOTS ="
@@ -343,7 +344,7 @@ def run_load(
             emit(f"# {scenario.name}: {who}")
             results[scenario.name] = figures = report(run_scenario(rig, scenario), emit)
             if not (scenario.spread_s or scenario.burst):  # everyone at once
-                report_floor(floor_url, scenario.name, scenario.users, figures, emit)
+                report_floor(config.app_prefix, scenario.name, scenario.users, figures, emit)
     return results
 
 

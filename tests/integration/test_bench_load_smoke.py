@@ -26,5 +26,6 @@ def test_five_people_at_once_get_their_replies_and_nothing_is_lost():
     assert figures["served"] == 5 and figures["busy_replies"] == 0, lines
     assert figures["baseline_requests"] == 5 and figures["baseline_errors"] == 0, lines
     assert "smoke.lost_messages: 0" in lines
-    assert figures["floor_first_event_p95_ms"] > 0, lines  # the bare server answered all 5
+    assert figures["floor_bare_first_event_p95_ms"] > 0, lines  # the bare server answered all 5
+    assert figures["floor_gradio_first_event_p95_ms"] > 0, lines  # and the Gradio floor
     assert any(line.startswith("app_ceiling_turns_in_flight: 66 ") for line in lines), lines
