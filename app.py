@@ -215,7 +215,6 @@ def _serve(settings: Settings, services: Services) -> None:
         server_name=settings.host,
         server_port=settings.port,
         auth=services.auth.authenticate,
-        auth_message="Sign in to Hearth.",
         ssr_mode=False,
         show_error=False,
         max_threads=services.chat_concurrency + 40,  # a waiting turn holds a worker thread

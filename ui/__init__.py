@@ -9,22 +9,16 @@ from typing import TYPE_CHECKING
 import gradio as gr
 
 from ui import admin, api_keys, chat, hardware, models, usage
+from ui.brand import FLAME_SVG, TAGLINE, TITLE
 from ui.common import acting_user, guarded
 from ui.errors import HearthBlocks, http_server_error
 from ui.http_guards import guard_middleware
+from ui.sign_in import SIGN_IN_HTML
 
 if TYPE_CHECKING:
     from backend.services import Services
 
-TITLE = "Hearth"
 UI_DIR = Path(__file__).resolve().parent
-
-
-_FLAME_SVG = (
-    '<svg viewBox="0 0 24 24" width="26" height="26" aria-hidden="true"><path fill="#fb923c" '
-    'd="M12 2c1 3.5-1.5 5.5-3 7.5C7.2 11.9 6 13.8 6 16a6 6 0 0 0 12 0c0-2.6-1.3-4.6-2.6-6.1'
-    '-.3 1.6-1.2 2.8-2.4 3.3.6-3.3-.1-7.3-1-11.2z"/></svg>'
-)
 
 
 def theme() -> gr.themes.Base:
@@ -61,6 +55,8 @@ def launch_options(services: Services) -> dict[str, object]:
         # Gradio's own "Use via API" and "Built with Gradio" links are not Hearth's: its API is
         # the API tab (/v1) and /chat, documented in README.
         "footer_links": [],
+        # The sign-in page shows no css or head of the app's, only this (as HTML).
+        "auth_message": SIGN_IN_HTML,
         "app_kwargs": app_kwargs,
     }
 
@@ -79,8 +75,8 @@ def header_html(services: Services, username: str | None) -> str:
     version = f" {html.escape(status.version)}" if status.version else ""
     user = f'<span class="who">{html.escape(username)}</span> · ' if username else ""
     return (
-        f'<div class="hearth-header"><div class="brand"><span class="logo">{_FLAME_SVG}</span>'
-        f"<span>{TITLE}</span><small>local LLM console</small></div>"
+        f'<div class="hearth-header"><div class="brand"><span class="logo">{FLAME_SVG}</span>'
+        f"<span>{TITLE}</span><small>{TAGLINE}</small></div>"
         f'<div class="engine"><span class="dot {dot}"></span>'
         f"<b>{html.escape(_engine_title(services, status.name))}{version}</b>"
         f'<span class="why">{html.escape(services.engine_reason)}</span></div>'
@@ -89,7 +85,7 @@ def header_html(services: Services, username: str | None) -> str:
 
 
 def build_ui(services: Services) -> gr.Blocks:
-    with HearthBlocks(title=f"{TITLE} · local LLM console", fill_width=True) as demo:
+    with HearthBlocks(title=f"{TITLE} · {TAGLINE}", fill_width=True) as demo:
         header = gr.HTML(header_html(services, None), elem_id="hearth-header")
         with gr.Tabs():
             with gr.Tab("Chat", id="chat"):

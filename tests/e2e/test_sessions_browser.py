@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import Browser
+from playwright.sync_api import Browser, expect
 
 from backend.auth import CLI, UserAdmin
 from backend.store.database import Store
@@ -52,5 +52,29 @@ def test_a_login_form_on_another_site_cannot_sign_the_browser_in(
         assert not [c for c in context.cookies(app_server.url) if "access-token" in c["name"]]
         page.goto(app_server.url)
         page.get_by_label("username").wait_for()  # still signed out
+    finally:
+        context.close()
+
+
+def test_the_sign_in_page_is_hearths_and_says_when_a_password_is_wrong(
+    browser: Browser, app_server: AppProcess
+) -> None:
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    context.set_default_timeout(30_000)
+    try:
+        page = context.new_page()
+        page.goto(app_server.url)
+        expect(page.locator(".hh-sign-in .band strong")).to_have_text("Hearth")
+        expect(page.get_by_role("heading", name="Login")).to_be_hidden()  # the band instead
+        page.get_by_label("username").fill("staff")
+        page.get_by_label("password").fill("not-the-password")
+        page.get_by_label("password").press("Enter")
+        expect(page.get_by_text("Incorrect Credentials")).to_be_visible()
+        page.get_by_label("username").fill("staff")  # Gradio's form empties both fields
+        page.get_by_label("password").fill("staff-pass-123")
+        page.get_by_label("password").press("Enter")
+        page.wait_for_selector("#chatbot")
+        assert page.locator(".hh-sign-in").count() == 0  # the sign-in styles stay on that page
+        expect(page.locator(".hearth-header .who")).to_have_text("staff")
     finally:
         context.close()
