@@ -7,8 +7,10 @@ Every read is checked in services.usage, whichever way it arrives.
 from __future__ import annotations
 
 import tempfile
+import zoneinfo
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, timedelta, tzinfo
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,10 +31,33 @@ EVERYONE = ("Everyone", "")
 # long enough that Vega-Lite hides the 12:00 ticks it adds to a short period on a wide plot, which
 # would otherwise repeat the day's label.
 DAY_AXIS_FORMAT = "%a %b %-d"
+# The plots draw a day at the instant they are sent, in the browser's own time zone: each UTC
+# day is sent as midnight in the viewer's zone, which the page passes with every report (an IANA
+# name), so the point sits on its day's tick and its tooltip names that day everywhere.
+WITH_VIEWER_ZONE = (
+    "(...values) => [...values.slice(0, -1),"
+    " Intl.DateTimeFormat().resolvedOptions().timeZone || '']"
+)
 
 
-def day_frames(report: UsageReport) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(requests per day, tokens per day by direction), every day of the range, 0 where idle."""
+@cache
+def _known_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def viewer_zone(name: Any) -> tzinfo | None:
+    """The page's time zone when it is one this machine knows (IANA names only); else None, and
+    the plots keep UTC midnight."""
+    if not isinstance(name, str) or name not in _known_zones():
+        return None
+    return zoneinfo.ZoneInfo(name)
+
+
+def day_frames(
+    report: UsageReport, zone: tzinfo | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(requests per day, tokens per day by direction), every day of the range, 0 where idle;
+    each day at midnight in the viewer's zone when given."""
     first, last = date.fromisoformat(report.since), date.fromisoformat(report.until)
     used = {d.key: d for d in report.by_day}
     days, requests, tokens = [], [], []
@@ -43,10 +68,15 @@ def day_frames(report: UsageReport) -> tuple[pd.DataFrame, pd.DataFrame]:
         requests.append(totals.requests if totals else 0)
         tokens.append((day, "prompt", totals.prompt_tokens if totals else 0))
         tokens.append((day, "reply", totals.reply_tokens if totals else 0))
-    per_day = pd.DataFrame({"day": pd.to_datetime(days), "requests": requests})
+    per_day = pd.DataFrame({"day": _midnights(days, zone), "requests": requests})
     by_direction = pd.DataFrame(tokens, columns=["day", "direction", "tokens"])
-    by_direction["day"] = pd.to_datetime(by_direction["day"])
+    by_direction["day"] = _midnights(by_direction["day"], zone)
     return per_day, by_direction
+
+
+def _midnights(days: Any, zone: tzinfo | None) -> pd.DatetimeIndex:
+    stamps = pd.DatetimeIndex(pd.to_datetime(days))
+    return stamps if zone is None else stamps.tz_localize(zone, nonexistent="shift_forward")
 
 
 def summary(report: UsageReport, limits: EffectiveLimits | None = None, used_today: int = 0) -> str:
@@ -90,6 +120,7 @@ class UsageLayout:
     users_plot: gr.BarPlot
     models_plot: gr.BarPlot
     csv_file: gr.File
+    zone: gr.Textbox  # hidden: the page's time zone, set by WITH_VIEWER_ZONE
 
     @property
     def shown(self) -> list[Any]:
@@ -120,8 +151,9 @@ def layout() -> UsageLayout:
         models_plot = gr.BarPlot(None, x="model", y="requests", sort="-y", y_lim=[0, None],
                                  title="Models (requests)", elem_id="usage-models")  # fmt: skip
     csv_file = gr.File(label="Usage CSV", visible=False, interactive=False, elem_id="usage-csv")
+    zone = gr.Textbox("", visible=False)
     return UsageLayout(days, whose, show_btn, export_btn, text, requests_plot, tokens_plot,
-                       users_plot, models_plot, csv_file)  # fmt: skip
+                       users_plot, models_plot, csv_file, zone)  # fmt: skip
 
 
 class UsageHandlers:
@@ -130,15 +162,17 @@ class UsageHandlers:
     def __init__(self, services: Services) -> None:
         self.services = services
 
-    def views(self, request: gr.Request, period: Any, person: Any) -> tuple[Any, ...]:
-        """The summary and the four plots for this period and person."""
+    def views(
+        self, request: gr.Request, period: Any, person: Any, zone: Any = None
+    ) -> tuple[Any, ...]:
+        """The summary and the four plots for this period and person, days in the page's zone."""
         user = acting_user(self.services, request)
         report = self.services.usage.report(user, period, person)
         limits, used = None, 0
         if report.whose == user.name:
             limits = self.services.limits.effective(user)
             used = self.services.limits.used_today(user)
-        per_day, tokens = day_frames(report)
+        per_day, tokens = day_frames(report, viewer_zone(zone))
         top = report.whose == "everyone"
         users = bar_frame(report.by_user, "user", "reply tokens", "reply_tokens")
         return (
@@ -149,16 +183,18 @@ class UsageHandlers:
             bar_frame(report.by_model, "model", "requests", "requests"),
         )
 
-    def usage_open(self, request: gr.Request) -> tuple[Any, ...]:
+    def usage_open(self, zone: Any, request: gr.Request) -> tuple[Any, ...]:
         user = acting_user(self.services, request)
         choices = [EVERYONE]
         if user.is_admin:
             choices += [(u.name, u.name) for u in self.services.users.list_users(user)]
         picker = gr.Dropdown(choices=choices, value="", visible=user.is_admin)
-        return (DEFAULT_DAYS, picker, *self.views(request, DEFAULT_DAYS, ""))
+        return (DEFAULT_DAYS, picker, *self.views(request, DEFAULT_DAYS, "", zone))
 
-    def usage_show(self, period: Any, person: Any, request: gr.Request) -> tuple[Any, ...]:
-        return self.views(request, period, person)
+    def usage_show(
+        self, period: Any, person: Any, zone: Any, request: gr.Request
+    ) -> tuple[Any, ...]:
+        return self.views(request, period, person, zone)
 
     def usage_export(self, period: Any, person: Any, request: gr.Request) -> gr.File:
         user = acting_user(self.services, request)
@@ -174,14 +210,15 @@ def build(services: Services, demo: gr.Blocks) -> None:
     tab = tab if isinstance(tab, gr.Tab) else None
     view = layout()
     handlers = UsageHandlers(services)
-    opened = {"fn": guarded(handlers.usage_open), "outputs": [view.days, view.whose, *view.shown],
+    opened = {"fn": guarded(handlers.usage_open), "inputs": [view.zone],
+              "outputs": [view.days, view.whose, *view.shown], "js": WITH_VIEWER_ZONE,
               "api_name": "usage_open", **PRIVATE}  # fmt: skip
     if tab is not None:
         tab.select(**opened)
     else:
         demo.load(**opened)
-    show = {"fn": guarded(handlers.usage_show), "inputs": [view.days, view.whose],
-            "outputs": view.shown, **PRIVATE}  # fmt: skip
+    show = {"fn": guarded(handlers.usage_show), "inputs": [view.days, view.whose, view.zone],
+            "outputs": view.shown, "js": WITH_VIEWER_ZONE, **PRIVATE}  # fmt: skip
     view.show_btn.click(**show, api_name="usage_show")
     view.days.input(**show, api_name="usage_show_days")
     view.whose.input(**show, api_name="usage_show_whose")

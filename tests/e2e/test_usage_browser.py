@@ -8,8 +8,11 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from backend.store.database import Store, UsageEntry
+from tests.support.app_process import ADMIN_PASSWORD
+from tests.support.browser import signed_in_page
 
 pytestmark = pytest.mark.e2e
 
@@ -121,3 +124,40 @@ def test_the_day_axis_reads_one_date_format_across_a_month_boundary(admin_page, 
             assert len(set(texts)) == len(texts), f"a day labelled twice: {texts}"
             for (_, _, right), (_, left, _) in pairwise(labels):
                 assert right <= left, f"labels overlap in {plot}: {texts}"
+
+
+def test_each_day_sits_on_its_own_tick_in_a_browser_west_of_utc(browser, app_server):
+    """Vega-Lite draws in the browser's zone; UTC midnight would put each day on the evening
+    before, in Los Angeles 8 hours left of its tick."""
+    today = datetime.now(UTC).date()
+    with Store(app_server.data_dir / "hearth.db") as store:
+        user = store.create_user("usage-west", "staff", "h")
+        for back in range(7):
+            day = (today - timedelta(days=back)).isoformat()
+            store.record_usage(user.id, UsageEntry(day, "smollm2:135m", "page", 10, 5))
+    page = signed_in_page(browser, app_server.url, "admin", ADMIN_PASSWORD,
+                          timezone_id="America/Los_Angeles")  # fmt: skip
+    try:
+        page.get_by_role("tab", name="Usage").click()
+        page.locator("#usage-summary", has_text="Everyone").wait_for()
+        page.locator("#usage-days input").click()
+        page.get_by_role("option", name="Last 7 days").click()
+        since = today - timedelta(days=6)
+        page.locator("#usage-summary", has_text=f"{since.isoformat()} to").wait_for()
+        line = page.locator("#usage-requests g.mark-line path").first
+        expect(line).to_have_attribute("d", re.compile(r"^M.*(L.*){6}$"))  # 7 points
+        points = [float(x) for x in re.findall(r"[ML]([-\d.]+),", line.get_attribute("d"))]
+        labels = page.locator(
+            '#usage-requests g.role-axis[aria-label^="X-axis"] g.role-axis-label text'
+        ).evaluate_all(LABEL_AT)
+        for offset, x in enumerate(points):
+            day = since + timedelta(days=offset)
+            name = f"{day:%a %b} {day.day}"
+            midnight = min(at for text, at in labels if text == name)  # the day's first tick
+            assert abs(midnight - x) < 1, (name, x, labels)
+    finally:
+        page.context.close()
+
+
+LABEL_AT = """labels => labels.map(t => [t.textContent,
+    parseFloat(t.getAttribute('transform').slice('translate('.length))])"""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 from playwright.sync_api import Browser, Page, Playwright, expect
 
@@ -33,9 +34,12 @@ def launch(playwright: Playwright) -> Browser:
     return playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
 
 
-def signed_in_page(browser: Browser, url: str, username: str, password: str) -> Page:
-    """A fresh browser context (own cookies and connections) signed in as one user."""
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
+def signed_in_page(
+    browser: Browser, url: str, username: str, password: str, **context_options: Any
+) -> Page:
+    """A fresh browser context (own cookies and connections) signed in as one user; the
+    options are Playwright's for the context (timezone_id, locale, ...)."""
+    context = browser.new_context(**{"viewport": {"width": 1400, "height": 900}, **context_options})
     context.set_default_timeout(30_000)
     page = context.new_page()
     page.goto(url)

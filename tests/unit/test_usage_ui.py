@@ -8,7 +8,7 @@ from backend.chat.limits import EffectiveLimits, LimitValues, parse_target
 from backend.chat.usage import UsageReport
 from backend.store.database import LimitRecord, UsageTotals
 from ui.admin.limits_panel import limit_rows
-from ui.usage import day_frames, summary
+from ui.usage import day_frames, summary, viewer_zone
 
 
 def _day(day: str, requests: int, prompt: int, reply: int) -> UsageTotals:
@@ -34,6 +34,28 @@ def test_every_day_of_the_range_is_plotted_idle_days_as_zero():
     reply = tokens[tokens["direction"] == "reply"]["tokens"].tolist()
     assert reply == [0, 300, 0, 200, 0]
     assert set(tokens["direction"]) == {"prompt", "reply"}
+
+
+def test_each_day_is_drawn_at_midnight_in_the_pages_own_zone():
+    """Vega-Lite draws an instant in the browser's zone: UTC midnight would sit on the evening
+    before west of UTC. Each UTC day is sent as its date's midnight where the viewer is."""
+    per_day, tokens = day_frames(REPORT, viewer_zone("America/Los_Angeles"))
+    first = per_day["day"].iloc[0]
+    assert first.isoformat() == "2025-03-10T00:00:00-07:00"  # PDT began on 2025-03-09
+    assert per_day["day"].iloc[-1].isoformat() == "2025-03-14T00:00:00-07:00"
+    assert tokens["day"].iloc[0] == first
+    assert per_day["requests"].tolist() == [0, 3, 0, 2, 0]
+    # What Gradio sends the page: epoch milliseconds of that instant.
+    assert per_day.to_json(orient="split", date_unit="ms").count("1741590000000") == 1
+
+
+def test_a_zone_the_machine_does_not_know_leaves_the_days_at_utc_midnight():
+    for sent in ("", "Mars/Olympus", "../../etc/passwd", "/usr/share/zoneinfo/UTC", 7, None,
+                 ["Europe/Paris"]):  # fmt: skip
+        assert viewer_zone(sent) is None, sent
+    per_day, _ = day_frames(REPORT, viewer_zone("Mars/Olympus"))
+    assert per_day["day"].iloc[0].isoformat() == "2025-03-10T00:00:00"
+    assert str(viewer_zone("Europe/Paris")) == "Europe/Paris"
 
 
 def test_the_summary_totals_the_range():
