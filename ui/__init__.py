@@ -13,7 +13,7 @@ from ui.brand import FLAME_SVG, TAGLINE, TITLE
 from ui.common import acting_user, guarded
 from ui.errors import HearthBlocks, http_server_error
 from ui.http_guards import guard_middleware
-from ui.sign_in import SIGN_IN_HTML
+from ui.sign_in import SIGN_IN_HTML, sign_in_routes
 
 if TYPE_CHECKING:
     from backend.services import Services
@@ -43,6 +43,7 @@ def launch_options(services: Services) -> dict[str, object]:
     app_kwargs = {
         "exception_handlers": {Exception: http_server_error},
         "middleware": guard_middleware(services.auth),
+        "routes": sign_in_routes(),
     }
     return {
         # Gradio keeps a copy of every component's config per page session (~0.4 MiB with this

@@ -2,12 +2,17 @@
 throttle watch), dressed as Hearth's.
 
 Gradio serves that page without the app's css and head: the one thing of the app's it shows
-is launch()'s auth_message, set as HTML. So the brand and the page's own styles travel in it.
-The form's fields keep Gradio's names ("username", "password", "Login"), which password
-managers and the tests find them by.
+is launch()'s auth_message, set as HTML. So the brand travels in it, with a link to the page's
+stylesheet, served outside the login at /sign-in.css. (Gradio also puts auth_message in the 401
+of every request without a session, so it stays short.) The form's fields keep Gradio's names
+("username", "password", "Login"), which password managers and the tests find them by.
 """
 
 from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from ui.brand import FLAME_SVG, TAGLINE, TITLE
 
@@ -39,10 +44,19 @@ _STYLE = """
 .panel:has(.hh-sign-in) label span:first-letter { text-transform: uppercase; }
 """
 
+STYLESHEET = "sign-in.css"  # relative: the sign-in page is the app's root, whatever its prefix
+
 SIGN_IN_HTML = (
-    f"<style>{_STYLE}</style>"
-    '<div class="hh-sign-in">'
+    f'<link rel="stylesheet" href="{STYLESHEET}"><div class="hh-sign-in">'
     f'<div class="band">{FLAME_SVG}<strong>{TITLE}</strong><small>{TAGLINE}</small></div>'
-    "<p>Sign in with the account your Hearth admin gave you.</p>"
-    "</div>"
+    "<p>Sign in with the account your Hearth admin gave you.</p></div>"
 )
+
+
+def sign_in_routes() -> list[Route]:
+    """The sign-in page's stylesheet, for a browser that has no session yet."""
+
+    async def stylesheet(_request: Request) -> Response:
+        return Response(_STYLE, media_type="text/css", headers={"cache-control": "max-age=3600"})
+
+    return [Route(f"/{STYLESHEET}", stylesheet, methods=["GET"])]
