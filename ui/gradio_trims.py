@@ -14,6 +14,7 @@ from typing import Any
 
 import gradio.utils
 
+from ui import gradio_queue_wake
 from ui.gradio_sessions import use_lazy_session_configs
 
 # Set before demo.queue(): Gradio recomputes its monitoring dashboard's summary (a pandas
@@ -32,6 +33,7 @@ def trim_gradio_per_event_work() -> None:
     mark_matplotlib_absent()
     use_lazy_session_configs()
     gradio.utils.diff = diff_without_cycles
+    gradio_queue_wake.install()
 
 
 def mark_matplotlib_absent() -> bool:
