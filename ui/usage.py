@@ -31,6 +31,7 @@ EVERYONE = ("Everyone", "")
 # long enough that Vega-Lite hides the 12:00 ticks it adds to a short period on a wide plot, which
 # would otherwise repeat the day's label.
 DAY_AXIS_FORMAT = "%a %b %-d"
+DAY_AXIS_TITLE = "day (UTC)"  # usage is counted by UTC day, whatever the reader's zone
 # The plots draw a day at the instant they are sent, in the browser's own time zone: each UTC
 # day is sent as midnight in the viewer's zone, which the page passes with every report (an IANA
 # name), so the point sits on its day's tick and its tooltip names that day everywhere.
@@ -128,6 +129,13 @@ class UsageLayout:
         return [self.text, self.requests_plot, self.tokens_plot, self.users_plot, self.models_plot]
 
 
+def _per_day_plot(y: str, title: str, elem_id: str, color: str | None = None) -> gr.LinePlot:
+    """Counts per day from 0, each day on its own tick (see WITH_VIEWER_ZONE)."""
+    return gr.LinePlot(None, x="day", y=y, color=color, title=title, y_lim=[0, None],
+                       x_title=DAY_AXIS_TITLE, x_axis_format=DAY_AXIS_FORMAT, height=240,
+                       elem_id=elem_id)  # fmt: skip
+
+
 def layout() -> UsageLayout:
     with gr.Row(equal_height=True):
         days = gr.Dropdown(PERIODS, value=DEFAULT_DAYS, label="Period", elem_id="usage-days")
@@ -138,12 +146,8 @@ def layout() -> UsageLayout:
     text = gr.Markdown("", elem_id="usage-summary")
     # Plots start as None: a plot that starts from an empty DataFrame draws no lines later on.
     with gr.Row():
-        requests_plot = gr.LinePlot(None, x="day", y="requests", title="Requests per day",
-                                    x_title="", x_axis_format=DAY_AXIS_FORMAT, height=240,
-                                    elem_id="usage-requests")  # fmt: skip
-        tokens_plot = gr.LinePlot(None, x="day", y="tokens", color="direction", x_title="",
-                                  x_axis_format=DAY_AXIS_FORMAT, title="Tokens per day",
-                                  height=240, elem_id="usage-tokens")  # fmt: skip
+        requests_plot = _per_day_plot("requests", "Requests per day", "usage-requests")
+        tokens_plot = _per_day_plot("tokens", "Tokens per day", "usage-tokens", color="direction")
     with gr.Row():
         users_plot = gr.BarPlot(None, x="user", y="reply tokens", sort="-y", y_lim=[0, None],
                                 visible=False, title="Top users (reply tokens)",
