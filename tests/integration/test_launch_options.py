@@ -10,11 +10,12 @@ from pathlib import Path
 import gradio.routes
 import gradio.utils
 import pytest
-from gradio import state_holder
+from gradio import queueing, state_holder
 
 from backend.services import Services
 from backend.settings import Settings
 from ui import SESSION_CAPACITY, build_ui, launch_options
+from ui.gradio_queue_wake import WakingQueue
 from ui.gradio_trims import (
     GRADIO_ENV_DEFAULTS,
     diff_without_cycles,
@@ -64,16 +65,20 @@ def test_gradio_does_not_recompute_its_dashboard_summary_after_every_event(
     monkeypatch.setattr(state_holder, "SessionState", state_holder.SessionState)  # and switches
     monkeypatch.setattr(gradio.routes, "StateHolder", gradio.routes.StateHolder)
     monkeypatch.setattr(gradio.utils, "diff", gradio.utils.diff)
+    monkeypatch.setattr(queueing, "Queue", queueing.Queue)
+    monkeypatch.setattr(queueing, "asyncio", queueing.asyncio)
     for name in GRADIO_ENV_DEFAULTS:
         monkeypatch.setenv(name, "")  # so that the variables are restored after the test
         monkeypatch.delenv(name)
     trim_gradio_per_event_work()
     assert gradio.utils.diff is diff_without_cycles
+    assert queueing.Queue is WakingQueue
     services = Services.build(Settings(data_dir=tmp_path, engine="embedded"))
     try:
         demo = build_ui(services)
         demo.queue()
         queue = demo._queue
+        assert isinstance(queue, WakingQueue)
         assert queue.ANAYLTICS_CACHE_FREQUENCY >= 10**9 and queue.ANALYTICS_MAX_EVENTS == 100
         queue.events_recorded = 10_000  # long after the last summary
         records = [{"function": "chat_send", "status": "success", "process_time": 1.0}] * 50
