@@ -1,4 +1,5 @@
-"""Bytes, sizes and times as people read them: the one home for units and their formatting."""
+"""Bytes, sizes, times and counts as people read them: the one home for units and their
+formatting."""
 
 from __future__ import annotations
 
@@ -6,6 +7,16 @@ KIB = 1024
 MIB = 1024**2
 GIB = 1024**3
 GB = 1000**3  # the decimal gigabyte that GPUs, DIMMs, disks and product specs are sold in
+
+
+def counted(count: int, singular: str, plural: str | None = None) -> str:
+    """A count and its noun: "1 reply", "2,048 replies" (plural defaults to singular + "s")."""
+    return f"{count:,} {noun_for(count, singular, plural)}"
+
+
+def noun_for(count: int, singular: str, plural: str | None = None) -> str:
+    """The noun that goes with a count: "person" for 1, "people" for any other."""
+    return singular if count == 1 else (plural or singular + "s")
 
 
 def format_size(value: float, *, precise: bool = False) -> str:

@@ -19,6 +19,7 @@ import pandas as pd
 
 from backend.chat.limits import LABELS, EffectiveLimits
 from backend.chat.usage import DEFAULT_DAYS, UsageReport
+from backend.units import counted, noun_for
 from ui.common import PRIVATE, acting_user, guarded
 
 if TYPE_CHECKING:
@@ -88,9 +89,10 @@ def summary(report: UsageReport, limits: EffectiveLimits | None = None, used_tod
     who = "Everyone" if report.whose == "everyone" else report.whose
     text = (
         f"**{who}**, {report.since} to "
-        f"{report.until} (UTC): **{report.requests:,}** requests · "
-        f"{report.prompt_tokens:,} prompt tokens · **{report.reply_tokens:,}** reply tokens · "
-        f"{errors:,} errors · {stopped:,} stopped · {engine_min:,.1f} min of engine time."
+        f"{report.until} (UTC): **{report.requests:,}** {noun_for(report.requests, 'request')} · "
+        f"{counted(report.prompt_tokens, 'prompt token')} · **{report.reply_tokens:,}** "
+        f"{noun_for(report.reply_tokens, 'reply token')} · {counted(errors, 'error')} · "
+        f"{stopped:,} stopped · {engine_min:,.1f} min of engine time."
     )
     if limits is not None:
         parts = []

@@ -11,6 +11,8 @@ from enum import Enum
 from types import TracebackType
 from typing import Protocol
 
+from backend.units import counted
+
 
 class _Line(Protocol):
     def release(
@@ -63,11 +65,11 @@ def ordinal(number: int) -> str:
 
 
 def people(count: int) -> str:
-    return f"{count} person" if count == 1 else f"{count} people"
+    return counted(count, "person", "people")
 
 
 def replies(count: int) -> str:
-    return "1 reply" if count == 1 else f"{count} replies"
+    return counted(count, "reply", "replies")
 
 
 @dataclass(frozen=True)

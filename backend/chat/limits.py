@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from backend.auth import ROLES, AccountError, User, UserAdmin
 from backend.chat.validation import ChatInputError, parse_int
 from backend.store.database import LimitRecord, Store
+from backend.units import counted
 
 WINDOW_S = 60.0
 LABELS = {
@@ -277,9 +278,9 @@ def parse_target(target: object) -> tuple[str, str]:
 def _in_flight_message(running: int, cap: int, source: str) -> str:
     if cap == 0:
         return f"Chat is switched off for {source}: 0 turns in flight allowed."
-    replies = "1 reply" if running == 1 else f"{running} replies"
     return (
-        f"You already have {replies} in progress, the most allowed at once for {source} "
+        f"You already have {counted(running, 'reply', 'replies')} in progress, the most allowed "
+        f"at once for {source} "
         f"({cap}); wait for one to finish or stop one, then send again."
     )
 

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 
 from backend.chat.validation import ChatInputError
+from backend.units import counted
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ class DrainReport:
 
     def describe(self) -> str:
         text = (
-            f"{self.in_flight} repl{'y' if self.in_flight == 1 else 'ies'} in flight: "
+            f"{counted(self.in_flight, 'reply', 'replies')} in flight: "
             f"{self.finished} finished, {self.interrupted} saved as interrupted"
         )
         return text + (f", {self.unsaved} not saved" if self.unsaved else "")

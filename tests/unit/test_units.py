@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from backend.units import GB, GIB, format_both, format_decimal, format_spec_gb
+from backend.units import GB, GIB, counted, format_both, format_decimal, format_spec_gb, noun_for
 
 
 @pytest.mark.parametrize(
@@ -29,3 +29,23 @@ def test_format_both_reads_binary_first_with_decimal_beside() -> None:
 )  # fmt: skip
 def test_format_spec_gb_keeps_the_spec_number_and_adds_gib(value: int, text: str) -> None:
     assert format_spec_gb(value) == text
+
+
+@pytest.mark.parametrize(
+    ("count", "text"),
+    [
+        (0, "0 replies"),
+        (1, "1 reply"),
+        (2, "2 replies"),
+        (2048, "2,048 replies"),
+        (-1, "-1 replies"),
+    ],
+)
+def test_counted_gives_the_noun_its_count_takes(count: int, text: str) -> None:
+    assert counted(count, "reply", "replies") == text
+
+
+def test_a_plural_defaults_to_an_s() -> None:
+    assert counted(1, "request") == "1 request" and counted(3, "request") == "3 requests"
+    assert noun_for(1, "person", "people") == "person"
+    assert noun_for(7, "person", "people") == "people"

@@ -67,6 +67,19 @@ def test_the_summary_totals_the_range():
     assert "Your limits" not in text
 
 
+def test_the_summary_says_one_request_not_one_requests():
+    one = UsageReport(
+        "alice",
+        "2025-03-14",
+        "2025-03-14",
+        (UsageTotals("2025-03-14", 1, 1, 1, 0.0, 1, 0),),
+        (),
+        (),
+    )
+    text = summary(one)
+    assert "**1** request · 1 prompt token · **1** reply token · 1 error · 0 stopped" in text
+
+
 def test_the_summary_shows_the_readers_own_limits_and_where_they_come_from():
     limits = EffectiveLimits(LimitValues(reply_tokens_per_day=20_000), ("", "", "role staff"))
     own = UsageReport("alice", "2025-03-14", "2025-03-14", (), (), ())

@@ -27,6 +27,7 @@ from backend.chat.turns import (
 )
 from backend.chat.validation import check_text
 from backend.services import Services
+from backend.units import counted
 from ui.chat.layout import CONTEXT_CHOICES, PER_PAGE
 from ui.chat.picks import EditEvent, is_id, is_index, picked
 from ui.chat.render import chat_history, conversation_card, model_choice, search_card
@@ -112,7 +113,7 @@ class ChatHandlers:
         query = check_text("The search", query, MAX_QUERY_CHARS)
         found = self._services.conversations.search(user, query)
         refs = [(h.conversation_id, h.message_id) for h in found]
-        count = f"{len(found)} match" + ("" if len(found) == 1 else "es")
+        count = counted(len(found), "match", "matches")
         note = f"{count} for “{safe_markdown(query)}”" if query.strip() else ""
         hits = gr.update(samples=[[search_card(h)] for h in found], visible=bool(query.strip()))
         return SearchResults(hits, refs, note)
