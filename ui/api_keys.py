@@ -8,8 +8,10 @@ services.api_keys, whichever way a call arrives: the list is a convenience, not 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import gradio as gr
 
@@ -20,12 +22,33 @@ if TYPE_CHECKING:
     from backend.services import Services
 
 COLUMNS = ["id", "owner", "name", "key", "made (UTC)", "last used (UTC)", "state"]
+UNKNOWN_BASE = "http://<this host>:<port>/v1"
 HOW_TO = (
-    "Use a key with any OpenAI client: base URL **`http://<this host>:<port>/v1`**, the key as "
+    "Use a key with any OpenAI client: base URL **`{base}`**, the key as "
     "the API key. Replies count against your limits and usage like the page's; they are not "
     'kept in your chats unless the request says `"store": true`. See the README, '
     '"Use Hearth from your tools".'
 )
+# The page's own address as the browser sees it (scheme, host, port and any prefix a reverse
+# proxy adds), which the server alone cannot know; the API sits beside the page at /v1.
+WITH_PAGE_ADDRESS = "(...values) => [...values.slice(0, -1), location.origin + location.pathname]"
+_SAFE_URL_PART = re.compile(r"[A-Za-z0-9.\-_~:/\[\]%@!$&'()*+,;=]*")
+
+
+def api_base(page_address: Any) -> str:
+    """The /v1 base URL beside the page at this address; UNKNOWN_BASE for anything that is not
+    a plain http(s) address (the value comes from the page, so from anyone)."""
+    if not isinstance(page_address, str) or len(page_address) > 2000:
+        return UNKNOWN_BASE
+    parts = urlsplit(page_address)
+    path = parts.path.rstrip("/")
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return UNKNOWN_BASE
+    if not (_SAFE_URL_PART.fullmatch(parts.netloc) and _SAFE_URL_PART.fullmatch(path)):
+        return UNKNOWN_BASE  # nothing that could end the code span or start markup
+    return f"{parts.scheme}://{parts.netloc}{path}/v1"
+
+
 NO_KEYS = "No API keys yet. Make one above to use Hearth's `/v1` API from scripts and tools."
 
 
@@ -82,6 +105,8 @@ class ApiKeysView:
     status: gr.Markdown
     access: gr.CheckboxGroup
     access_btn: gr.Button
+    how_to: gr.Markdown
+    page_address: gr.Textbox  # hidden: set by WITH_PAGE_ADDRESS
 
     @property
     def shown(self) -> list[Any]:
@@ -90,7 +115,8 @@ class ApiKeysView:
 
 
 def layout() -> ApiKeysView:
-    gr.Markdown(HOW_TO)
+    how_to = gr.Markdown(HOW_TO.format(base=UNKNOWN_BASE), elem_id="api-how-to")
+    page_address = gr.Textbox("", visible=False)
     with gr.Row():
         name = gr.Textbox(label="New key's name", placeholder="e.g. laptop editor", scale=3)
         create_btn = gr.Button("Make key", variant="primary", scale=1)
@@ -111,7 +137,7 @@ def layout() -> ApiKeysView:
                               visible=False)  # fmt: skip
     access_btn = gr.Button("Save API access", visible=False)
     return ApiKeysView(name, create_btn, secret, keys, empty, revoke_row, key_id, revoke_btn,
-                       status, access, access_btn)  # fmt: skip
+                       status, access, access_btn, how_to, page_address)  # fmt: skip
 
 
 class ApiKeyHandlers:
@@ -126,13 +152,13 @@ class ApiKeyHandlers:
         listed = keys.list_all(user) if user.is_admin else keys.list_own(user)
         return KeysShown(key_rows(listed), revoke_choices(listed, user))
 
-    def api_keys_open(self, request: gr.Request) -> tuple[Any, ...]:
+    def api_keys_open(self, page_address: Any, request: gr.Request) -> tuple[Any, ...]:
         user = acting_user(self.services, request)
         access = self.services.api_keys.role_access()
         on = [role for role, allowed in access.items() if allowed]
         admin = user.is_admin
         return (*self.shown(user).outputs(), gr.update(value=on, visible=admin),
-                gr.update(visible=admin))  # fmt: skip
+                gr.update(visible=admin), HOW_TO.format(base=api_base(page_address)))  # fmt: skip
 
     def api_key_create(self, name: str, request: gr.Request) -> tuple[Any, ...]:
         user = acting_user(self.services, request)
@@ -165,8 +191,8 @@ def build(services: Services, demo: gr.Blocks) -> None:
     """Create the API tab's components inside the current gr.Tab and wire their events."""
     view = layout()
     handlers = ApiKeyHandlers(services)
-    demo.load(guarded(handlers.api_keys_open), None,
-              [*view.shown, view.access, view.access_btn],
+    demo.load(guarded(handlers.api_keys_open), view.page_address,
+              [*view.shown, view.access, view.access_btn, view.how_to], js=WITH_PAGE_ADDRESS,
               api_name="api_keys_open", **PRIVATE)  # fmt: skip
     view.create_btn.click(guarded(handlers.api_key_create), view.name,
                           [view.secret, *view.shown, view.name, view.status],

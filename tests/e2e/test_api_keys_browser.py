@@ -24,6 +24,7 @@ def test_staff_make_a_key_then_revoke_it_from_the_list(
     page.get_by_role("tab", name="API").click()
     empty = page.locator("#api-keys-empty", has_text="No API keys yet")
     empty.wait_for()
+    expect(page.locator("#api-how-to")).to_contain_text(f"base URL {app_server.url}/v1,")
     assert not page.locator("#api-keys-table").is_visible()
     assert not page.locator("#api-key-revoke").is_visible(), "nothing to revoke yet"
 

@@ -13,7 +13,7 @@ from backend.auth import CLI, AccountError
 from backend.services import Services
 from backend.settings import Settings
 from tests.support.ui_services import StubRequest
-from ui.api_keys import NO_KEYS, ApiKeyHandlers
+from ui.api_keys import NO_KEYS, UNKNOWN_BASE, ApiKeyHandlers, api_base
 
 ADMIN, SAM, ALEX = StubRequest("root"), StubRequest("sam"), StubRequest("alex")
 
@@ -47,7 +47,7 @@ def _revokes(services: Services) -> list[tuple[str, str, str]]:
 
 
 def test_no_keys_shows_the_empty_state_and_no_revoke_list(handlers: ApiKeyHandlers) -> None:
-    shown = _shown(handlers.api_keys_open(SAM)[:4])
+    shown = _shown(handlers.api_keys_open("", SAM)[:4])
     assert shown == {"rows": [], "table": False, "empty": True, "row": False, "choices": [],
                      "picked": None}  # fmt: skip
     assert "No API keys yet" in NO_KEYS and "/v1" in NO_KEYS
@@ -73,13 +73,13 @@ def test_staff_are_offered_only_their_active_keys_admins_everyones(
     handlers.api_key_create("b", SAM)
     handlers.api_key_create("theirs", ALEX)
     handlers.api_key_create("mine", ADMIN)
-    sam_keys = _shown(handlers.api_keys_open(SAM)[:4])["choices"]
+    sam_keys = _shown(handlers.api_keys_open("", SAM)[:4])["choices"]
     (key_a,) = [key_id for label, key_id in sam_keys if label.startswith("a · ")]
     handlers.api_key_revoke(key_a, SAM)
-    sam_left = _shown(handlers.api_keys_open(SAM)[:4])
+    sam_left = _shown(handlers.api_keys_open("", SAM)[:4])
     assert [label.split(" · ")[0] for label, _ in sam_left["choices"]] == ["b"]
     assert len(sam_left["rows"]) == 2, "a revoked key stays in the table"
-    admin = [label for label, _ in _shown(handlers.api_keys_open(ADMIN)[:4])["choices"]]
+    admin = [label for label, _ in _shown(handlers.api_keys_open("", ADMIN)[:4])["choices"]]
     assert admin[0].startswith("mine · ") and not admin[0].endswith(")")  # yours first, no owner
     assert sorted(label.split(" (")[-1] for label in admin[1:]) == ["alex)", "sam)"]
 
@@ -88,7 +88,7 @@ def test_revoking_the_picked_key_says_which_and_is_audited(
     services: Services, handlers: ApiKeyHandlers
 ) -> None:
     handlers.api_key_create("ci", SAM)
-    ((_, key_id),) = _shown(handlers.api_keys_open(SAM)[:4])["choices"]
+    ((_, key_id),) = _shown(handlers.api_keys_open("", SAM)[:4])["choices"]
     *keys, note = handlers.api_key_revoke(key_id, SAM)
     shown = _shown(tuple(keys))
     prefix = services.api_keys.list_own(services.auth.resolve("sam"))[0].prefix
@@ -101,7 +101,7 @@ def test_an_admin_revokes_anyones_key_and_the_note_names_the_owner(
     services: Services, handlers: ApiKeyHandlers
 ) -> None:
     handlers.api_key_create("ci", SAM)
-    ((_, key_id),) = _shown(handlers.api_keys_open(ADMIN)[:4])["choices"]
+    ((_, key_id),) = _shown(handlers.api_keys_open("", ADMIN)[:4])["choices"]
     note = handlers.api_key_revoke(str(key_id), ADMIN)[-1]
     assert note.endswith("(ci) of sam.")
     assert [o for _, o, _ in _revokes(services)] == ["ok"]
@@ -111,7 +111,7 @@ def test_staff_cannot_revoke_another_persons_key_whatever_they_send(
     services: Services, handlers: ApiKeyHandlers
 ) -> None:
     handlers.api_key_create("theirs", ALEX)
-    ((_, key_id),) = _shown(handlers.api_keys_open(ALEX)[:4])["choices"]
+    ((_, key_id),) = _shown(handlers.api_keys_open("", ALEX)[:4])["choices"]
     for sent in (key_id, str(key_id), f" {key_id} "):
         with pytest.raises(AccountError, match=r"There is no API key .* of yours"):
             handlers.api_key_revoke(sent, SAM)
@@ -146,3 +146,25 @@ def test_revoke_with_nothing_picked_asks_for_a_pick(
         handlers.api_key_revoke(value, SAM)
     assert services.api_keys.list_own(services.auth.resolve("sam"))[0].active
     assert _revokes(services) == []
+
+
+@pytest.mark.parametrize(
+    ("page", "base"),
+    [
+        ("http://127.0.0.1:7860/", "http://127.0.0.1:7860/v1"),
+        ("https://ai.example.org/hearth/", "https://ai.example.org/hearth/v1"),
+        ("https://[::1]:8443", "https://[::1]:8443/v1"),
+    ],
+)
+def test_the_api_base_is_beside_the_page_the_browser_is_on(page: str, base: str) -> None:
+    assert api_base(page) == base
+
+
+@pytest.mark.parametrize(
+    "sent",
+    ["", None, 7, ["http://a"], "javascript:alert(1)", "file:///etc/passwd", "http://",
+     "http://a.example/`**x**`", "http://a.example/ x", "http://a.example/<b>x</b>",
+     "http://a.example/" + "a" * 3000],
+)  # fmt: skip
+def test_an_address_that_is_not_a_plain_http_one_shows_the_placeholder(sent: object) -> None:
+    assert api_base(sent) == UNKNOWN_BASE
