@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import gradio as gr
 
 from backend.auth import ROLES, ApiKeyInfo, User
-from ui.common import PRIVATE, acting_user, guarded
+from ui.common import PRIVATE, acting_user, guarded, last_input_from_page
 
 if TYPE_CHECKING:
     from backend.services import Services
@@ -31,7 +31,7 @@ HOW_TO = (
 )
 # The page's own address as the browser sees it (scheme, host, port and any prefix a reverse
 # proxy adds), which the server alone cannot know; the API sits beside the page at /v1.
-WITH_PAGE_ADDRESS = "(...values) => [...values.slice(0, -1), location.origin + location.pathname]"
+WITH_PAGE_ADDRESS = last_input_from_page("location.origin + location.pathname")
 _SAFE_URL_PART = re.compile(r"[A-Za-z0-9.\-_~:/\[\]%@!$&'()*+,;=]*")
 
 

@@ -26,6 +26,15 @@ if TYPE_CHECKING:
 # see written_for_users); anything else is a bug, logged with a reference (ui.errors).
 USER_ERRORS: tuple[type[Exception], ...] = (ValueError, PermissionError, EngineError, StoreError)
 PRIVATE: dict[str, Any] = {"api_visibility": "private"}
+
+
+def last_input_from_page(expression: str) -> str:
+    """An event's `js` that replaces its last input with a JavaScript expression's value: for
+    what only the browser knows (its time zone, its own address). The handler gets it as it
+    gets any value sent, so from anyone: it must check it."""
+    return f"(...values) => [...values.slice(0, -1), {expression}]"
+
+
 GUARDED = "__hearth_guarded__"  # set on every wrapped handler; tests walk the UI for it
 
 

@@ -22,6 +22,7 @@ which never expire in Hearth, are not walked.
 from __future__ import annotations
 
 import datetime
+import weakref
 from collections.abc import Iterator
 from types import MappingProxyType
 from typing import Any
@@ -40,6 +41,23 @@ class _WithoutConfigs:
         self.blocks: dict[int, Any] = {}
 
 
+_CHANGE_WATCHED: weakref.WeakKeyDictionary[Any, frozenset[int]] = weakref.WeakKeyDictionary()
+
+
+def _change_watched(config: Any) -> frozenset[int]:
+    """The components some event of this UI listens to for "change": fixed with its events,
+    so found once per UI, not at every page session."""
+    watched = _CHANGE_WATCHED.get(config)
+    if watched is None:
+        watched = _CHANGE_WATCHED[config] = frozenset(
+            block_id
+            for fn in config.fns.values()
+            for block_id, event in fn.targets
+            if event == "change"
+        )
+    return watched
+
+
 class LazySessionState(SessionState):
     """A SessionState without config copies: each is built when the deep-link route asks.
 
@@ -54,13 +72,7 @@ class LazySessionState(SessionState):
         self.blocks_config.blocks = MappingProxyType(blocks.default_config.blocks)  # type: ignore[assignment]
         self.blocks_config.fns = MappingProxyType(blocks.default_config.fns)  # type: ignore[assignment]
         self._expiring = False  # a State with a time to live was set
-        # The components some event listens to for "change": fixed with the UI's events.
-        self.change_watched = frozenset(
-            block_id
-            for fn in blocks.default_config.fns.values()
-            for block_id, event in fn.targets
-            if event == "change"
-        )
+        self.change_watched = _change_watched(blocks.default_config)
 
     def __setitem__(self, key: int, value: Any) -> None:
         block = self.blocks_config.blocks.get(key)

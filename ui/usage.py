@@ -20,7 +20,7 @@ import pandas as pd
 from backend.chat.limits import LABELS, EffectiveLimits
 from backend.chat.usage import DEFAULT_DAYS, UsageReport
 from backend.units import counted, noun_for
-from ui.common import PRIVATE, acting_user, guarded
+from ui.common import PRIVATE, acting_user, guarded, last_input_from_page
 
 if TYPE_CHECKING:
     from backend.services import Services
@@ -36,10 +36,7 @@ DAY_AXIS_TITLE = "day (UTC)"  # usage is counted by UTC day, whatever the reader
 # The plots draw a day at the instant they are sent, in the browser's own time zone: each UTC
 # day is sent as midnight in the viewer's zone, which the page passes with every report (an IANA
 # name), so the point sits on its day's tick and its tooltip names that day everywhere.
-WITH_VIEWER_ZONE = (
-    "(...values) => [...values.slice(0, -1),"
-    " Intl.DateTimeFormat().resolvedOptions().timeZone || '']"
-)
+WITH_VIEWER_ZONE = last_input_from_page("Intl.DateTimeFormat().resolvedOptions().timeZone || ''")
 
 
 @cache
