@@ -35,6 +35,14 @@ def last_input_from_page(expression: str) -> str:
     return f"(...values) => [...values.slice(0, -1), {expression}]"
 
 
+def unlocked(**props: Any) -> dict[str, Any]:
+    """A page-load update that fills a form's component (props) and unlocks it. A form whose
+    values come from the page-load update is built locked (interactive=False) and unlocked only
+    by it: that update can then never land over what someone typed or saved before it came.
+    A new dict each time: Gradio takes an update's value out of it as it applies it."""
+    return gr.update(interactive=True, **props)
+
+
 GUARDED = "__hearth_guarded__"  # set on every wrapped handler; tests walk the UI for it
 
 

@@ -64,39 +64,50 @@ _Form = tuple[
 
 
 def _form() -> _Form:
-    """The panel's components: policy and margin, the engine's settings, save, help, status."""
+    """The panel's components: policy and margin, the engine's settings, save, help, status.
+    The fields are locked and Save hidden until the page-load update fills them (and unlocks
+    them for an admin), so it can never land over what an admin typed or saved before it."""
     gr.Markdown(
         "### Load admission\nBefore a model loads, its memory estimate is checked against "
         "what is free now (other GPU processes, loaded models and loads in flight included)."
     )
     with gr.Row():
-        policy = gr.Radio(list(POLICIES), label="Policy", elem_id="admission-policy")
-        margin = gr.Number(label="Safety margin", minimum=0, elem_id="admission-margin")
-        unit = gr.Radio(["MiB", "%"], label="Margin unit", elem_id="admission-unit")
+        policy = gr.Radio(
+            list(POLICIES), label="Policy", interactive=False, elem_id="admission-policy"
+        )
+        margin = gr.Number(
+            label="Safety margin", minimum=0, interactive=False, elem_id="admission-margin"
+        )
+        unit = gr.Radio(
+            ["MiB", "%"], label="Margin unit", interactive=False, elem_id="admission-unit"
+        )
         kv = gr.Dropdown(
             list(KV_CACHE_TYPES),
             label=f"KV cache type the engine runs with ({ENGINE_ENV_VARS['kv_cache_type']})",
+            interactive=False,
             elem_id="admission-kv",
         )
     with gr.Row():
         parallel = gr.Number(
             label=f"Parallel slots per model ({ENGINE_ENV_VARS['num_parallel']})",
-            precision=0, elem_id="admission-parallel",
+            precision=0, interactive=False, elem_id="admission-parallel",
         )  # fmt: skip
         context = gr.Number(
             label=f"Default context length ({ENGINE_ENV_VARS['context_length']})",
-            precision=0, elem_id="admission-context",
+            precision=0, interactive=False, elem_id="admission-context",
         )  # fmt: skip
         flash = gr.Checkbox(
             label=f"Flash attention ({ENGINE_ENV_VARS['flash_attention']}=1)",
+            interactive=False,
             elem_id="admission-flash",
         )
         placement = gr.Radio(
             list(PLACEMENTS), label="Placement on a pool of engines (spread or pack)",
-            elem_id="admission-placement",
+            interactive=False, elem_id="admission-placement",
         )  # fmt: skip
     explain = gr.Markdown(policy_help(), elem_id="admission-help")
-    save = gr.Button("Save admission settings", variant="primary", elem_id="admission-save")
+    save = gr.Button("Save admission settings", variant="primary", visible=False,
+                     elem_id="admission-save")  # fmt: skip
     status = gr.Markdown("", elem_id="admission-status")
     return policy, margin, unit, kv, parallel, context, flash, placement, explain, save, status
 
@@ -110,19 +121,11 @@ def build(services: Services, demo: gr.Blocks) -> None:
         user = acting_user(services, request)
         current = services.models.admission_settings()
         note = describe(current) + ("" if user.is_admin else " Only an admin can change them.")
-        return (
-            gr.update(value=current.policy, interactive=user.is_admin),
-            gr.update(value=current.margin, interactive=user.is_admin),
-            gr.update(value=current.margin_unit, interactive=user.is_admin),
-            gr.update(value=current.kv_cache_type, interactive=user.is_admin),
-            gr.update(value=current.num_parallel, interactive=user.is_admin),
-            gr.update(value=current.context_length, interactive=user.is_admin),
-            gr.update(value=current.flash_attention, interactive=user.is_admin),
-            gr.update(value=current.placement, interactive=user.is_admin),
-            gr.update(visible=user.is_admin),
-            policy_help(current.policy),
-            note,
-        )
+        values = (current.policy, current.margin, current.margin_unit, current.kv_cache_type,
+                  current.num_parallel, current.context_length, current.flash_attention,
+                  current.placement)  # fmt: skip
+        fields = [gr.update(value=v, interactive=user.is_admin) for v in values]
+        return (*fields, gr.update(visible=user.is_admin), policy_help(current.policy), note)
 
     @guarded
     def admission_save(

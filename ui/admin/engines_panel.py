@@ -15,7 +15,7 @@ import gradio as gr
 
 from backend.services import EngineForm, EngineRow
 from ui.checked_inputs import CheckedDropdown
-from ui.common import PRIVATE, acting_user, guarded, inline_markdown
+from ui.common import PRIVATE, acting_user, guarded, inline_markdown, unlocked
 
 if TYPE_CHECKING:
     from backend.auth import User
@@ -57,7 +57,8 @@ def engine_rows(rows: list[EngineRow]) -> list[list[str]]:
 
 def _fields() -> EngineFields:
     picked = CheckedDropdown(label="Engine to change (empty: a new one)", choices=[], value=None,
-                             allow_custom_value=True, elem_id="engines-pick")  # fmt: skip
+                             allow_custom_value=True, interactive=False,
+                             elem_id="engines-pick")  # fmt: skip
     with gr.Row():
         name = gr.Textbox(label="Name", placeholder="gpu-box-2", elem_id="engine-name")
         kind = CheckedDropdown(label="Kind", choices=KINDS, value="ollama", elem_id="engine-kind")
@@ -88,11 +89,12 @@ def _view() -> EnginesView:
     source = gr.Markdown("", elem_id="engines-source")
     table = gr.Dataframe(headers=HEADERS, value=[], interactive=False, elem_id="engines-table")
     fields = _fields()
-    with gr.Row():
-        test = gr.Button("Test connection", elem_id="engine-test")
-        add = gr.Button("Add engine", variant="primary", elem_id="engine-add")
-        save = gr.Button("Save changes", elem_id="engine-save")
-        remove = gr.Button("Remove engine", variant="stop", elem_id="engine-remove")
+    with gr.Row():  # locked, as the picker, until the page-load update (ui.common.unlocked)
+        test = gr.Button("Test connection", interactive=False, elem_id="engine-test")
+        add = gr.Button("Add engine", variant="primary", interactive=False, elem_id="engine-add")
+        save = gr.Button("Save changes", interactive=False, elem_id="engine-save")
+        remove = gr.Button("Remove engine", variant="stop", interactive=False,
+                           elem_id="engine-remove")  # fmt: skip
     status = gr.Markdown("", elem_id="engines-status")
     return EnginesView(source, table, fields, test, add, save, remove, status)
 
@@ -115,13 +117,15 @@ def changed(config: EngineConfig, user: User, sentence: str, picked: Any) -> tup
 def build(services: Services, demo: gr.Blocks) -> None:
     """The panel's components and events, inside whatever block the caller opened."""
     view, config = _view(), services.engines
+    buttons = [view.test, view.add, view.save, view.remove]
 
     @guarded
     def engines_panel_load(request: gr.Request):
         user = acting_user(services, request)
         if not user.is_admin:  # the Admin tab is hidden from staff; show them nothing here
-            return [], gr.update(choices=[]), ""
-        return listing(config, user, picked=False)
+            return [], gr.update(choices=[]), "", *(gr.skip(),) * len(buttons)
+        table, picker, source = listing(config, user, picked=False)
+        return table, {**picker, **unlocked()}, source, *(unlocked() for _ in buttons)
 
     @guarded
     def engines_pick(picked, request: gr.Request):
@@ -157,7 +161,8 @@ def build(services: Services, demo: gr.Blocks) -> None:
 
     f, status = view.fields, view.status
     after_change = [view.table, f.picked, view.source, status, f.api_key, f.clear_key]
-    demo.load(engines_panel_load, None, [view.table, f.picked, view.source], **PRIVATE)
+    demo.load(engines_panel_load, None, [view.table, f.picked, view.source, *buttons],
+              **PRIVATE)  # fmt: skip
     filled = [f.name, f.kind, f.url, f.api_key, f.clear_key, f.gpu_facts]
     f.picked.input(engines_pick, [f.picked], filled, **PRIVATE)
     view.test.click(engines_test, [f.picked, *f.spec_inputs], [status], **PRIVATE)

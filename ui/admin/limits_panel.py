@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import gradio as gr
 
 from backend.chat.limits import LABELS, LimitValues, parse_target
-from ui.common import PRIVATE, acting_user, guarded
+from ui.common import PRIVATE, acting_user, guarded, unlocked
 
 if TYPE_CHECKING:
     from backend.services import Services
@@ -55,16 +55,19 @@ def build(services: Services, demo: gr.Blocks) -> None:
     """The limits panel's components and events, inside whatever block the caller opened."""
     gr.Markdown(HELP)
     table = gr.Dataframe(headers=HEADERS, value=[], interactive=False, elem_id="limits-table")
+    # The form is locked until the page-load update has filled it (ui.common.unlocked).
     with gr.Row(equal_height=True):
-        target = gr.Dropdown(ROLE_TARGETS, value=FIRST_TARGET, label="For",
+        target = gr.Dropdown(ROLE_TARGETS, value=FIRST_TARGET, label="For", interactive=False,
                              allow_custom_value=True, elem_id="limits-for")  # fmt: skip
         # Text, not gr.Number: a Number shows an unset value as 0, and 0 switches chat off.
         inputs = [
-            gr.Textbox(label=label, value="", placeholder="no limit", elem_id=f"limits-{name}")
+            gr.Textbox(
+                label=label, placeholder="no limit", interactive=False, elem_id=f"limits-{name}"
+            )
             for name, label in LABELS.items()
         ]
         save = gr.Button("Save limits", variant="primary", scale=0, min_width=140,
-                         elem_id="limits-save")  # fmt: skip
+                         interactive=False, elem_id="limits-save")  # fmt: skip
     status = gr.Markdown("", elem_id="limits-status")
 
     def choices(user) -> list[tuple[str, str]]:
@@ -74,13 +77,15 @@ def build(services: Services, demo: gr.Blocks) -> None:
     @guarded
     def limits_panel_load(request: gr.Request):
         """The table, "For" on the first role with its choices, and that role's values: a Save
-        straight away keeps what is set rather than clearing it."""
+        straight away keeps what is set rather than clearing it. Only now is the form unlocked,
+        so this update can never land over what an admin typed or saved before it came."""
         user = acting_user(services, request)
         if not user.is_admin:  # the Admin tab is hidden from staff; show them nothing here
-            return [], gr.Dropdown(choices=[]), "", "", "", ""
+            return [], gr.Dropdown(choices=[]), "", "", "", gr.skip(), ""
         records = services.limits.table(user)
-        picker = gr.Dropdown(choices=choices(user), value=FIRST_TARGET)
-        return limit_rows(records), picker, *fields_for(records, FIRST_TARGET), table_note(records)
+        picker = unlocked(choices=choices(user), value=FIRST_TARGET)
+        fields = [unlocked(value=v) for v in fields_for(records, FIRST_TARGET)]
+        return limit_rows(records), picker, *fields, unlocked(), table_note(records)
 
     @guarded
     def limits_targets(request: gr.Request):
@@ -103,7 +108,7 @@ def build(services: Services, demo: gr.Blocks) -> None:
         name = parse_target(picked)[1]
         return limit_rows(services.limits.table(user)), f"Saved for {name}: {_describe(values)}."
 
-    demo.load(limits_panel_load, None, [table, target, *inputs, status], **PRIVATE)
+    demo.load(limits_panel_load, None, [table, target, *inputs, save, status], **PRIVATE)
     target.focus(limits_targets, None, target, **PRIVATE)
     target.input(limits_pick, [target], inputs, **PRIVATE)
     save.click(limits_save, [target, *inputs], [table, status], **PRIVATE)
