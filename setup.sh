@@ -28,6 +28,27 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
+# llama.cpp is compiled for any x86-64 CPU with AVX2 (GGML_NATIVE=OFF), never with -march=native:
+# a native build carries the building CPU's instructions (AVX-512, AMX) and dies with "Illegal
+# instruction" on another CPU, or on a VM that lists AMX without granting it. pip's own wheel
+# cache cannot tell builds apart by their flags, so the wheel is kept in a folder named by the
+# version and flags, and the venv records which build it holds (an older one is replaced).
+LLAMA_CPP_FLAGS="-DGGML_NATIVE=OFF"
+install_llama_cpp() {
+  local spec build wheels
+  spec=$(grep -E '^llama-cpp-python==' requirements.txt)
+  build="$spec $LLAMA_CPP_FLAGS"
+  [[ "$(cat .venv/.llama-cpp-build 2>/dev/null)" == "$build" ]] && return 0
+  wheels="${XDG_CACHE_HOME:-$HOME/.cache}/hearth/wheels/$(printf '%s' "$build" | sha256sum | cut -c1-16)"
+  if ! compgen -G "$wheels/llama_cpp_python-*.whl" >/dev/null; then
+    say "compiling llama.cpp for any AVX2 CPU ($LLAMA_CPP_FLAGS): about 10 minutes, once per machine"
+    CMAKE_ARGS="$LLAMA_CPP_FLAGS" .venv/bin/python -m pip wheel -q --no-deps --no-cache-dir \
+      --no-binary llama-cpp-python -w "$wheels" "$spec"
+  fi
+  .venv/bin/python -m pip install -q --force-reinstall --no-deps "$wheels"/llama_cpp_python-*.whl
+  printf '%s' "$build" > .venv/.llama-cpp-build
+}
+
 "$PYTHON" -c 'import sys; assert sys.version_info >= (3, 11), sys.version' 2>/dev/null || {
   say "Hearth needs Python 3.11 or newer as '$PYTHON' (set PYTHON=/path/to/python3.11)."
   exit 1
@@ -47,7 +68,8 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 requirements=requirements.txt
 $with_tests && requirements=requirements-dev.txt
-say "pip install -r $requirements (the first run compiles llama.cpp: about 10 minutes)"
+install_llama_cpp
+say "pip install -r $requirements"
 .venv/bin/python -m pip install -q -r "$requirements"
 # Hearth itself, editable: `backend` and `ui` import from this checkout wherever you run.
 .venv/bin/python -m pip install -q --no-deps -e .

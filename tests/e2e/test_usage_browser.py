@@ -28,9 +28,8 @@ def _ask(page, text: str) -> None:
 def _set_staff_quota(page, tokens: int) -> None:
     page.get_by_role("tab", name="Admin").click()
     page.get_by_text("Limits and quotas").first.click()
-    # The panel's page-load event writes the table and this line; a save sent before it lands
-    # can be drawn over by it (seen twice in CI), so wait for it as a person would see it.
-    page.locator("#limits-status", has_text="nobody's chat is limited").wait_for()
+    # The form is locked until the panel's page-load update lands; Playwright waits for it as a
+    # person would (a save sent before it was once drawn over by it: ui.common.unlocked).
     page.locator("#limits-for input").click()
     page.get_by_role("option", name="Role: staff").click()
     page.locator("#limits-reply_tokens_per_day textarea").fill(f"{tokens:,}")
