@@ -32,7 +32,12 @@ def _set_staff_quota(page, tokens: int) -> None:
     # person would (a save sent before it was once drawn over by it: ui.common.unlocked).
     page.locator("#limits-for input").click()
     page.get_by_role("option", name="Role: staff").click()
-    page.locator("#limits-reply_tokens_per_day textarea").fill(f"{tokens:,}")
+    # Picking fills the fields from the server; until that lands Gradio covers them, and a person
+    # clicks into the field once it is free. fill() alone types under the cover, and the pick's
+    # late update could then empty the field (the save then cleared the quota: a CI flake).
+    field = page.locator("#limits-reply_tokens_per_day textarea")
+    field.click()
+    field.fill(f"{tokens:,}")
     page.locator("#limits-save").click()
     page.locator("#limits-status", has_text="Saved for staff").wait_for()
 
