@@ -51,11 +51,11 @@ def fields_for(records: list[Any], picked: object) -> tuple[str, str, str]:
     return "", "", ""
 
 
-def build(services: Services, demo: gr.Blocks) -> None:
-    """The limits panel's components and events, inside whatever block the caller opened."""
+def _form() -> tuple[gr.Dataframe, gr.Dropdown, list[gr.Textbox], gr.Button, gr.Markdown]:
+    """The panel's components: the table, "For", the three fields, Save and the status line.
+    The form is locked until the page-load update has filled it (ui.common.unlocked)."""
     gr.Markdown(HELP)
     table = gr.Dataframe(headers=HEADERS, value=[], interactive=False, elem_id="limits-table")
-    # The form is locked until the page-load update has filled it (ui.common.unlocked).
     with gr.Row(equal_height=True):
         target = gr.Dropdown(ROLE_TARGETS, value=FIRST_TARGET, label="For", interactive=False,
                              allow_custom_value=True, elem_id="limits-for")  # fmt: skip
@@ -69,6 +69,12 @@ def build(services: Services, demo: gr.Blocks) -> None:
         save = gr.Button("Save limits", variant="primary", scale=0, min_width=140,
                          interactive=False, elem_id="limits-save")  # fmt: skip
     status = gr.Markdown("", elem_id="limits-status")
+    return table, target, inputs, save, status
+
+
+def build(services: Services, demo: gr.Blocks) -> None:
+    """The limits panel's components and events, inside whatever block the caller opened."""
+    table, target, inputs, save, status = _form()
 
     def choices(user) -> list[tuple[str, str]]:
         users = services.users.list_users(user)
