@@ -289,7 +289,7 @@ class EmbeddedEngine:
             raise EngineError(_generation_error(exc)) from exc
         finally:
             stream.close()
-        yield _stats(llama, done_reason, ttft_ms, started, load_ms)
+        yield _stats(llama, done_reason, ttft_ms, started, load_ms, options.num_predict)
 
     def pull(self, model: str) -> Iterator[PullProgress]:
         raise EngineError(
@@ -324,20 +324,29 @@ def _ms_since(start: float) -> float:
 
 
 def _stats(
-    llama: Any, done_reason: str, ttft_ms: float | None, started: float, load_ms: float
+    llama: Any,
+    done_reason: str,
+    ttft_ms: float | None,
+    started: float,
+    load_ms: float,
+    num_predict: int | None,
 ) -> ChatStats:
     """ChatStats from llama.cpp's own performance counters, in Ollama's shape."""
     import llama_cpp
 
     perf = llama_cpp.llama_perf_context(llama.ctx)
     eval_s = perf.t_eval_ms / 1000.0
+    # n_eval counts tokens fed back to the model; the last one sampled never is. Counted here
+    # as Ollama's eval_count counts (a reply capped at N tokens reports N): quotas rely on it.
+    # A one-token cap still shows one decode in n_eval, so the cap bounds the count.
+    reply_tokens = int(perf.n_eval) + (1 if ttft_ms is not None else 0)
+    if num_predict is not None and num_predict > 0:
+        reply_tokens = min(reply_tokens, num_predict)
     return ChatStats(
         done_reason=done_reason,
         # n_p_eval skips the prefix llama.cpp reused from the last turn; report the whole prompt.
         prompt_tokens=max(int(llama.n_tokens) - int(perf.n_eval), int(perf.n_p_eval)),
-        # n_eval counts tokens fed back to the model; the last one sampled never is. Counted here
-        # as Ollama's eval_count counts (a reply capped at N tokens reports N): quotas rely on it.
-        reply_tokens=int(perf.n_eval) + (1 if ttft_ms is not None else 0),
+        reply_tokens=reply_tokens,
         ttft_ms=ttft_ms,
         tokens_per_s=perf.n_eval / eval_s if eval_s > 0 else None,
         total_ms=_ms_since(started),

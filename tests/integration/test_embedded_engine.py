@@ -44,11 +44,14 @@ def test_reply_streams_in_several_deltas(embedded_engine):
     assert len(deltas) >= 5
 
 
-def test_num_predict_caps_the_reply(embedded_engine):
-    options = ChatOptions(temperature=0.0, num_ctx=2048, num_predict=8)
+@pytest.mark.parametrize("cap", [1, 2, 8])
+def test_num_predict_caps_the_reply_and_its_count(embedded_engine, cap):
+    # A reply cut by its cap has exactly cap tokens, on any CPU; quotas count them as Ollama's
+    # eval_count does (the one-token cap once reported 2).
+    options = ChatOptions(temperature=0.0, num_ctx=2048, num_predict=cap)
     stats = list(embedded_engine.chat(BUNDLED_MODEL_NAME, LONG, options))[-1]
     assert stats.done_reason == "length"
-    assert stats.reply_tokens <= 8
+    assert stats.reply_tokens == cap
 
 
 def test_cancel_stops_mid_stream(embedded_engine):
