@@ -338,7 +338,8 @@ def _stats(
     eval_s = perf.t_eval_ms / 1000.0
     # n_eval counts tokens fed back to the model; the last one sampled never is. Counted here
     # as Ollama's eval_count counts (a reply capped at N tokens reports N): quotas rely on it.
-    # A one-token cap still shows one decode in n_eval, so the cap bounds the count.
+    # With a cap of 1 or 2, n_eval shows one decode more, so the cap bounds the count (llama.cpp
+    # reads a cap of 0 or less as none).
     reply_tokens = int(perf.n_eval) + (1 if ttft_ms is not None else 0)
     if num_predict is not None and num_predict > 0:
         reply_tokens = min(reply_tokens, num_predict)
