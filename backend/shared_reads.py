@@ -6,6 +6,12 @@ per turn costs every turn the round trip or the estimate, and the engine a burst
 requests. Here the first caller reads and the callers that arrive while it reads, or within
 `ttl_s` after, get its answer. A read that raises keeps nothing (the next caller reads again);
 `forget()` drops every answer, and an answer read across a `forget()` is not kept.
+
+With `refresh_after_s` (below `ttl_s`), an answer older than that is still given, and one read
+in the background replaces it: under steady use no caller waits on the read, and none is given
+an answer older than `ttl_s` (past that, the caller reads, as without it). A background read
+that raises keeps the old answer, which ages out at `ttl_s`; the next read then raises to its
+caller.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Hashable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -29,38 +36,91 @@ class _Answer(Generic[V]):
 
 
 class SharedReads(Generic[K, V]):
-    def __init__(self, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        ttl_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        refresh_after_s: float | None = None,
+    ) -> None:
+        if refresh_after_s is not None and not 0 <= refresh_after_s < ttl_s:
+            raise ValueError(f"refresh_after_s must be in [0, ttl_s), got {refresh_after_s!r}")
         self._ttl_s = ttl_s
+        self._refresh_after_s = refresh_after_s
         self._clock = clock
         self._lock = threading.Lock()  # the dicts and the generation
         self._answers: dict[K, _Answer[V]] = {}
         self._reading: dict[K, threading.Lock] = {}  # held while one caller reads that key
         self._generation = 0
+        self._refresh_pool: ThreadPoolExecutor | None = None
 
     def get(self, key: K, read: Callable[[], V]) -> V:
         """The answer for `key` at most `ttl_s` old, reading it (once for all callers) if none."""
         fresh = self._fresh(key)
         if fresh is not None:
+            if self._due_for_refresh(fresh):
+                self._refresh_in_background(key, read)
             return fresh.value
-        with self._lock:
-            reading = self._reading.setdefault(key, threading.Lock())
-        with reading:
+        with self._reading_lock(key):
             fresh = self._fresh(key)  # read by another caller while this one waited
             if fresh is not None:
                 return fresh.value
-            with self._lock:
-                generation = self._generation
-            value = read()
-            with self._lock:
-                if generation == self._generation:
-                    self._keep(key, _Answer(self._clock(), value))
-            return value
+            return self._read(key, read)
 
     def forget(self) -> None:
         """Drop every answer: the next caller of each key reads afresh."""
         with self._lock:
             self._generation += 1
             self._answers.clear()
+
+    def _due_for_refresh(self, answer: _Answer[V]) -> bool:
+        after = self._refresh_after_s
+        return after is not None and self._clock() - answer.read_at > after
+
+    def _reading_lock(self, key: K) -> threading.Lock:
+        with self._lock:
+            return self._reading.setdefault(key, threading.Lock())
+
+    def _read(self, key: K, read: Callable[[], V]) -> V:
+        """Read and keep the answer, unless a forget() came while it was read; hold the key's
+        reading lock."""
+        with self._lock:
+            generation = self._generation
+        value = read()
+        with self._lock:
+            if generation == self._generation:
+                self._keep(key, _Answer(self._clock(), value))
+        return value
+
+    def _refresh_in_background(self, key: K, read: Callable[[], V]) -> None:
+        """One thread reads the key afresh, unless a caller or another thread reads it now."""
+        reading = self._reading_lock(key)
+        if not reading.acquire(blocking=False):
+            return
+
+        def refresh() -> None:
+            try:
+                answer = self._fresh(key)  # gone after a forget(): the next caller reads
+                if answer is not None and self._due_for_refresh(answer):
+                    self._read(key, read)
+            except Exception:  # the old answer stays until it ages out
+                pass
+            finally:
+                reading.release()
+
+        try:
+            self._refresher().submit(refresh)
+        except BaseException:
+            reading.release()
+            raise
+
+    def _refresher(self) -> ThreadPoolExecutor:
+        """The one thread that reads ahead (made on first use): a new thread per read would
+        cost the caller its start, ~0.6 ms on a busy core."""
+        with self._lock:
+            if self._refresh_pool is None:
+                self._refresh_pool = ThreadPoolExecutor(1, thread_name_prefix="shared-read")
+            return self._refresh_pool
 
     def _fresh(self, key: K) -> _Answer[V] | None:
         with self._lock:

@@ -104,6 +104,16 @@ def summary(report: UsageReport, limits: EffectiveLimits | None = None, used_tod
     return text
 
 
+# A count axis runs to at least this many, so its ticks are whole numbers: Vega-Lite ticks a
+# 0-1 axis at 0.2, 0.4, ... ("0.2 requests"); from 0 to 5 or more its ticks step by 1 or more.
+MIN_COUNT_AXIS_TOP = 5
+
+
+def count_axis(counts: Any) -> list[float | None]:
+    """y_lim for a plot of counts: from 0 to the largest, and never below MIN_COUNT_AXIS_TOP."""
+    return [0, int(max([MIN_COUNT_AXIS_TOP, *counts]))]
+
+
 def bar_frame(rows: tuple, key: str, value: str, attribute: str) -> pd.DataFrame:
     return pd.DataFrame({key: [r.key for r in rows], value: [getattr(r, attribute) for r in rows]})
 
@@ -178,12 +188,15 @@ class UsageHandlers:
         per_day, tokens = day_frames(report, viewer_zone(zone))
         top = report.whose == "everyone"
         users = bar_frame(report.by_user, "user", "reply tokens", "reply_tokens")
+        models = bar_frame(report.by_model, "model", "requests", "requests")
         return (
             summary(report, limits, used),
-            per_day,
-            tokens,
-            gr.BarPlot(value=users if top else None, visible=top),
-            bar_frame(report.by_model, "model", "requests", "requests"),
+            gr.LinePlot(value=per_day, y_lim=count_axis(per_day["requests"])),
+            gr.LinePlot(value=tokens, y_lim=count_axis(tokens["tokens"])),
+            gr.BarPlot(
+                value=users if top else None, visible=top, y_lim=count_axis(users["reply tokens"])
+            ),  # fmt: skip
+            gr.BarPlot(value=models, y_lim=count_axis(models["requests"])),
         )
 
     def usage_open(self, zone: Any, request: gr.Request) -> tuple[Any, ...]:

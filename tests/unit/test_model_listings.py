@@ -41,7 +41,7 @@ class Clock:
 
 def test_callers_within_the_interval_share_one_read_and_a_later_one_reads_again() -> None:
     engine, clock = CountingEngine(models=("a:1b",)), Clock()
-    listings = ModelListings(lambda: engine, ttl_s=1.0, clock=clock)
+    listings = ModelListings(lambda: engine, ttl_s=1.0, refresh_after_s=None, clock=clock)
     assert [m.name for m in listings.installed()] == ["a:1b"]
     engine.models = ("a:1b", "b:2b")
     clock.now += 0.5
@@ -53,6 +53,46 @@ def test_callers_within_the_interval_share_one_read_and_a_later_one_reads_again(
     listings.loaded()
     listings.loaded()
     assert engine.ps_calls == 1
+
+
+def test_past_a_second_a_turn_gets_the_lists_at_once_while_the_engine_is_read_again() -> None:
+    """The default: no turn waits on /api/tags or /api/ps under steady use; none is given lists
+    older than ttl_s."""
+    hold = threading.Event()
+    engine, clock = CountingEngine(models=("a:1b",)), Clock()
+    listings = ModelListings(lambda: engine, clock=clock)  # ttl 3 s, refreshed after 1 s
+    assert [m.name for m in listings.installed()] == ["a:1b"]
+    engine.models, engine.hold = ("a:1b", "b:2b"), hold  # the engine is slow to answer now
+    clock.now += 1.5
+    assert [m.name for m in listings.installed()] == ["a:1b"]  # at once, not behind the read
+    assert [m.name for m in listings.installed()] == ["a:1b"]  # one background read, not two
+    hold.set()
+    for _ in range(200):  # the background read lands
+        if [m.name for m in listings.installed()] == ["a:1b", "b:2b"]:
+            break
+        threading.Event().wait(0.01)
+    assert [m.name for m in listings.installed()] == ["a:1b", "b:2b"]
+    assert engine.list_calls == 2
+    clock.now += 3.5  # nobody asked for longer than ttl_s: the caller reads, and waits for it
+    engine.models = ("c:3b",)
+    assert [m.name for m in listings.installed()] == ["c:3b"]
+    assert engine.list_calls == 3
+
+
+def test_a_background_read_that_fails_keeps_the_lists_until_they_age_out() -> None:
+    engine, clock = CountingEngine(models=("a:1b",)), Clock()
+    listings = ModelListings(lambda: engine, clock=clock)
+    listings.installed()
+    engine.listing = False  # the engine stops answering
+    clock.now += 1.5
+    assert [m.name for m in listings.installed()] == ["a:1b"]  # the refresh failed behind it
+    for _ in range(200):
+        if engine.list_calls == 2:
+            break
+        threading.Event().wait(0.01)
+    clock.now += 2.0  # past ttl_s: the next turn asks, and sees the engine's error
+    with pytest.raises(EngineUnavailable):
+        listings.installed()
 
 
 def test_forget_makes_the_next_caller_read_afresh() -> None:
@@ -140,7 +180,7 @@ class DescribingEngine(CountingEngine):
 def test_a_models_description_is_read_once_per_installed_file() -> None:
     engine = DescribingEngine(models=("a:1b", "b:2b"), digests={"a:1b": "sha256:1"})
     clock = Clock()
-    listings = ModelListings(lambda: engine, ttl_s=1.0, clock=clock)
+    listings = ModelListings(lambda: engine, ttl_s=1.0, refresh_after_s=None, clock=clock)
     first = listings.spec("a:1b")
     clock.now += 600  # long after the lists' interval: the file is the same
     assert listings.spec("A:1B") == first and engine.show_calls == 1

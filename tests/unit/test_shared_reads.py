@@ -77,6 +77,58 @@ def test_callers_of_one_key_at_once_share_one_read_and_other_keys_do_not_wait() 
     assert answers == ["slow answer"] * 10 and reads == ["slow"]
 
 
+def test_refresh_ahead_gives_the_old_answer_at_once_and_reads_once_behind_it() -> None:
+    clock, reads, release = Clock(), [], threading.Event()
+    shared: SharedReads[str, int] = SharedReads(3.0, clock, refresh_after_s=1.0)
+
+    def read(value: int) -> int:
+        reads.append(value)
+        if value > 1:
+            release.wait(10)
+        return value
+
+    assert shared.get("a", lambda: read(1)) == 1
+    clock.now += 0.5
+    assert shared.get("a", lambda: read(99)) == 1 and reads == [1]  # young: no read at all
+    clock.now += 1.0
+    assert shared.get("a", lambda: read(2)) == 1  # old enough: given, and read behind it
+    assert shared.get("a", lambda: read(3)) == 1  # that read is under way: no second one
+    release.set()
+    for _ in range(200):
+        if shared.get("a", lambda: read(4)) == 2:
+            break
+        threading.Event().wait(0.01)
+    assert reads == [1, 2]
+    clock.now += 3.5  # older than ttl_s: the caller reads, as without refresh-ahead
+    assert shared.get("a", lambda: read(5)) == 5
+
+
+def test_a_refresh_under_way_across_forget_is_not_kept() -> None:
+    clock, release = Clock(), threading.Event()
+    shared: SharedReads[str, str] = SharedReads(3.0, clock, refresh_after_s=1.0)
+    shared.get("a", lambda: "old")
+    clock.now += 1.5
+    started = threading.Event()
+
+    def slow() -> str:
+        started.set()
+        release.wait(10)
+        return "read before the forget"
+
+    assert shared.get("a", slow) == "old"
+    assert started.wait(10)
+    shared.forget()  # an admin's delete while the background read is on its way
+    release.set()
+    assert shared.get("a", lambda: "afresh") == "afresh"  # waits for the lock, then reads
+    assert shared.get("a", lambda: "again") == "afresh"
+
+
+@pytest.mark.parametrize("after", [-1.0, 3.0, 5.0])
+def test_refresh_after_must_come_before_the_answer_ages_out(after: float) -> None:
+    with pytest.raises(ValueError, match="refresh_after_s"):
+        SharedReads(3.0, refresh_after_s=after)
+
+
 def test_stale_keys_are_dropped_past_the_bound() -> None:
     clock = Clock()
     shared: SharedReads[int, int] = SharedReads(1.0, clock)

@@ -8,7 +8,7 @@ from backend.chat.limits import EffectiveLimits, LimitValues, parse_target
 from backend.chat.usage import UsageReport
 from backend.store.database import LimitRecord, UsageTotals
 from ui.admin.limits_panel import limit_rows
-from ui.usage import day_frames, summary, viewer_zone
+from ui.usage import count_axis, day_frames, summary, viewer_zone
 
 
 def _day(day: str, requests: int, prompt: int, reply: int) -> UsageTotals:
@@ -34,6 +34,17 @@ def test_every_day_of_the_range_is_plotted_idle_days_as_zero():
     reply = tokens[tokens["direction"] == "reply"]["tokens"].tolist()
     assert reply == [0, 300, 0, 200, 0]
     assert set(tokens["direction"]) == {"prompt", "reply"}
+
+
+@pytest.mark.parametrize(
+    ("counts", "top"), [([], 5), ([0, 0], 5), ([1], 5), ([0, 3, 2], 5), ([7, 2], 7), ([1200], 1200)]
+)
+def test_a_count_axis_runs_from_zero_to_at_least_five_so_its_ticks_are_whole(counts, top):
+    """One request must not draw ticks at 0.2, 0.4, ... on a per-day count."""
+    per_day, _ = day_frames(REPORT)
+    assert count_axis(counts) == [0, top]
+    assert count_axis(per_day["requests"]) == [0, 5]
+    assert all(type(bound) is int for bound in count_axis(per_day["requests"]))  # JSON, not numpy
 
 
 def test_each_day_is_drawn_at_midnight_in_the_pages_own_zone():
