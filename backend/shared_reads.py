@@ -16,16 +16,17 @@ caller.
 
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections.abc import Callable, Hashable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
+REFRESHER_IDLE_S = 30.0  # the read-ahead thread ends after this long with nothing to read
 MAX_KEYS = 256  # past this, answers older than the interval are dropped at the next keeping
 
 
@@ -52,7 +53,8 @@ class SharedReads(Generic[K, V]):
         self._answers: dict[K, _Answer[V]] = {}
         self._reading: dict[K, threading.Lock] = {}  # held while one caller reads that key
         self._generation = 0
-        self._refresh_pool: ThreadPoolExecutor | None = None
+        self._refreshes: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._refresher_running = False
 
     def get(self, key: K, read: Callable[[], V]) -> V:
         """The answer for `key` at most `ttl_s` old, reading it (once for all callers) if none."""
@@ -109,18 +111,33 @@ class SharedReads(Generic[K, V]):
                 reading.release()
 
         try:
-            self._refresher().submit(refresh)
+            self._submit(refresh)
         except BaseException:
             reading.release()
             raise
 
-    def _refresher(self) -> ThreadPoolExecutor:
-        """The one thread that reads ahead (made on first use): a new thread per read would
-        cost the caller its start, ~0.6 ms on a busy core."""
+    def _submit(self, refresh: Callable[[], None]) -> None:
+        """Hand a read-ahead to the one thread that runs them, starting it if none runs: a
+        thread per read would cost the caller its start (~0.6 ms on a busy core). The thread is
+        a daemon, so an engine that never answers cannot hold up the process's exit, and it
+        ends once idle for REFRESHER_IDLE_S."""
         with self._lock:
-            if self._refresh_pool is None:
-                self._refresh_pool = ThreadPoolExecutor(1, thread_name_prefix="shared-read")
-            return self._refresh_pool
+            if not self._refresher_running:  # a failed start queues nothing
+                threading.Thread(
+                    target=self._run_refreshes, name="shared-read", daemon=True
+                ).start()
+                self._refresher_running = True
+            self._refreshes.put(refresh)
+
+    def _run_refreshes(self) -> None:
+        while True:
+            try:
+                self._refreshes.get(timeout=REFRESHER_IDLE_S)()
+            except queue.Empty:
+                with self._lock:  # puts happen under the lock: none can slip in unseen
+                    if self._refreshes.empty():
+                        self._refresher_running = False
+                        return
 
     def _fresh(self, key: K) -> _Answer[V] | None:
         with self._lock:

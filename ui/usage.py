@@ -195,7 +195,7 @@ class UsageHandlers:
             gr.LinePlot(value=tokens, y_lim=count_axis(tokens["tokens"])),
             gr.BarPlot(
                 value=users if top else None, visible=top, y_lim=count_axis(users["reply tokens"])
-            ),  # fmt: skip
+            ),
             gr.BarPlot(value=models, y_lim=count_axis(models["requests"])),
         )
 

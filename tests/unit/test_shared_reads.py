@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from backend import shared_reads
 from backend.admission import AdmissionSettings
 from backend.auth import CLI
 from backend.engines.embedded import BUNDLED_MODEL_NAME
@@ -121,6 +122,31 @@ def test_a_refresh_under_way_across_forget_is_not_kept() -> None:
     release.set()
     assert shared.get("a", lambda: "afresh") == "afresh"  # waits for the lock, then reads
     assert shared.get("a", lambda: "again") == "afresh"
+
+
+def test_the_read_ahead_thread_is_a_daemon_and_ends_when_idle(monkeypatch) -> None:
+    """An engine that never answers cannot hold up the process's exit; no thread is left
+    behind by a SharedReads nobody asks."""
+    monkeypatch.setattr(shared_reads, "REFRESHER_IDLE_S", 0.05)
+    clock = Clock()
+    shared: SharedReads[str, int] = SharedReads(3.0, clock, refresh_after_s=1.0)
+    shared.get("a", lambda: 1)
+    clock.now += 1.5
+    seen: list[threading.Thread] = []
+    shared.get("a", lambda: seen.append(threading.current_thread()) or 2)
+    for _ in range(200):
+        if seen and not seen[0].is_alive():
+            break
+        threading.Event().wait(0.01)
+    assert seen and seen[0].daemon and not seen[0].is_alive()
+    assert shared.get("a", lambda: 3) == 2
+    clock.now += 1.5  # a later read-ahead starts the thread again
+    shared.get("a", lambda: seen.append(threading.current_thread()) or 4)
+    for _ in range(200):
+        if shared.get("a", lambda: 5) == 4:
+            break
+        threading.Event().wait(0.01)
+    assert len(seen) == 2 and shared.get("a", lambda: 6) == 4
 
 
 @pytest.mark.parametrize("after", [-1.0, 3.0, 5.0])
