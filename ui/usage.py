@@ -110,8 +110,9 @@ MIN_COUNT_AXIS_TOP = 5
 
 
 def count_axis(counts: Any) -> list[float | None]:
-    """y_lim for a plot of counts: from 0 to the largest, and never below MIN_COUNT_AXIS_TOP."""
-    return [0, int(max([MIN_COUNT_AXIS_TOP, *counts]))]
+    """y_lim for a plot of counts: from 0 to MIN_COUNT_AXIS_TOP while every count is below it;
+    else from 0 to a round number above the largest, as Vega-Lite picks it (None)."""
+    return [0, MIN_COUNT_AXIS_TOP if max(counts, default=0) < MIN_COUNT_AXIS_TOP else None]
 
 
 def bar_frame(rows: tuple, key: str, value: str, attribute: str) -> pd.DataFrame:

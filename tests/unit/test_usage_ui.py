@@ -37,14 +37,14 @@ def test_every_day_of_the_range_is_plotted_idle_days_as_zero():
 
 
 @pytest.mark.parametrize(
-    ("counts", "top"), [([], 5), ([0, 0], 5), ([1], 5), ([0, 3, 2], 5), ([7, 2], 7), ([1200], 1200)]
+    ("counts", "top"), [([], 5), ([0, 0], 5), ([1], 5), ([0, 3, 4], 5), ([5], None), ([7, 2], None)]
 )
 def test_a_count_axis_runs_from_zero_to_at_least_five_so_its_ticks_are_whole(counts, top):
     """One request must not draw ticks at 0.2, 0.4, ... on a per-day count."""
     per_day, _ = day_frames(REPORT)
     assert count_axis(counts) == [0, top]
     assert count_axis(per_day["requests"]) == [0, 5]
-    assert all(type(bound) is int for bound in count_axis(per_day["requests"]))  # JSON, not numpy
+    assert count_axis(per_day["requests"] * 1000) == [0, None]  # Vega-Lite rounds the top up
 
 
 def test_each_day_is_drawn_at_midnight_in_the_pages_own_zone():
