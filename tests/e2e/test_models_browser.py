@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from backend.admission import Machine
@@ -231,3 +232,20 @@ def test_staff_sees_no_admin_controls_and_the_api_refuses_them(browser, app, ser
         staff.close()
     assert BUNDLED_NAME in server.installed_names()
     assert server.state.running() == []
+
+
+def test_opening_the_tab_shows_what_is_loaded_now_not_at_page_load(browser, app, server) -> None:
+    """A chat, another admin or Ollama's own keep-alive timer changes what is loaded while the
+    page is open: the tab shows it as it is when opened."""
+    page = models_tab(browser, app, "admin", ADMIN_PASSWORD)
+    page.locator("#models-loaded", has_text="No model is loaded.").wait_for()
+    page.get_by_role("tab", name="Chat").click()
+    body = {"model": BUNDLED_NAME, "keep_alive": -1}  # loaded outside this page
+    try:
+        assert httpx.post(f"{server.url}/api/generate", json=body).json()["done_reason"] == "load"
+        page.get_by_role("tab", name="Models").click()
+        page.locator("#models-loaded", has_text=BUNDLED_NAME).wait_for()
+    finally:
+        httpx.post(f"{server.url}/api/generate", json=body | {"keep_alive": 0})
+    assert server.state.running() == []
+    page.context.close()

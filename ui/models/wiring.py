@@ -43,14 +43,21 @@ def catalog_outputs(page: CatalogPage) -> tuple[Any, ...]:
 
 
 def wire(handlers: ModelsHandlers, view: ModelsLayout, demo: gr.Blocks) -> None:
-    after = _wire_catalog(handlers, view, demo)
+    """Wire the tab's events; call inside its gr.Tab (opening the tab shows the lists as they
+    are then: a chat, another admin or the engine's own timer may have loaded or unloaded a
+    model since the page loaded)."""
+    tab = gr.context.get_render_context()
+    after = _wire_catalog(handlers, view, demo, tab if isinstance(tab, gr.Tab) else None)
     _wire_pull(handlers, view)
     _wire_manage(handlers, view, after)
 
 
-def _wire_catalog(handlers: ModelsHandlers, view: ModelsLayout, demo: gr.Blocks) -> dict[str, Any]:
-    """Page load, the catalog and its filters, a row's estimate, Refresh. Returns the refresh
-    of the lists that follows every change (as keyword arguments of .then)."""
+def _wire_catalog(
+    handlers: ModelsHandlers, view: ModelsLayout, demo: gr.Blocks, tab: gr.Tab | None
+) -> dict[str, Any]:
+    """Page load, the catalog and its filters, a row's estimate, Refresh and opening the tab.
+    Returns the refresh of the lists that follows every change (as keyword arguments of
+    .then)."""
     cat = view.catalog
 
     @guarded
@@ -84,6 +91,8 @@ def _wire_catalog(handlers: ModelsHandlers, view: ModelsLayout, demo: gr.Blocks)
                     [cat.detail, view.pull.tag, view.manage.pick], **PRIVATE)  # fmt: skip
     picked = [view.manage.pick]
     view.refresh.click(models_refresh, picked, view.list_outputs, **PRIVATE).then(**to_catalog)
+    if tab is not None:
+        tab.select(models_refresh, picked, view.list_outputs, **PRIVATE).then(**to_catalog)
     return {"fn": models_refresh, "inputs": picked, "outputs": view.list_outputs, **PRIVATE}
 
 
