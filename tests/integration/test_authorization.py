@@ -56,8 +56,8 @@ ENDPOINTS: dict[str, str] = {
     "chat": SIGNED_IN,  # the public API
     # Models tab (ui/models/): everyone sees the catalog and fit; admins change models.
     "models_tab_load": SIGNED_IN,
-    **{f"models_catalog{s}": SIGNED_IN for s in ("", "_1", "_2", "_3", "_4", "_5", "_6", "_7")},
-    **{f"models_refresh{suffix}": SIGNED_IN for suffix in ("", "_1", "_2", "_3", "_4")},
+    **{f"models_catalog{s}": SIGNED_IN for s in ("", *(f"_{n}" for n in range(1, 9)))},
+    **{f"models_refresh{s}": SIGNED_IN for s in ("", *(f"_{n}" for n in range(1, 6)))},
     "models_pulled": SIGNED_IN,  # the lists after a pull (button), picking the model pulled
     "models_pulled_1": SIGNED_IN,  # (Enter)
     "models_select": SIGNED_IN,
