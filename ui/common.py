@@ -52,6 +52,13 @@ class Caller(Protocol):
     username: str | None
 
 
+def current_tab() -> gr.Tab | None:
+    """The gr.Tab whose components are being built now, or None outside one (a tab's events,
+    such as opening it, are wired on it)."""
+    context = gr.context.get_render_context()
+    return context if isinstance(context, gr.Tab) else None
+
+
 def acting_user(services: Services, request: Caller | None) -> User:
     """The signed-in user for this request; raises PermissionDenied for anonymous callers."""
     user = services.auth.resolve(getattr(request, "username", None) if request else None)

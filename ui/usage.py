@@ -20,7 +20,7 @@ import pandas as pd
 from backend.chat.limits import LABELS, EffectiveLimits
 from backend.chat.usage import DEFAULT_DAYS, UsageReport
 from backend.units import counted, noun_for
-from ui.common import PRIVATE, acting_user, guarded, last_input_from_page
+from ui.common import PRIVATE, acting_user, current_tab, guarded, last_input_from_page
 
 if TYPE_CHECKING:
     from backend.services import Services
@@ -223,8 +223,7 @@ class UsageHandlers:
 
 def build(services: Services, demo: gr.Blocks) -> None:
     """Create the Usage tab's components inside the current gr.Tab and wire their events."""
-    tab = gr.context.get_render_context()
-    tab = tab if isinstance(tab, gr.Tab) else None
+    tab = current_tab()
     view = layout()
     handlers = UsageHandlers(services)
     opened = {"fn": guarded(handlers.usage_open), "inputs": [view.zone],

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import gradio as gr
 
+from ui.common import current_tab
+
 CARDS_ID = "hearth-hardware-cards"
 
 
@@ -40,7 +42,6 @@ def _plot(y: str, title: str) -> gr.LinePlot:
 
 def layout(interval_s: float) -> HardwareLayout:
     """Create the components in the current render context (normally the Hardware gr.Tab)."""
-    context = gr.context.get_render_context()
     timer = gr.Timer(interval_s, active=True)
     shown = gr.Checkbox(value=True, visible=False)
     cards = gr.HTML('<p class="hh-sub">Reading the hardware…</p>', elem_id=CARDS_ID)
@@ -51,7 +52,7 @@ def layout(interval_s: float) -> HardwareLayout:
         ram_plot = _plot("GiB", "System memory (GiB)")
         cpu_plot = _plot("%", "CPU busy (%)")
     return HardwareLayout(
-        tab=context if isinstance(context, gr.Tab) else None,
+        tab=current_tab(),
         timer=timer,
         shown=shown,
         cards=cards,

@@ -19,7 +19,7 @@ from typing import Any
 
 import gradio as gr
 
-from ui.common import PRIVATE, guarded
+from ui.common import PRIVATE, current_tab, guarded
 from ui.models.handlers import CatalogPage, ModelLists, ModelsHandlers
 from ui.models.layout import ModelsLayout
 
@@ -46,8 +46,7 @@ def wire(handlers: ModelsHandlers, view: ModelsLayout, demo: gr.Blocks) -> None:
     """Wire the tab's events; call inside its gr.Tab (opening the tab shows the lists as they
     are then: a chat, another admin or the engine's own timer may have loaded or unloaded a
     model since the page loaded)."""
-    tab = gr.context.get_render_context()
-    after = _wire_catalog(handlers, view, demo, tab if isinstance(tab, gr.Tab) else None)
+    after = _wire_catalog(handlers, view, demo, current_tab())
     _wire_pull(handlers, view)
     _wire_manage(handlers, view, after)
 
